@@ -1,0 +1,32 @@
+# Two commands on a fresh machine with python3 and make:
+#   make book   - install, execute every chapter with papermill, build the HTML book
+#   make test   - install, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PRESET ?= default
+SEED   ?= 0
+STAMP  := $(VENV)/.indi4d-installed
+
+.PHONY: book test install benchmarks clean-book
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	@touch $@
+
+book: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED)
+
+test: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest
+
+benchmarks: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/speed.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/quality.py
+
+clean-book:
+	rm -rf book/_build book/chapters

@@ -1,0 +1,184 @@
+"""Execute the chapters with papermill and build the Jupyter Book.
+
+Chapters are jupytext MyST markdown files (``notebooks/NN_name.md``) with one
+cell tagged ``parameters``. :func:`execute_chapter` converts one to a notebook,
+runs it headlessly with papermill (any cell error fails) and writes the
+executed copy; :func:`build_book` runs all chapters in order into
+``book/chapters/`` and calls ``jupyter-book build``.
+
+An executed chapter records a fingerprint (its source, its parameters and the
+library's source) in its metadata, so ``make book`` re-runs only what changed.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ._atomic import atomic_path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def chapter_paths(notebooks_dir):
+    """Return the chapter sources ``NN_*.md`` of a folder, in order."""
+    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md"))
+    if not paths:
+        raise FileNotFoundError(f"{notebooks_dir}: no chapters (NN_name.md) found")
+    return paths
+
+
+def _fingerprint(md_path, parameters):
+    """sha256 of a chapter's source, its parameters and every library source file."""
+    h = hashlib.sha256()
+    h.update(Path(md_path).read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True).encode())
+    for src in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def _stored_fingerprint(ipynb_path):
+    try:
+        meta = json.loads(Path(ipynb_path).read_text())["metadata"]
+        return meta.get("indi4d", {}).get("fingerprint")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def execute_chapter(md_path, out_path, parameters, cwd=None, kernel_name="python3", log_output=False):
+    """Run one jupytext chapter through papermill and write the executed notebook.
+
+    Parameters
+    ----------
+    md_path : str or Path
+        The chapter source (jupytext MyST markdown).
+    out_path : str or Path
+        Where the executed ``.ipynb`` goes (written atomically: a failed run
+        leaves no notebook that looks complete).
+    parameters : dict
+        Values injected after the ``parameters`` cell (``preset``, ``run_dir``, ...).
+    cwd : str or Path, optional
+        Working directory of the kernel; defaults to the chapter's folder.
+    kernel_name : str
+        Jupyter kernel; ``python3`` is the interpreter running this function.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    papermill.PapermillExecutionError
+        When a cell fails; the message names the cell and the error.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    md_path = Path(md_path)
+    out_path = Path(out_path)
+    nb = jupytext.read(md_path)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        raise ValueError(f"{md_path}: no cell tagged 'parameters'")
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["indi4d"] = {"source": md_path.name, "fingerprint": _fingerprint(md_path, parameters)}
+    with atomic_path(out_path.with_suffix(".input.ipynb")) as tmp_in:
+        nbformat.write(nb, tmp_in)
+        with atomic_path(out_path) as tmp_out:
+            papermill.execute_notebook(
+                str(tmp_in), str(tmp_out), parameters=parameters,
+                cwd=str(cwd or md_path.parent), kernel_name=kernel_name,
+                progress_bar=False, log_output=log_output, language="python",
+            )
+    out_path.with_suffix(".input.ipynb").unlink(missing_ok=True)
+    return out_path
+
+
+def execute_chapters(notebooks_dir, out_dir, parameters, only=None, force=False):
+    """Execute every chapter in order; skip those whose fingerprint is unchanged.
+
+    Returns
+    -------
+    list of (name, seconds or None)
+        Wall time per executed chapter (None when reused).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for md in chapter_paths(notebooks_dir):
+        if only and not any(md.name.startswith(o) for o in only):
+            continue
+        out = out_dir / f"{md.stem}.ipynb"
+        if not force and out.exists() and _stored_fingerprint(out) == _fingerprint(md, parameters):
+            print(f"[book] {md.name}: unchanged, reusing {out}", flush=True)
+            timings.append((md.stem, None))
+            continue
+        print(f"[book] {md.name}: executing with {parameters} ...", flush=True)
+        t0 = time.perf_counter()
+        execute_chapter(md, out, parameters)
+        dt = time.perf_counter() - t0
+        print(f"[book] {md.name}: done in {dt:.0f} s", flush=True)
+        timings.append((md.stem, dt))
+    return timings
+
+
+def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False):
+    """Execute the chapters with a preset and build the HTML book.
+
+    Parameters
+    ----------
+    root : str or Path
+        The repository root (holding ``notebooks/`` and ``book/``).
+    preset : str
+        Parameter preset passed to every chapter.
+    run_dir : str or Path, optional
+        Where chapters keep their artifacts; default ``ROOT/runs/<preset>``.
+
+    Returns
+    -------
+    Path
+        ``book/_build/html/index.html``.
+    """
+    root = Path(root).resolve()
+    run_dir = Path(run_dir or root / "runs" / preset).resolve()
+    parameters = {"preset": preset, "seed": int(seed), "run_dir": str(run_dir)}
+    t0 = time.perf_counter()
+    timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    subprocess.run(
+        [sys.executable, "-m", "jupyter_book", "build", str(root / "book"), "--keep-going"],
+        check=True, env=env,
+    )
+    index = root / "book" / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise RuntimeError(f"jupyter-book did not write {index}")
+    with atomic_path(run_dir / "book_timings.json") as tmp:
+        tmp.write_text(json.dumps({"chapters_s": dict(timings), "total_s": time.perf_counter() - t0}, indent=2))
+    return index
+
+
+def main(argv=None):
+    """``python -m indi4d.book``: what ``make book`` runs."""
+    parser = argparse.ArgumentParser(description="execute the chapters and build the book")
+    parser.add_argument("--root", default=".")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", default=None)
+    parser.add_argument("--only", nargs="*", help="chapter number prefixes, e.g. 01 02")
+    parser.add_argument("--force", action="store_true", help="re-execute unchanged chapters")
+    args = parser.parse_args(argv)
+    index = build_book(args.root, args.preset, args.seed, args.run_dir, args.only, args.force)
+    print(f"\nThe book is built: {index}\nOpen it with: python3 -m http.server -d {index.parent}  (then http://127.0.0.1:8000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
