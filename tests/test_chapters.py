@@ -1,0 +1,139 @@
+"""Every chapter executes through papermill with the tiny preset, and the book builds.
+
+The chapters run in order into one run folder, as `make book` does, so each one
+reads what the earlier ones wrote. The built book is then opened in a real
+headless Chromium served from 127.0.0.1.
+"""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indi4d.book import chapter_paths, execute_chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = chapter_paths(ROOT / "notebooks")
+EXECUTED = {}  # chapter stem -> executed notebook path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder and a private data cache shared by all chapters of this module."""
+    base = tmp_path_factory.mktemp("tiny_book")
+    old = os.environ.get("INDI4D_DATA_DIR")
+    os.environ["INDI4D_DATA_DIR"] = str(base / "cache")  # inherited by the papermill kernels
+    yield base
+    if old is None:
+        os.environ.pop("INDI4D_DATA_DIR", None)
+    else:
+        os.environ["INDI4D_DATA_DIR"] = old
+
+
+def _outputs(nb, kind):
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if kind(o)]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_executes_with_tiny_preset(md, tiny_run):
+    earlier = [p.stem for p in CHAPTERS[: CHAPTERS.index(md)]]
+    missing = [s for s in earlier if s not in EXECUTED]
+    if missing:
+        pytest.skip(f"earlier chapters failed: {missing}")
+    out = tiny_run / "executed" / f"{md.stem}.ipynb"
+    params = {"preset": "tiny", "seed": 0, "run_dir": str(tiny_run / "run")}
+    execute_chapter(md, out, params)
+    nb = json.loads(out.read_text())
+    errors = _outputs(nb, lambda o: o.get("output_type") == "error")
+    assert not errors, f"{md.name}: error outputs {errors}"
+    figures = _outputs(nb, lambda o: "image/png" in o.get("data", {}))
+    assert figures, f"{md.name}: the chapter shows no figure"
+    # the parameters papermill injected are the ones we passed
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "tiny" in "".join(injected[0]["source"])
+    EXECUTED[md.stem] = out
+
+
+def test_every_chapter_has_the_cookbook_frame():
+    """Overview, prerequisites and time to run first; summary and what comes next last."""
+    for md in CHAPTERS:
+        text = md.read_text()
+        heads = [h for h in ("## Overview", "## Prerequisites", "## Time to run", "## Summary", "## What comes next")]
+        positions = [text.find(h) for h in heads]
+        assert all(p >= 0 for p in positions), f"{md.name}: missing one of {heads}"
+        assert positions == sorted(positions), f"{md.name}: sections out of order"
+        assert text.count(":tags: [parameters]") == 1, f"{md.name}: needs exactly one parameters cell"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("CI must install chromium (see .ci/run) for the browser check of the book")
+    pytest.skip("no chromium on this machine")
+
+
+def _chromium_args(chromium, profile):
+    return [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1280,1600", "--virtual-time-budget=5000",
+    ]
+
+
+def test_book_builds_and_renders_in_a_browser(tmp_path):
+    if len(EXECUTED) != len(CHAPTERS):
+        pytest.skip("not every chapter executed")
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    (book / "chapters").mkdir()
+    for out in EXECUTED.values():
+        shutil.copy(out, book / "chapters" / out.name)
+    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(book), "--keep-going"],
+                   check=True, capture_output=True, text=True)
+    html = book / "_build" / "html"
+    assert (html / "index.html").exists()
+
+    chromium = _chromium()
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        first = CHAPTERS[0].stem
+        dom = subprocess.run(
+            _chromium_args(chromium, tmp_path / "profile") + ["--dump-dom", f"{base}/chapters/{first}.html"],
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout
+        assert "Overview" in dom and "<img" in dom, "chapter page lacks its text or figures"
+        assert "Traceback" not in dom
+        shot = tmp_path / "index.png"
+        subprocess.run(
+            _chromium_args(chromium, tmp_path / "profile") + [f"--screenshot={shot}", f"{base}/index.html"],
+            check=True, capture_output=True, timeout=120,
+        )
+    finally:
+        server.shutdown()
+    from skimage.io import imread
+
+    pixels = imread(shot)
+    assert pixels.ndim == 3 and pixels.shape[0] > 500
+    assert np.std(pixels[..., :3]) > 10, "the rendered page is blank"
