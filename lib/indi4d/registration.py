@@ -1,0 +1,644 @@
+"""Registration of the ×2-upscaled LQ scan onto the HQ scan with spam (chapter 02).
+
+The HQ scan covers a small region of the LQ scan, but moving the sample between
+the two acquisitions leaves a small rigid (or affine) misalignment. We crop
+the LQ region that the HQ scan covers, upscale it ×2 onto the HQ grid, and
+measure the misalignment with spam's image correlation
+(``spam.DIC.registerMultiscale`` / ``spam.DIC.register``).
+
+Convention (spam's; see CONTRIBUTING.md): Φ is a 4×4 deformation function about
+the centre of the HQ volume, ``(shape - 1) / 2``, and the HQ scan shows the
+sample moved by Φ relative to the upscaled LQ crop::
+
+    hq ≈ spam.DIC.applyPhi(lq_up, Φ)          i.e.  hq(x) = lq_up(Φ⁻¹·x)
+    Φ  = spam.DIC.register(lq_up, hq)["Phi"]  (spam: im1(x) = im2(Φ·x))
+
+:func:`register_scans` does it all and writes the ``pairs`` folder that the
+training chapters read.
+"""
+
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from . import preprocess
+from ._atomic import atomic_path
+from ._spam import import_spam
+from .io import read_volume
+from .presets import resolve
+
+PRESETS = {
+    # tests / CI: volumes of ~64^3 HQ voxels, seconds
+    "tiny": {
+        "bin_start": 1,  # spam multiscale: first binning level (power of 2)
+        "max_iterations": 60,  # per binning level
+        "delta_phi_min": 1e-4,  # convergence: |ΔΦ| below this
+        "rigid": False,  # affine (False, as in the paper) or rigid Φ
+        "margin_fraction": 0.1,  # spam margin, fraction of the smallest HQ side
+        "blur_sigma": 1.0,  # Gaussian blur (HQ voxels) of both scans before registering
+        "coarse_search": True,  # integer-voxel phase correlation for the initial guess
+        "disc_radius": None,  # reconstruction disc radius (HQ pixels); None = from the data
+        "disc_margin": 2,  # pixels trimmed off the disc edge
+        "equalisation": "global",  # "none" | "global" | "clahe"
+        "n_quantiles": 1024,  # size of the equalisation table
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+        "guard_slices": 1,  # slices dropped between a held-out block and training
+        "z_margin": 0,  # slices dropped at each end of the HQ volume
+        "interpolation_order": 3,  # spline order when resampling LQ onto HQ
+    },
+    # the book on 2 CPU cores: HQ volumes of ~128-256^3 voxels
+    "default": {
+        "bin_start": 2,
+        "max_iterations": 60,
+        "delta_phi_min": 1e-4,
+        "rigid": False,
+        "margin_fraction": 0.1,
+        "blur_sigma": 1.0,
+        "coarse_search": True,
+        "disc_radius": None,
+        "disc_margin": 2,
+        "equalisation": "global",
+        "n_quantiles": 1024,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+        "guard_slices": 2,
+        "z_margin": 0,
+        "interpolation_order": 3,
+    },
+    # the paper's scale (2048^3 HQ, mask radius 1024 px), for a large machine
+    "paper": {
+        "bin_start": 8,
+        "max_iterations": 50,
+        "delta_phi_min": 1e-4,
+        "rigid": False,
+        "margin_fraction": 0.05,
+        "blur_sigma": 1.0,
+        "coarse_search": True,
+        "disc_radius": 1024.0,
+        "disc_margin": 0,
+        "equalisation": "global",
+        "n_quantiles": 4096,
+        "val_fraction": 0.05,
+        "test_fraction": 0.05,
+        "guard_slices": 4,
+        "z_margin": 0,
+        "interpolation_order": 3,
+    },
+}
+
+#: spam's ``returnStatus`` codes.
+SPAM_STATUS = {
+    2: "converged (|ΔΦ| below the threshold)",
+    1: "hit the maximum number of iterations",
+    -1: "diverging (error grew)",
+    -2: "singular matrix M (too little image texture)",
+    -3: "diverging (volume change out of bounds)",
+    -4: "singular Φ (diverged)",
+}
+
+
+class RegistrationError(RuntimeError):
+    """The registration did not converge (or cannot run); the message says why."""
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def decompose_phi(phi):
+    """Translation, rotation and zoom of a 4×4 Φ (``spam.deformation.decomposePhi``).
+
+    Parameters
+    ----------
+    phi : array_like, shape (4, 4)
+
+    Returns
+    -------
+    dict
+        ``translation_vox`` [z, y, x] (voxels), ``rotation_deg`` [rz, ry, rx]
+        (spam's rotation vector, degrees), ``zoom`` [z, y, x], all lists of float.
+    """
+    deformation = import_spam("deformation")
+    d = deformation.decomposePhi(np.asarray(phi, dtype=float))
+    return {
+        "translation_vox": [float(v) for v in d["t"]],
+        "rotation_deg": [float(v) for v in d["r"]],
+        "zoom": [float(v) for v in d["z"]],
+    }
+
+
+def compute_phi(translation_vox=(0.0, 0.0, 0.0), rotation_deg=(0.0, 0.0, 0.0)):
+    """The 4×4 Φ of a rigid motion (``spam.deformation.computePhi``), as a float64 array."""
+    deformation = import_spam("deformation")
+    return np.asarray(deformation.computePhi({"t": list(translation_vox), "r": list(rotation_deg)}), dtype=float)
+
+
+def misalignment_error(phi, reference_phi):
+    """How far a recovered Φ is from a known one.
+
+    Parameters
+    ----------
+    phi, reference_phi : array_like, shape (4, 4)
+        Recovered and true Φ (same centre).
+
+    Returns
+    -------
+    dict
+        ``translation_vox`` (Euclidean norm of the translation difference,
+        voxels), ``rotation_deg`` (angle of the relative rotation, degrees),
+        ``zoom`` (largest |zoom difference|).
+    """
+    a, b = decompose_phi(phi), decompose_phi(reference_phi)
+    dt = np.subtract(a["translation_vox"], b["translation_vox"])
+    ra = compute_phi(rotation_deg=a["rotation_deg"])[:3, :3]
+    rb = compute_phi(rotation_deg=b["rotation_deg"])[:3, :3]
+    # angle of R_a R_b^T: cos(θ) = (trace - 1) / 2
+    cos = np.clip((np.trace(ra @ rb.T) - 1.0) / 2.0, -1.0, 1.0)
+    return {
+        "translation_vox": float(np.linalg.norm(dt)),
+        "rotation_deg": float(np.degrees(np.arccos(cos))),
+        "zoom": float(np.max(np.abs(np.subtract(a["zoom"], b["zoom"])))),
+    }
+
+
+def apply_phi(volume, phi):
+    """Apply Φ to a volume with spam's trilinear interpolator (``spam.DIC.applyPhi``).
+
+    ``apply_phi(lq_up, Φ)`` brings the upscaled LQ crop onto the HQ scan.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (Z, Y, X)
+    phi : array_like, shape (4, 4)
+        About the volume centre ``(shape - 1) / 2``.
+
+    Returns
+    -------
+    ndarray, float32, shape (Z, Y, X)
+        Voxels mapped from outside the input are 0.
+    """
+    volume = np.asarray(volume)
+    if volume.ndim != 3 or min(volume.shape) < 2:
+        raise ValueError(f"apply_phi: expected a 3D volume, got shape {volume.shape}")
+    return import_spam("DIC").applyPhi(volume.astype(np.float32), Phi=np.asarray(phi, dtype=float))
+
+
+def hq_region(lq_shape, hq_shape, meta=None, hq_start_vox=None, source="meta.json"):
+    """Where the HQ scan lies inside the LQ scan, in LQ voxels (half-open).
+
+    Parameters
+    ----------
+    lq_shape, hq_shape : tuple of int
+        (Z, Y, X) of the two scans.
+    meta : dict, optional
+        ``meta.json`` with ``hq_region_in_lq``.
+    hq_start_vox : sequence of int, optional
+        A coarse start (z, y, x) given by the user; used when ``meta`` is None.
+        With neither, the HQ scan is assumed centred in the LQ scan.
+    source : str
+        Name of the metadata file, for the error messages.
+
+    Returns
+    -------
+    start, stop : ndarray of int, shape (3,)
+        ``stop - start == hq_shape / 2``.
+    """
+    lq_shape, hq_shape = np.asarray(lq_shape, int), np.asarray(hq_shape, int)
+    if np.any(hq_shape % 2):
+        raise ValueError(f"HQ volume shape {tuple(hq_shape)} must be even on every axis (two HQ voxels per LQ voxel)")
+    size = hq_shape // 2
+    if meta is not None:
+        try:
+            region = meta["hq_region_in_lq"]
+            start, stop = np.asarray(region["start_vox"], int), np.asarray(region["stop_vox"], int)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: no valid 'hq_region_in_lq' with 'start_vox' and 'stop_vox' ({exc!r})") from None
+        if start.shape != (3,) or stop.shape != (3,):
+            raise ValueError(f"{source}: 'hq_region_in_lq' must give 3 coordinates (z, y, x)")
+        if np.any(stop - start != size):
+            raise ValueError(
+                f"{source}: hq_region_in_lq spans {tuple(stop - start)} LQ voxels but the HQ volume "
+                f"{tuple(hq_shape)} needs {tuple(size)} (HQ shape = 2 x region)"
+            )
+    else:
+        if hq_start_vox is None:
+            start = (lq_shape - size) // 2
+            warnings.warn(
+                f"no meta.json and no hq_start_vox: assuming the HQ scan is centred in the LQ scan (start {tuple(start)})",
+                stacklevel=2,
+            )
+        else:
+            start = np.asarray(hq_start_vox, int)
+            if start.shape != (3,):
+                raise ValueError(f"hq_start_vox must be (z, y, x), got {hq_start_vox!r}")
+        stop = start + size
+    if np.any(start < 0) or np.any(stop > lq_shape):
+        raise ValueError(
+            f"{source}: the HQ region {tuple(start)}..{tuple(stop)} is not inside the LQ volume of shape {tuple(lq_shape)}"
+        )
+    return start, stop
+
+
+def resample_lq_onto_hq(lq, start, stop, phi=None, order=3):
+    """Cut, upscale ×2 and align the LQ scan onto the HQ grid in one interpolation.
+
+    Equivalent to ``apply_phi(upscale(lq[start:stop]), Φ)`` but with one cubic
+    spline resampling instead of a cubic upscaling followed by a trilinear
+    one (which would blur the LQ slices a second time), and with real LQ data
+    (not zeros) where Φ reaches outside the crop.
+
+    Parameters
+    ----------
+    lq : ndarray, shape (Z, Y, X)
+        The whole LQ scan.
+    start, stop : sequence of int
+        The HQ region in LQ voxels (half-open), from :func:`hq_region`.
+    phi : array_like, shape (4, 4), optional
+        Φ about the centre of the HQ volume; default identity (plain upscaling).
+    order : int
+        Spline order (3 = cubic).
+
+    Returns
+    -------
+    ndarray, float32, shape 2 * (stop - start)
+    """
+    lq = np.asarray(lq)
+    start, stop = np.asarray(start, int), np.asarray(stop, int)
+    out_shape = tuple(2 * (stop - start))
+    phi = np.eye(4) if phi is None else np.asarray(phi, dtype=float)
+    phi_inv = np.linalg.inv(phi)
+    a, b = phi_inv[:3, :3], phi_inv[:3, 3]
+    c = (np.asarray(out_shape) - 1) / 2.0
+    # HQ voxel x samples lq_up at p = A (x - c) + b + c (spam's applyPhi), and
+    # lq_up(p) = lq(start + (p + 0.5) / 2 - 0.5) on cell-centred grids.
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in out_shape], indexing="ij")).reshape(3, -1).T
+    p = (corners - c) @ a.T + b + c
+    reach = int(np.ceil(np.max(np.abs(p - corners)) / 2.0)) + order + 2  # LQ voxels needed beyond the crop
+    lo, hi = start - reach, stop + reach
+    # take the padded crop with edge values where it leaves the LQ volume
+    idx = [np.clip(np.arange(l, h), 0, n - 1) for l, h, n in zip(lo, hi, lq.shape)]
+    crop = lq[np.ix_(*idx)].astype(np.float32)
+    matrix = a / 2.0
+    offset = (b + c - a @ c + 0.5) / 2.0 - 0.5 + reach  # q = (A/2) x + offset in crop voxels
+    return ndi.affine_transform(crop, matrix, offset=offset, output_shape=out_shape, order=order, mode="nearest").astype(np.float32)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def prepare_for_registration(volume, mask=None, sigma=1.0):
+    """Put a scan on a common grey scale for correlation: blur, robust z-score, positive offset.
+
+    LQ and HQ have different blur, noise and dose, so their grey values differ.
+    Both are blurred (noise matters less and the sharper HQ moves closer to the
+    LQ), then standardised with the median and the inter-quartile range of the
+    voxels inside ``mask``, and shifted by +10 so they stay positive (spam's
+    error term divides by the sum of the first image).
+
+    Parameters
+    ----------
+    volume : ndarray, shape (Z, Y, X)
+    mask : ndarray of bool, shape (Y, X) or (Z, Y, X), optional
+    sigma : float
+        Gaussian blur, voxels (0: none).
+
+    Returns
+    -------
+    ndarray, float32, shape (Z, Y, X)
+        ``(v - median) / IQR + 10``.
+    """
+    v = np.asarray(volume, dtype=np.float32)
+    if sigma > 0:
+        v = ndi.gaussian_filter(v, sigma)
+    values = v[np.broadcast_to(mask, v.shape)] if mask is not None else v.ravel()
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    iqr = q75 - q25 if q75 > q25 else (values.std() or 1.0)
+    return ((v - q50) / iqr + 10.0).astype(np.float32)
+
+
+def coarse_translation(lq_up, hq, mask=None, max_side=64):
+    """Whole-voxel translation estimate by masked phase correlation (the initial guess for spam).
+
+    The volumes are block-averaged by a power of two until their smallest side
+    is at most ``max_side`` (the masked correlation is costly), so the estimate
+    is good to about the binning factor: enough to start spam inside its basin.
+
+    Parameters
+    ----------
+    lq_up, hq : ndarray, shape (Z, Y, X)
+        Prepared volumes (same shape).
+    mask : ndarray of bool, shape (Y, X), optional
+        Reconstruction disc; only voxels inside it are correlated (a hard mask
+        multiplied in would itself correlate best at zero shift).
+    max_side : int
+        Largest smallest-side of the binned volumes.
+
+    Returns
+    -------
+    ndarray, float, shape (3,)
+        ``t`` (z, y, x) in voxels such that ``hq(x) ≈ lq_up(x - t)``.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    k = 1
+    while min(hq.shape) // k > max_side:
+        k *= 2
+    m = np.ones(hq.shape, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), hq.shape)
+
+    def binned(v):
+        n = [s // k * k for s in v.shape]
+        v = v[: n[0], : n[1], : n[2]].astype(np.float32)
+        return v.reshape(n[0] // k, k, n[1] // k, k, n[2] // k, k).mean(axis=(1, 3, 5))
+
+    mb = binned(m) > 0.5
+    # skimage's shift s registers moving onto reference: reference(x) = moving(x - s)
+    shift = phase_cross_correlation(binned(hq), binned(lq_up), reference_mask=mb, moving_mask=mb)
+    shift = shift[0] if isinstance(shift, tuple) else shift
+    return k * np.asarray(shift, dtype=float)
+
+
+def _residual(a, b, region):
+    """RMS of a - b over a boolean region."""
+    d = (a - b)[region]
+    return float(np.sqrt(np.mean(d.astype(np.float64) ** 2)))
+
+
+def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
+    """Register the ×2-upscaled LQ crop onto the HQ scan with spam.
+
+    Parameters
+    ----------
+    lq_up : ndarray, shape (Z, Y, X)
+        The LQ crop upscaled onto the HQ grid (:func:`indi4d.preprocess.upscale`).
+    hq : ndarray, shape (Z, Y, X)
+        The HQ scan, same shape.
+    mask : ndarray of bool, shape (Y, X), optional
+        Reconstruction disc: voxels outside it do not drive the fit.
+    preset : str
+        Key of :data:`PRESETS`.
+    **overrides
+        Any preset parameter (``bin_start``, ``max_iterations``, ``delta_phi_min``,
+        ``rigid``, ``margin_fraction``, ``blur_sigma``, ``coarse_search``).
+
+    Returns
+    -------
+    dict
+        ``phi`` (4×4 list, ``hq ≈ applyPhi(lq_up, Φ)``), ``translation_vox``,
+        ``rotation_deg``, ``zoom``, ``status`` (spam's returnStatus),
+        ``status_text``, ``converged`` (status == 2), ``iterations`` (at full
+        resolution), ``spam_error``, ``residual_before`` / ``residual_after``
+        (RMS grey difference of the prepared volumes inside the mask, in units
+        of their inter-quartile range), ``initial_translation_vox``, ``margin``,
+        ``wall_s``.
+    """
+    keys = ("bin_start", "max_iterations", "delta_phi_min", "rigid", "margin_fraction", "blur_sigma", "coarse_search")
+    p = resolve(PRESETS, preset, **{k: v for k, v in overrides.items()})
+    lq_up, hq = np.asarray(lq_up), np.asarray(hq)
+    if lq_up.ndim != 3 or hq.ndim != 3:
+        raise ValueError(f"register_volumes: expected 3D volumes, got {lq_up.ndim}D LQ and {hq.ndim}D HQ")
+    if lq_up.shape != hq.shape:
+        raise ValueError(f"register_volumes: upscaled LQ {lq_up.shape} and HQ {hq.shape} must have the same shape")
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != hq.shape[1:]:
+            raise ValueError(f"register_volumes: mask {mask.shape} must be (Y, X) = {hq.shape[1:]}")
+    margin = max(2, int(p["margin_fraction"] * min(hq.shape)))
+    if min(hq.shape) < 2 * margin + 8:
+        raise ValueError(f"register_volumes: volumes of shape {hq.shape} are too small to register (need > {2 * margin + 8} per side)")
+    DIC = import_spam("DIC")
+    t0 = time.perf_counter()
+    a = prepare_for_registration(lq_up, mask, p["blur_sigma"])
+    b = prepare_for_registration(hq, mask, p["blur_sigma"])
+
+    phi_init = np.eye(4)
+    if p["coarse_search"]:
+        t_coarse = coarse_translation(a, b, mask)
+        phi_init[:3, 3] = t_coarse
+        # spam compares im1 with the moved im2 inside the margin: keep the motion inside it
+        margin = max(margin, int(np.ceil(np.abs(t_coarse).max())) + 2)
+    im1mask = None if mask is None else np.broadcast_to(mask, a.shape).copy()
+    kwargs = dict(
+        im1mask=im1mask, PhiInit=phi_init, PhiRigid=bool(p["rigid"]), margin=margin,
+        maxIterations=int(p["max_iterations"]), deltaPhiMin=float(p["delta_phi_min"]), verbose=False,
+    )
+    if int(p["bin_start"]) > 1:
+        reg = DIC.registerMultiscale(a, b, int(p["bin_start"]), binStop=1, **kwargs)
+    else:
+        reg = DIC.register(a, b, **kwargs)
+    phi = np.asarray(reg["Phi"], dtype=float)
+    status = int(reg["returnStatus"])
+
+    # residuals on the interior (the margin is where applyPhi pulls in zeros)
+    region = np.zeros(a.shape, bool)
+    region[margin:-margin, margin:-margin, margin:-margin] = True
+    if mask is not None:
+        region &= mask
+    aligned = DIC.applyPhi(a, Phi=phi)
+    report = {
+        "phi": phi.tolist(),
+        **decompose_phi(phi),
+        "status": status,
+        "status_text": SPAM_STATUS.get(status, "unknown"),
+        "converged": status == 2,
+        "iterations": int(reg["iterations"]),
+        "spam_error": float(reg["error"]),
+        "residual_before": _residual(a, b, region),
+        "residual_after": _residual(aligned, b, region),
+        "residual_units": "RMS of the blurred, robust-z-scored grey difference inside the mask (IQR units)",
+        "initial_translation_vox": [float(v) for v in phi_init[:3, 3]],
+        "margin": int(margin),
+        "parameters": {k: p[k] for k in keys},
+        "wall_s": time.perf_counter() - t0,
+    }
+    return report
+
+
+# --------------------------------------------------------------------------- the whole step
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_scan(path, what):
+    volume, vmeta = read_volume(path)
+    if volume.ndim != 3:
+        raise ValueError(f"{path}: the {what} scan must be a 3D (Z, Y, X) volume, got shape {volume.shape}")
+    if not np.issubdtype(volume.dtype, np.number) or np.iscomplexobj(volume):
+        raise ValueError(f"{path}: the {what} scan has non-numeric dtype {volume.dtype}")
+    if np.issubdtype(volume.dtype, np.floating) and not np.all(np.isfinite(volume)):
+        raise ValueError(f"{path}: the {what} scan contains NaN or infinite values")
+    if volume.min() == volume.max():
+        raise ValueError(f"{path}: the {what} scan is constant ({volume.min()}); nothing to register")
+    return volume, vmeta
+
+
+def _write_json(path, obj):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=preprocess._json_default) + "\n")
+
+
+def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", seed=0, hq_start_vox=None,
+                   allow_unconverged=False, progress=True, **overrides):
+    """Register an LQ/HQ scan pair and write the training pairs (the ``indi4d register`` command).
+
+    Steps: crop the LQ region under the HQ scan, upscale it ×2, register it
+    onto HQ with spam, resample the LQ scan onto HQ with the recovered Φ,
+    mask the reconstruction disc, equalise and scale both to [-1, 1], slice
+    into xy pairs and split them by contiguous z blocks.
+
+    Parameters
+    ----------
+    lq_path, hq_path : str or Path
+        The LQ (e.g. 100 nm) and HQ (50 nm) scans, (Z, Y, X) volumes.
+    out_dir : str or Path
+        The ``pairs`` folder to write: ``pairs.npz``, ``phi.json``,
+        ``normalisation.json``, ``pairs.json`` (see CONTRIBUTING.md).
+    meta_path : str or Path, optional
+        ``meta.json`` of a simulated data set (``hq_region_in_lq``; its
+        ``misalignment`` is compared with the recovered Φ when present).
+    preset : str
+        Key of :data:`PRESETS`.
+    seed : int
+        Seed of the train/val/test split.
+    hq_start_vox : sequence of int, optional
+        Coarse (z, y, x) start of the HQ region in LQ voxels, without ``meta_path``.
+    allow_unconverged : bool
+        Write the pairs even when spam did not converge (with a warning).
+    progress : bool
+        Show a progress bar over the steps.
+    **overrides
+        Preset parameters to replace.
+
+    Returns
+    -------
+    dict
+        The content of ``phi.json``.
+
+    Raises
+    ------
+    RegistrationError
+        When spam did not converge and ``allow_unconverged`` is False
+        (``phi.json`` is still written, with ``"converged": false``).
+    ValueError
+        For bad input, naming the file.
+    """
+    from tqdm.auto import tqdm
+
+    params = resolve(PRESETS, preset, **overrides)
+    lq_path, hq_path, out_dir = Path(lq_path), Path(hq_path), Path(out_dir)
+    steps = tqdm(total=5, desc="register", disable=not progress)
+    t_start = time.perf_counter()
+
+    steps.set_postfix_str("reading")
+    lq, lq_meta = _load_scan(lq_path, "LQ")
+    hq, hq_meta = _load_scan(hq_path, "HQ")
+    lq_vs, hq_vs = lq_meta.get("voxel_size_nm"), hq_meta.get("voxel_size_nm")
+    if lq_vs and hq_vs and not np.isclose(float(lq_vs), 2.0 * float(hq_vs), rtol=1e-3):
+        raise ValueError(f"{lq_path}, {hq_path}: voxel sizes {lq_vs} and {hq_vs} nm are not in a 2:1 ratio")
+    meta = None
+    if meta_path is not None:
+        meta_path = Path(meta_path)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{meta_path}: no such metadata file") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    start, stop = hq_region(lq.shape, hq.shape, meta=meta, hq_start_vox=hq_start_vox,
+                            source=str(meta_path) if meta_path else f"{hq_path} in {lq_path}")
+    steps.update()
+
+    steps.set_postfix_str("registering")
+    radius = params["disc_radius"] or preprocess.estimate_disc_radius(hq)
+    mask = preprocess.disc_mask(hq.shape, radius=max(1.0, radius - params["disc_margin"]))
+    lq_up = resample_lq_onto_hq(lq, start, stop, order=params["interpolation_order"])
+    report = register_volumes(lq_up, hq, mask, preset=preset,
+                              **{k: params[k] for k in ("bin_start", "max_iterations", "delta_phi_min", "rigid",
+                                                        "margin_fraction", "blur_sigma", "coarse_search")})
+    report["hq_region_in_lq"] = {"start_vox": start.tolist(), "stop_vox": stop.tolist()}
+    report["centre"] = [(n - 1) / 2.0 for n in hq.shape]
+    if meta is not None and "misalignment" in meta and "phi" in meta["misalignment"]:
+        applied = meta["misalignment"]
+        report["applied"] = {k: applied[k] for k in ("translation_vox", "rotation_deg", "phi") if k in applied}
+        report["error_vs_applied"] = misalignment_error(report["phi"], applied["phi"])
+    steps.update()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not report["converged"]:
+        msg = (f"spam registration of {hq_path} onto {lq_path} did not converge: status {report['status']} "
+               f"({report['status_text']}) after {report['iterations']} iterations")
+        report["timing_s"] = {"total": time.perf_counter() - t_start, "registration": report["wall_s"]}
+        _write_json(out_dir / "phi.json", report)
+        if not allow_unconverged:
+            steps.close()
+            raise RegistrationError(msg + f"; see {out_dir / 'phi.json'} (pass allow_unconverged / --allow-unconverged to use it anyway)")
+        warnings.warn(msg + "; using it anyway (allow_unconverged)", stacklevel=2)
+
+    steps.set_postfix_str("resampling")
+    lq_aligned = resample_lq_onto_hq(lq, start, stop, report["phi"], order=params["interpolation_order"])
+    steps.update()
+
+    steps.set_postfix_str("normalising")
+    method = params["equalisation"]
+    normalisation = {
+        "lq": preprocess.fit_normalisation(lq_aligned, mask, method=method, n_quantiles=params["n_quantiles"]),
+        "hq": preprocess.fit_normalisation(hq, mask, method=method, n_quantiles=params["n_quantiles"]),
+    }
+    zm = int(params["z_margin"])
+    z_all = np.arange(zm, hq.shape[0] - zm)
+    labels = preprocess.split_slices(z_all.size, params["val_fraction"], params["test_fraction"],
+                                     guard=params["guard_slices"], seed=seed)
+    keep = labels != "guard"
+    z = z_all[keep]
+    lq_n = preprocess.normalise(lq_aligned[z], normalisation["lq"])
+    hq_n = preprocess.normalise(hq[z], normalisation["hq"])
+    # outside the reconstruction disc there is no data: both set to -1 (black)
+    lq_n[:, ~mask] = -1.0
+    hq_n[:, ~mask] = -1.0
+    steps.update()
+
+    steps.set_postfix_str("writing")
+    split = labels[keep]
+    report["timing_s"] = {"total": time.perf_counter() - t_start, "registration": report["wall_s"]}
+    blocks = {s: [int(z[split == s].min()), int(z[split == s].max()) + 1] if np.any(split == s) else None for s in preprocess.SPLITS}
+    provenance = {
+        "indi4d_version": _version(),
+        "inputs": {
+            "lq": {"path": str(lq_path), "sha256": _sha256(lq_path), "shape": list(lq.shape), "dtype": str(lq.dtype), "voxel_size_nm": lq_vs},
+            "hq": {"path": str(hq_path), "sha256": _sha256(hq_path), "shape": list(hq.shape), "dtype": str(hq.dtype), "voxel_size_nm": hq_vs},
+            "meta": None if meta_path is None else {"path": str(meta_path), "sha256": _sha256(meta_path)},
+        },
+        "preset": preset,
+        "seed": int(seed),
+        "parameters": params,
+        "hq_region_in_lq": report["hq_region_in_lq"],
+        "phi": {k: report[k] for k in ("phi", "translation_vox", "rotation_deg", "zoom", "status", "converged")},
+        "mask": {"radius_px": float(radius - params["disc_margin"]), "estimated": params["disc_radius"] is None, "shape": list(mask.shape)},
+        "normalisation": {"method": method, "outside_mask_value": -1.0},
+        "split": {
+            "counts": {s: int(np.sum(split == s)) for s in preprocess.SPLITS},
+            "z_blocks": blocks,
+            "guard_slices": int(params["guard_slices"]),
+            "dropped_z": z_all[~keep].tolist(),
+        },
+    }
+    preprocess.save_pairs(out_dir, lq_n, hq_n, mask, z, split, report, normalisation, provenance)
+    steps.update()
+    steps.close()
+    return report
+
+
+def _version():
+    from . import __version__
+
+    return __version__
