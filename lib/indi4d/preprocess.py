@@ -114,7 +114,7 @@ def estimate_disc_radius(volume, rel_threshold=0.05):
     Outside the disc a reconstruction is constant along z (filled with one
     value), inside it the sample varies from slice to slice. The radius is the
     largest radius whose ring still varies along z by more than
-    ``rel_threshold`` times the median variation inside the inscribed disc.
+    ``rel_threshold`` times the median variation in the central quarter.
     A volume without such an empty outside gives the inscribed radius.
 
     Parameters
@@ -140,7 +140,8 @@ def estimate_disc_radius(volume, rel_threshold=0.05):
     counts = np.bincount(ring.ravel())
     profile = np.bincount(ring.ravel(), weights=spread.ravel()) / np.maximum(counts, 1)
     inscribed = min(ny, nx) / 2.0
-    inner = np.median(spread[r <= inscribed])
+    # the reference variation: the central part, inside any reconstruction disc
+    inner = np.median(spread[r <= max(1.5, inscribed / 4.0)])
     if inner <= 0:
         return float(inscribed)
     alive = np.nonzero(profile > rel_threshold * inner)[0]
