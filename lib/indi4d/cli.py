@@ -29,8 +29,15 @@ def _cmd_simulate(args):
 def _cmd_register(args):
     from .registration import register_scans
 
-    phi = register_scans(args.lq, args.hq, args.out_dir, meta_path=args.meta, preset=args.preset, seed=args.seed)
-    print(json.dumps({k: phi[k] for k in ("translation_vox", "rotation_deg", "status") if k in phi}, indent=2))
+    # a non-converged registration raises RegistrationError (a RuntimeError: exit status 2)
+    # unless --allow-unconverged is given
+    phi = register_scans(
+        args.lq, args.hq, args.out_dir, meta_path=args.meta, preset=args.preset, seed=args.seed,
+        allow_unconverged=getattr(args, "allow_unconverged", False),
+    )
+    keys = ("translation_vox", "rotation_deg", "zoom", "status", "converged", "iterations",
+            "residual_before", "residual_after", "error_vs_applied")
+    print(json.dumps({k: phi[k] for k in keys if k in phi}, indent=2))
 
 
 def _cmd_train(args):
