@@ -122,7 +122,7 @@ def test_hdf5_written_by_someone_else(tmp_path):
     # A beamline-style file: no JSON, plain attributes, one dataset deep in the tree.
     volume = _volume("uint16")
     with h5py.File(tmp_path / "beamline.nxs", "w") as h5:
-        dset = h5.create_dataset("entry/instrument/detector/data", data=volume)
+        dset = h5.create_dataset("entry/instrument/detector/tomo data", data=volume)
         dset.attrs["voxel_size_nm"] = np.float32(100.0)
         dset.attrs["energy_keV"] = 17.5
         dset.attrs["operator"] = b"beamline"
@@ -145,10 +145,12 @@ def test_zarr_group_member(tmp_path):
     np.testing.assert_array_equal(lazy.compute(), volume)
 
 
-def test_imagej_spacing_gives_voxel_size(tmp_path):
+# ImageJ descriptions are ASCII: the micro sign is written as the text "\u00B5m".
+@pytest.mark.parametrize("unit, spacing", [("um", 0.05), ("micron", 0.05), ("\\u00B5m", 0.05), ("nm", 50.0)])
+def test_imagej_spacing_gives_voxel_size(tmp_path, unit, spacing):
     volume = _volume("uint16")
-    tifffile.imwrite(tmp_path / "fiji.tif", volume, imagej=True, resolution=(20.0, 20.0),
-                     metadata={"spacing": 0.05, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "fiji.tif", volume, imagej=True,
+                     metadata={"spacing": spacing, "unit": unit, "axes": "ZYX"})
     back, meta = read_volume(tmp_path / "fiji.tif")
     np.testing.assert_array_equal(back, volume)
     assert meta["voxel_size_nm"] == pytest.approx(50.0)

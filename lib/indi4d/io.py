@@ -225,7 +225,10 @@ def _meta_from_tiff(tif):
                 meta.pop("shape", None)  # tifffile's own record of the array shape
     if "voxel_size_nm" not in meta and tif.is_imagej:
         ij = tif.imagej_metadata or {}
-        to_nm = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "micron": 1e3, "\u00b5m": 1e3, "\\u00B5m": 1e3, "mm": 1e6}
+        # ImageJ writes micrometres as "um", "micron", "\u00b5m" (micro sign),
+        # the Greek mu, or the escaped text "\\u00B5m".
+        to_nm = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "micron": 1e3, "\u00b5m": 1e3, "\u03bcm": 1e3,
+                 "\\u00b5m": 1e3, "mm": 1e6}
         unit = str(ij.get("unit", "")).strip().lower()
         if "spacing" in ij and unit in to_nm:
             meta["voxel_size_nm"] = float(ij["spacing"]) * to_nm[unit]
@@ -243,17 +246,22 @@ def _normalise_meta(meta):
 
 
 def _hdf5_datasets(h5file):
-    """Paths of every dataset in an open HDF5 file, with shape and dtype."""
+    """``[(path, shape, dtype), ...]`` of every dataset in an open HDF5 file."""
     import h5py
 
     found = []
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):
-            found.append(f"/{name} {obj.shape} {obj.dtype}")
+            found.append((f"/{name}", obj.shape, obj.dtype))
 
     h5file.visititems(visit)
     return found
+
+
+def _list_hdf5(h5file):
+    """The datasets of a file as one line for an error message."""
+    return "; ".join(f"{name} {shape} {dtype}" for name, shape, dtype in _hdf5_datasets(h5file)) or "none"
 
 
 def _open_hdf5(file):
@@ -270,19 +278,17 @@ def _hdf5_dataset(h5file, file, dataset):
     import h5py
 
     if dataset is None:
-        names = _hdf5_datasets(h5file)
-        if len(names) == 1:
-            return h5file[names[0].split(" ")[0]]
-        there = "; ".join(names) if names else "none"
+        found = _hdf5_datasets(h5file)
+        if len(found) == 1:
+            return h5file[found[0][0]]
         raise VolumeError(
-            f"{file}: no dataset given and the file holds {len(names)} datasets "
-            f"(use 'file.h5:/path' or dataset=); datasets there: {there}"
+            f"{file}: no dataset given and the file holds {len(found)} datasets "
+            f"(use 'file.h5:/path' or dataset=); datasets there: {_list_hdf5(h5file)}"
         )
     obj = h5file.get(dataset)
     if not isinstance(obj, h5py.Dataset):
         what = "a group, not a dataset" if obj is not None else "not in the file"
-        there = "; ".join(_hdf5_datasets(h5file)) or "none"
-        raise VolumeError(f"{file}: dataset {dataset!r} is {what}; datasets there: {there}")
+        raise VolumeError(f"{file}: dataset {dataset!r} is {what}; datasets there: {_list_hdf5(h5file)}")
     return obj
 
 
