@@ -1,0 +1,107 @@
+"""InDI training: schedule, learning on tiny data, resume after interruption, time budget."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from indi4d import preprocess
+from indi4d.training import PRESETS, one_cycle_cosine, train_indi
+
+
+def make_pairs(pairs_dir, n=12, size=64, seed=0):
+    """Synthetic pairs in the chapter-02 layout: bright discs; HQ = blur 1 px, LQ = blur 2.5 px, + noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.full((n, size, size), -0.6, np.float32)
+    for k in range(n):
+        for _ in range(6):
+            cy, cx, r = rng.uniform(6, size - 6), rng.uniform(6, size - 6), rng.uniform(3, 8)
+            truth[k][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 0.6
+    hq = ndi.gaussian_filter(truth, (0, 1.0, 1.0)) + 0.03 * rng.standard_normal(truth.shape)
+    lq = ndi.gaussian_filter(truth, (0, 2.5, 2.5)) + 0.06 * rng.standard_normal(truth.shape)
+    lq, hq = np.clip(lq, -1, 1).astype(np.float32), np.clip(hq, -1, 1).astype(np.float32)
+    split = np.array(["train"] * (n - 4) + ["val"] * 2 + ["test"] * 2)
+    grey = np.linspace(1000, 30000, 50).reshape(5, 10)  # a linear grey-value map to [-1, 1]
+    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
+            "hq": preprocess.fit_normalisation(grey, method="none")}
+    preprocess.save_pairs(pairs_dir, lq, hq, np.ones((size, size), bool), np.arange(n), split,
+                          phi={"status": "synthetic"}, normalisation=norm, provenance={"synthetic": True})
+    return pairs_dir
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return make_pairs(tmp_path_factory.mktemp("pairs"))
+
+
+def test_one_cycle_schedule_shape():
+    s = one_cycle_cosine(1e-3, 100, pct_start=0.2, div_factor=25, final_div_factor=1e3)
+    lr = np.array([float(s(k)) for k in range(101)])
+    assert lr[0] == pytest.approx(1e-3 / 25, rel=1e-5)  # float32 arithmetic
+    assert lr.max() == pytest.approx(1e-3, rel=1e-5) and lr.argmax() == 20
+    assert lr[100] == pytest.approx(1e-3 / 25 / 1e3, rel=1e-4)
+    assert np.all(np.diff(lr[:21]) > 0) and np.all(np.diff(lr[20:]) < 0)
+    assert lr[60] == pytest.approx(lr[100] + (1e-3 - lr[100]) / 2, rel=1e-4)  # half-way down the cosine
+    again = type(s).from_config(s.get_config())
+    assert float(again(37)) == float(s(37))
+
+
+def test_a_few_steps_lower_the_validation_loss(pairs, tmp_path):
+    summary = train_indi(pairs, tmp_path / "m", preset="tiny", seed=0, progress=False,
+                         overrides={"epochs": 3, "steps_per_epoch": 8, "max_lr": 3e-3})
+    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert len(history["val_loss"]) == 3 == summary["epochs_done"]
+    assert history["val_loss"][-1] < 0.85 * history["val_loss"][0]
+    assert summary["stopped"] is None and summary["n_train"] == 8 and summary["n_val"] == 2
+    for name in ("model.keras", "config.json", "normalisation.json", "history.json"):
+        assert (tmp_path / "m" / name).exists()
+    assert json.loads((tmp_path / "m" / "normalisation.json").read_text())["lq"]["method"] == "none"
+    net = keras.saving.load_model(tmp_path / "m" / "model.keras", compile=False)
+    assert net.count_params() == summary["n_params"]
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, tmp_path):
+    kw = dict(preset="tiny", seed=1, progress=False)
+    whole = train_indi(pairs, tmp_path / "whole", **kw)
+    part = train_indi(pairs, tmp_path / "split", max_steps=3, **kw)  # stops mid-epoch 0 (4 steps/epoch)
+    assert part["stopped"] == "max_steps" and part["global_step"] == 3 and part["epochs_done"] == 0
+    assert (tmp_path / "split" / "model.keras").exists()  # a usable model even when stopped
+    rest = train_indi(pairs, tmp_path / "split", **kw)
+    assert rest["resumed_from"] == 3 and rest["global_step"] == whole["global_step"] == 8
+    h1 = json.loads((tmp_path / "whole" / "history.json").read_text())
+    h2 = json.loads((tmp_path / "split" / "history.json").read_text())
+    np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
+    w1 = keras.saving.load_model(tmp_path / "whole" / "model.keras", compile=False).get_weights()
+    w2 = keras.saving.load_model(tmp_path / "split" / "model.keras", compile=False).get_weights()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(w1, w2)) < 1e-4
+    again = train_indi(pairs, tmp_path / "split", **kw)  # a finished run is not trained again
+    assert again["global_step"] == 8 and again["resumed_from"] == 8
+
+
+def test_time_budget_stops_cleanly_with_a_usable_model(pairs, tmp_path):
+    summary = train_indi(pairs, tmp_path / "m", preset="tiny", max_minutes=1e-6, progress=False)
+    assert summary["stopped"] == "max_minutes" and summary["global_step"] == 1
+    net = keras.saving.load_model(tmp_path / "m" / "model.keras", compile=False)
+    out = np.asarray(net([np.zeros((1, 32, 32, 1), np.float32), np.ones(1, np.float32)]))
+    assert out.shape == (1, 32, 32, 1) and np.all(np.isfinite(out))
+
+
+def test_resuming_with_other_parameters_is_refused(pairs, tmp_path):
+    train_indi(pairs, tmp_path / "m", preset="tiny", max_steps=1, progress=False)
+    with pytest.raises(ValueError, match="other parameters"):
+        train_indi(pairs, tmp_path / "m", preset="tiny", seed=5, progress=False)
+
+
+def test_bad_inputs_raise(pairs, tmp_path):
+    with pytest.raises(FileNotFoundError, match="pairs.npz"):
+        train_indi(tmp_path / "nowhere", tmp_path / "m", preset="tiny")
+    with pytest.raises(ValueError, match="multiple"):
+        train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"crop": 31})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"learning_rate": 1.0})
+    assert set(PRESETS) == {"tiny", "default", "paper"}
+    assert PRESETS["paper"]["max_lr"] == 5e-4 and PRESETS["paper"]["batch_size"] == 2
