@@ -610,9 +610,12 @@ def open_volume_lazy(path, dataset=None, chunks=None):
     elif fmt == "tiff":
         try:
             with tifffile.TiffFile(file) as tif:
+                _check_tiff_pages(tif, file)
                 series = tif.series[0]
                 shape, dtype = series.shape, series.dtype
                 meta = _meta_from_tiff(tif)
+        except VolumeError:
+            raise
         except Exception as exc:
             raise VolumeError(f"{file}: not a readable TIFF ({exc})") from exc
     else:
