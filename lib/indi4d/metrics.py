@@ -7,6 +7,17 @@ SIFT congruent points, edge FWHM, CNR), made automatic and reproducible, plus
 measures against a known ground truth that the paper could not have
 (false/missed particles, false edges and error where the truth is flat).
 
+Definitions in brief (each function's docstring has the details)
+-----------------------------------------------------------------
+* PSNR and SSIM on a mask, optionally after a least-squares grey-level fit.
+* SIFT congruent points: OpenCV SIFT, Lowe's ratio test, and (registered images)
+  matched key points at most a few pixels apart.
+* Resolution: FWHM (nm) of the derivative of averaged grey-value profiles taken
+  normal to automatically found particle boundaries, with the edge overshoot.
+* CNR: |mean(particles) − mean(background)| / std(background) on a segmentation.
+* Hallucination against the truth: false and missed particles per mm², Canny
+  edges where the truth is flat, grey-level spread where the truth is flat.
+
 Conventions
 -----------
 * Images are z-y-x (volumes) or y-x (slices), any real dtype; they are read as
@@ -620,14 +631,18 @@ def fwhm_edge_resolution(image, particles, pixel_size_nm, valid_mask=None, half_
                          min_profiles_per_group=5, seed=0):
     """Spatial resolution: FWHM (nm) of the derivative of averaged edge profiles.
 
-    Profiles across particle edges are found automatically (:func:`edge_profiles`).
-    The FWHM is measured on *averaged* profiles (:func:`edge_spread_width`), never
-    per edge: on a single noisy profile the derivative's half-maximum crossings
-    are set by the noise and read far too sharp. The profiles are split at random
-    (``seed``) into ``n_groups`` equal groups; each group's mean profile gives one
-    FWHM; the result is the mean ± standard deviation over groups (the spread of
-    the estimate over independent sets of edges), beside the FWHM of the mean of
-    all profiles and its edge overshoot.
+    The paper picks particle edges by hand and reads the FWHM of the derivative
+    of each line profile. Here the edges are found automatically
+    (:func:`edge_profiles`) and the FWHM is measured on *averaged* profiles with a
+    regularised derivative (:func:`edge_spread_width`), never per edge: on a single
+    noisy profile the derivative's half-maximum crossings are set by the noise and
+    read far too sharp. The profiles are split at random (``seed``) into
+    ``n_groups`` equal groups; each group's mean profile gives one FWHM; the result
+    is the mean ± standard deviation over groups (the spread of the estimate over
+    independent sets of edges; divide by ``sqrt(n_groups)`` for a standard error),
+    beside the FWHM and the overshoot of the mean of all profiles. Validated on
+    Gaussian-blurred discs with and without noise (``tests/test_metrics.py``):
+    within 10% of ``2.355·sigma``.
 
     Parameters
     ----------
@@ -985,30 +1000,103 @@ def _clean(obj):
     return obj
 
 
+_HALLUCINATION_KEYS = ("false_particles_per_mm2", "missed_particles_per_mm2", "n_false_particles",
+                       "n_missed_particles", "n_detected_particles", "n_true_particles", "false_edge_fraction",
+                       "flat_region_error")
+
+
+def _pick_slices(volume, zs, is_2d):
+    """``volume[zs]`` (a 2D image as one slice) as an ndarray; reads only those slices of a lazy array."""
+    return np.asarray(volume)[None] if is_2d else np.asarray(volume[zs])
+
+
+def _valid_slices(mask, shape, zs, is_2d):
+    """The valid mask on the selected slices, shape (len(zs), H, W)."""
+    if mask is None:
+        return np.ones((len(zs),) + tuple(shape[-2:]), dtype=bool)
+    mask = np.asarray(mask)
+    if mask.shape == tuple(shape[-2:]):  # one (H, W) mask for every slice
+        return np.ascontiguousarray(_broadcast_mask(mask, (len(zs),) + tuple(shape[-2:])))
+    if mask.shape == tuple(shape) and not is_2d:
+        return _broadcast_mask(mask[zs], (len(zs),) + tuple(shape[-2:]))
+    raise ValueError(f"mask: shape {mask.shape} matches neither the image {tuple(shape)} nor one slice")
+
+
+def _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress):
+    """Metrics of (n, H, W) float64 stacks; see :func:`evaluate_pair` for the keys."""
+    from tqdm.auto import tqdm
+
+    if not V.any():
+        raise ValueError("mask: selects no pixel in the evaluated slices")
+    data_range = float(R[V].max() - R[V].min())  # one range for all slices, so they are comparable
+    psnrs, ssims, sifts = [], [], []
+    for i in tqdm(range(len(P)), desc="metrics", disable=not progress):
+        psnrs.append(psnr(P[i], R[i], V[i], data_range=data_range, fit=fit))
+        ssims.append(ssim(P[i], R[i], V[i], data_range=data_range, fit=fit, win_size=p["ssim_win_size"]))
+        sifts.append(sift_congruent_points(P[i], R[i], ratio=p["sift_ratio"], mask=V[i],
+                                           max_displacement_px=p["sift_max_displacement_px"]))
+
+    def no_reference(image):
+        part_e, back_e, part = two_phase_masks(image, L, V, particle_phase, p["cnr_margin_px"], particles_bright,
+                                               min_size_px=p["min_size_px"], otsu_classes=p["otsu_classes"])
+        res = fwhm_edge_resolution(image, part, pixel_size_nm, valid_mask=V, half_length_px=p["half_length_px"],
+                                   n_groups=p["n_groups"], max_profiles=p["max_profiles"],
+                                   spacing_px=p["spacing_px"], smooth_sigma_px=p["smooth_sigma_px"], seed=seed)
+        try:
+            c = cnr(image, part_e, back_e)
+        except ValueError:  # a class is empty after the erosion
+            c = math.nan
+        return {"fwhm_nm": res["fwhm_nm"], "fwhm_nm_mean": res["fwhm_nm_mean"], "fwhm_nm_std": res["fwhm_nm_std"],
+                "edge_overshoot": res["edge_overshoot"], "n_edge_profiles": res["n_profiles"], "cnr": c}
+
+    out = {}
+    out["psnr"], out["psnr_std"] = _mean_std(psnrs)
+    if all(math.isinf(x) for x in psnrs):  # identical images on every slice
+        out["psnr"], out["psnr_std"] = math.inf, 0.0
+    out["ssim"], out["ssim_std"] = _mean_std(ssims)
+    out["sift_congruent_points"], out["sift_congruent_points_std"] = _mean_std(sifts)
+    out.update(no_reference(P))
+    if L is not None:
+        h = hallucination_metrics(P, L, pixel_size_nm, valid_mask=V, particle_phase=particle_phase,
+                                  min_size_px=p["min_size_px"], match_fraction=p["match_fraction"],
+                                  flat_distance_px=p["flat_distance_px"], detector_sigma_px=p["detector_sigma_px"],
+                                  edge_sigma_px=p["edge_sigma_px"], edge_low=p["edge_low"], edge_high=p["edge_high"])
+        out.update({k: h[k] for k in _HALLUCINATION_KEYS})
+    else:
+        out.update({k: None for k in _HALLUCINATION_KEYS})
+    out = {k: out[k] for k in METRIC_KEYS}  # the documented order
+    out["reference"] = no_reference(R)
+    return out
+
+
 def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, preset="default", fit="affine",
                   particle_phase=2, particles_bright=True, seed=0, progress=False, **overrides):
     """All metrics of a prediction against a reference, for a 2D slice or a 3D volume.
 
     Parameters
     ----------
-    pred : ndarray (H, W) or (Z, H, W), real
-        Image under test (e.g. InDI output), on the grid of ``ref``.
-    ref : ndarray, same shape, real
+    pred : array (H, W) or (Z, H, W), real
+        Image under test (e.g. InDI output), on the grid of ``ref``. NumPy or a
+        lazy (dask) array: only the evaluated slices are read and converted.
+    ref : array, same shape, real
         Reference: the HQ scan (as the paper) or the true attenuation (ours).
-    labels : ndarray of int, same shape, optional
+    labels : array of int, same shape, optional
         True phase labels. When given they define particles and background for the
-        FWHM and the CNR and enable the hallucination metrics; when absent, each
-        image is segmented by Otsu's threshold on its own (bright = particle) and the
+        FWHM and the CNR (:func:`two_phase_masks`) and enable the hallucination
+        metrics; when absent, each image is segmented on its own by Otsu's
+        threshold (``otsu_classes`` grey classes, brightest = particle) and the
         hallucination keys are ``None``.
     pixel_size_nm : float
         Pixel size, nm (required).
     mask : ndarray of bool, optional
         Valid region, same shape or (H, W).
     preset : {"tiny", "default", "paper"}
-        Sizes of :data:`PRESETS` (slices analysed, profile length and count, ...);
-        ``**overrides`` replace single entries.
+        Parameters of :data:`PRESETS` (slices analysed, profile length and count,
+        detector settings); ``**overrides`` replace single entries.
     fit : {"affine", "none"}
-        Grey-level fit of ``pred`` onto ``ref`` before PSNR/SSIM (:func:`psnr`).
+        Grey-level fit of ``pred`` onto ``ref`` before PSNR/SSIM (:func:`psnr`):
+        ``"affine"`` (default) scores structure, not a global gain/offset, and is
+        required against the true attenuation.
     particle_phase : int or sequence of int
     particles_bright : bool
         Polarity assumed by the Otsu segmentation.
@@ -1020,10 +1108,11 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
     Returns
     -------
     dict (JSON-ready; ``None`` where a value is undefined)
-        A volume is evaluated on ``max_slices`` evenly spaced z slices: PSNR,
-        SSIM and SIFT are computed per slice (``<key>`` = mean, ``<key>_std`` =
-        population std over slices; std 0 for a 2D image); edge profiles, CNR and
-        hallucination pixels are pooled over those slices.
+        A volume is evaluated on ``max_slices`` evenly spaced z slices
+        (:func:`select_slices`): PSNR, SSIM and SIFT per slice (``<key>`` = mean,
+        ``<key>_std`` = population std over slices; 0 for a 2D image); edge
+        profiles, CNR and hallucination pixels pooled over those slices. Keys, in
+        this order (:data:`METRIC_KEYS`):
 
         ``psnr`` (dB), ``psnr_std``, ``ssim``, ``ssim_std``,
         ``sift_congruent_points`` (count per slice), ``sift_congruent_points_std``,
@@ -1034,101 +1123,71 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
         ``n_detected_particles``, ``n_true_particles``, ``false_edge_fraction``,
         ``flat_region_error`` (contrast units); then ``reference`` (dict:
         ``fwhm_nm``, ``fwhm_nm_mean``, ``fwhm_nm_std``, ``edge_overshoot``,
-        ``n_edge_profiles``, ``cnr`` of ``ref`` itself), ``slices`` (list of z),
-        ``n_slices``, ``pixel_size_nm``, ``fit``, ``segmentation`` ("labels" or
-        "otsu"), ``preset`` and ``params`` (the resolved preset).
+        ``n_edge_profiles``, ``cnr`` of ``ref`` itself, same segmentation rule),
+        ``slices`` (list of z, ``None`` for a 2D image), ``n_slices``,
+        ``pixel_size_nm``, ``fit``, ``segmentation`` ("labels" or "otsu"),
+        ``preset`` and ``params`` (the resolved preset). A perfect PSNR or a
+        noise-free CNR is ``inf``.
     """
-    from tqdm.auto import tqdm
-
     if pixel_size_nm is None or not pixel_size_nm > 0:
         raise ValueError(f"evaluate_pair: pixel_size_nm must be a positive number, got {pixel_size_nm}")
     p = resolve(PRESETS, preset, **overrides)
-    pred, ref = _check_pair(pred, ref)
-    if pred.ndim not in (2, 3):
-        raise ValueError(f"evaluate_pair: expected 2D or 3D images, got shape {pred.shape}")
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != pred.shape or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels: expected integer labels of shape {pred.shape}, got {labels.dtype} {labels.shape}")
-    valid = _broadcast_mask(mask, pred.shape)
-    is_2d = pred.ndim == 2
-    if is_2d:
-        pred, ref, valid = pred[None], ref[None], valid[None]
-        labels = None if labels is None else labels[None]
-    zs = select_slices(pred.shape[0], p["max_slices"])
-    P, R, V = pred[zs], ref[zs], np.ascontiguousarray(valid[zs])
-    L = None if labels is None else labels[zs]
-    data_range = float(R[V].max() - R[V].min())
-
-    psnrs, ssims, sifts = [], [], []
-    for i in tqdm(range(len(zs)), desc="metrics", disable=not progress):
-        psnrs.append(psnr(P[i], R[i], V[i], data_range=data_range, fit=fit))
-        ssims.append(ssim(P[i], R[i], V[i], data_range=data_range, fit=fit, win_size=p["ssim_win_size"]))
-        sifts.append(sift_congruent_points(P[i], R[i], ratio=p["sift_ratio"], mask=V[i],
-                                           max_displacement_px=p["sift_max_displacement_px"]))
-
-    def no_ref(image):
-        part_e, back_e, part = two_phase_masks(image, L, V, particle_phase, p["cnr_margin_px"], particles_bright,
-                                               min_size_px=p["min_size_px"], otsu_classes=p["otsu_classes"])
-        res = fwhm_edge_resolution(image, part, pixel_size_nm, valid_mask=V, half_length_px=p["half_length_px"],
-                                   n_groups=p["n_groups"], max_profiles=p["max_profiles"],
-                                   spacing_px=p["spacing_px"], smooth_sigma_px=p["smooth_sigma_px"], seed=seed)
-        try:
-            c = cnr(image, part_e, back_e)
-        except ValueError:  # a class is empty after erosion
-            c = math.nan
-        return {"fwhm_nm": res["fwhm_nm"], "fwhm_nm_mean": res["fwhm_nm_mean"], "fwhm_nm_std": res["fwhm_nm_std"],
-                "edge_overshoot": res["edge_overshoot"], "n_edge_profiles": res["n_profiles"], "cnr": c}
-
-    out = {}
-    out["psnr"], out["psnr_std"] = _mean_std(psnrs)
-    if all(math.isinf(x) for x in psnrs):
-        out["psnr"], out["psnr_std"] = math.inf, 0.0
-    out["ssim"], out["ssim_std"] = _mean_std(ssims)
-    out["sift_congruent_points"], out["sift_congruent_points_std"] = _mean_std(sifts)
-    out.update(no_ref(P))
-    hall_keys = ("false_particles_per_mm2", "missed_particles_per_mm2", "n_false_particles", "n_missed_particles",
-                 "n_detected_particles", "n_true_particles", "false_edge_fraction", "flat_region_error")
-    if L is not None:
-        h = hallucination_metrics(P, L, pixel_size_nm, valid_mask=V, particle_phase=particle_phase,
-                                  min_size_px=p["min_size_px"], match_fraction=p["match_fraction"],
-                                  flat_distance_px=p["flat_distance_px"], detector_sigma_px=p["detector_sigma_px"],
-                                  edge_sigma_px=p["edge_sigma_px"], edge_low=p["edge_low"], edge_high=p["edge_high"])
-        out.update({k: h[k] for k in hall_keys})
-    else:
-        out.update({k: None for k in hall_keys})
-    assert tuple(out) == METRIC_KEYS
-    out["reference"] = no_ref(R)
-    out.update(slices=[int(z) for z in zs] if not is_2d else [], n_slices=len(zs), pixel_size_nm=float(pixel_size_nm),
+    if fit not in ("none", "affine"):
+        raise ValueError(f"fit must be 'none' or 'affine', got {fit!r}")
+    shape = tuple(pred.shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"evaluate_pair: expected 2D or 3D images, got shape {shape}")
+    if tuple(ref.shape) != shape:
+        raise ValueError(f"pred and ref shapes differ: {shape} vs {tuple(ref.shape)}")
+    if labels is not None and (tuple(labels.shape) != shape or not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"labels: expected integer labels of shape {shape}, got {labels.dtype} {tuple(labels.shape)}")
+    is_2d = len(shape) == 2
+    zs = np.array([0]) if is_2d else select_slices(shape[0], p["max_slices"])
+    P = _as_float(_pick_slices(pred, zs, is_2d), "pred")
+    R = _as_float(_pick_slices(ref, zs, is_2d), "ref")
+    L = None if labels is None else _pick_slices(labels, zs, is_2d)
+    V = _valid_slices(mask, shape, zs, is_2d)
+    out = _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress)
+    out.update(slices=None if is_2d else [int(z) for z in zs], n_slices=len(zs), pixel_size_nm=float(pixel_size_nm),
                fit=fit, segmentation="labels" if L is not None else "otsu", preset=preset, params=p)
     return _clean(out)
 
 
 def _voxel_size(meta, path):
     v = meta.get("voxel_size_nm")
-    if isinstance(v, dict):  # tolerate {"hq": 50.0}-style metadata: not a single size
-        raise ValueError(f"{path}: voxel_size_nm in the metadata is not a single number: {v}")
-    return None if v is None else float(v)
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: voxel_size_nm in the metadata is not a single number: {v!r}") from None
+    if not v > 0:
+        raise ValueError(f"{path}: voxel_size_nm in the metadata must be > 0, got {v}")
+    return v
 
 
 def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pixel_size_nm=None, preset="default",
-                   fit="affine", particle_phase=2, seed=0):
+                   fit="affine", particle_phase=2, seed=0, **overrides):
     """Run :func:`evaluate_pair` on files and write the metrics as JSON (``indi4d evaluate``).
+
+    The volumes are opened lazily (:func:`indi4d.io.open_volume_lazy`) and only
+    the evaluated slices are read, so a 2048³ scan needs a few slices of memory.
 
     Parameters
     ----------
     pred_path, ref_path : str or Path
-        Volumes or slices readable by :func:`indi4d.io.read_volume`, of one shape.
+        Volumes or slices readable by :mod:`indi4d.io` (TIFF, HDF5, zarr), of one shape.
     labels : str or Path, optional
         Integer phase labels of the same shape (e.g. ``truth_labels_hq.tif``).
     out : str or Path, optional
-        JSON file, written atomically.
+        JSON file, written atomically (``inf`` is written as ``Infinity``, which
+        Python's :mod:`json` reads back).
     mask : ndarray of bool, optional
         Valid region, as in :func:`evaluate_pair`.
     pixel_size_nm : float, optional
         Overrides the files' ``voxel_size_nm`` metadata; otherwise the sizes in
-        the files must agree (a file without one takes the other's).
-    preset, fit, particle_phase, seed
+        the files must agree (a file without one takes the others').
+    preset, fit, particle_phase, seed, **overrides
         As in :func:`evaluate_pair`.
 
     Returns
@@ -1139,45 +1198,55 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pix
     Raises
     ------
     ValueError
-        Naming the file(s): unreadable, NaNs, shapes or voxel sizes that differ,
-        non-integer labels, no voxel size anywhere.
+        Naming the file(s): unreadable, NaN/Inf voxels, shapes or voxel sizes
+        that differ, non-integer labels, no voxel size anywhere.
     """
-    from .io import read_volume
+    from .io import open_volume_lazy
 
+    p = resolve(PRESETS, preset, **overrides)
     paths = {"pred": Path(pred_path), "reference": Path(ref_path)}
     if labels is not None:
         paths["labels"] = Path(labels)
-    arrays, sizes = {}, {}
+    lazy, sizes = {}, {}
     for key, path in paths.items():
-        arr, meta = read_volume(path)
-        arr = np.asarray(arr)
+        arr, meta = open_volume_lazy(path)
         if arr.ndim not in (2, 3):
             raise ValueError(f"{path}: expected a 2D slice or a 3D volume, got shape {arr.shape}")
-        if key == "labels":
-            if not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(f"{path}: labels must be integers, got dtype {arr.dtype}")
-        elif not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-            raise ValueError(f"{path}: contains NaN/infinite values or is not numeric (dtype {arr.dtype})")
-        arrays[key], sizes[key] = arr, _voxel_size(meta, path)
+        if key == "labels" and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{path}: labels must be integers, got dtype {arr.dtype}")
+        lazy[key], sizes[key] = arr, _voxel_size(meta, path)
     for key in list(paths)[1:]:
-        if arrays[key].shape != arrays["pred"].shape:
-            raise ValueError(f"shapes differ: {paths['pred']} is {arrays['pred'].shape}, "
-                             f"{paths[key]} is {arrays[key].shape}")
+        if lazy[key].shape != lazy["pred"].shape:
+            raise ValueError(f"shapes differ: {paths['pred']} is {lazy['pred'].shape}, "
+                             f"{paths[key]} is {lazy[key].shape}")
     if pixel_size_nm is None:
         known = {k: v for k, v in sizes.items() if v is not None}
         if not known:
             raise ValueError(f"no voxel_size_nm in the metadata of {', '.join(map(str, paths.values()))}; "
                              "pass pixel_size_nm")
-        values = list(known.values())
-        if any(not math.isclose(v, values[0], rel_tol=1e-6) for v in values):
+        first = next(iter(known.values()))
+        if any(not math.isclose(v, first, rel_tol=1e-6) for v in known.values()):
             detail = ", ".join(f"{paths[k]}: {v} nm" for k, v in known.items())
             raise ValueError(f"voxel sizes differ ({detail}); resample onto one grid first")
-        pixel_size_nm = values[0]
-    result = evaluate_pair(arrays["pred"], arrays["reference"], labels=arrays.get("labels"),
-                           pixel_size_nm=pixel_size_nm, mask=mask, preset=preset, fit=fit,
-                           particle_phase=particle_phase, seed=seed)
+        pixel_size_nm = first
+    shape = tuple(lazy["pred"].shape)
+    is_2d = len(shape) == 2
+    zs = np.array([0]) if is_2d else select_slices(shape[0], p["max_slices"])
+    picked = {}
+    for key, arr in lazy.items():
+        picked[key] = np.asarray(arr) if is_2d else _pick_slices(arr, zs, is_2d)
+        if key != "labels" and not np.all(np.isfinite(picked[key])):
+            raise ValueError(f"{paths[key]}: NaN or infinite voxels in the evaluated slices")
+    result = evaluate_pair(picked["pred"], picked["reference"], labels=picked.get("labels"),
+                           pixel_size_nm=pixel_size_nm,
+                           mask=mask if mask is None or is_2d else _valid_slices(mask, shape, zs, is_2d),
+                           preset=preset, fit=fit, particle_phase=particle_phase, seed=seed,
+                           **{**overrides, "max_slices": len(zs)})
+    if not is_2d:
+        result["slices"] = [int(z) for z in zs]  # indices in the files, not in the picked stack
+        result["params"]["max_slices"] = p["max_slices"]
     result["files"] = {k: str(v) for k, v in paths.items()}
     if out is not None:
         with atomic_path(out) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
+            Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     return result
