@@ -382,3 +382,39 @@ def test_materialise_refusals(cache, tmp_path):
         materialise(source, tmp_path / "run" / "data")
     assert str(source / "lq.tif") in str(err.value)
     assert not (tmp_path / "run" / "data").exists()
+
+
+# --------------------------------------------------------------------------- the real simulation
+
+
+def test_real_simulation_cached_verified_and_materialised(cache, tmp_path):
+    simulate = pytest.importorskip("indi4d.simulate")
+    from indi4d.io import check_voxel_ratio
+
+    runs = []
+
+    def counted(out_dir, preset, seed):
+        runs.append(seed)
+        return simulate.simulate_beamline(out_dir, preset=preset, seed=seed, progress=False)
+
+    folder = simulated_dataset("tiny", seed=0, generator=counted)
+    assert runs == [0] and verify_dataset(folder, expect={"preset": "tiny", "seed": 0}) == []
+    meta = json.loads((folder / "meta.json").read_text())
+    assert {"lq.tif", "hq.tif", "truth_labels_hq.tif", "insitu_t0.tif"} <= set(meta["files"])
+    assert check_voxel_ratio(folder / "lq.tif", folder / "hq.tif") == 2.0
+    lq, lq_meta = read_volume(folder / "lq.tif", expect_ndim=3, allow_float=False)
+    assert lq.dtype == np.uint16 and list(lq.shape) == meta["lq_shape"]
+    original = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    assert simulated_dataset("tiny", seed=0, generator=counted) == folder
+    assert runs == [0]  # reused, not simulated again
+
+    (folder / "hq.tif").write_bytes(original["hq.tif"][:-4] + b"\x00\x00\x00\x00")
+    with pytest.warns(UserWarning, match="simulating it again"):
+        simulated_dataset("tiny", seed=0, generator=counted)
+    assert runs == [0, 0]
+    # Same preset and seed: the regenerated files are the same bytes.
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == original
+
+    run_data = materialise(folder, tmp_path / "run" / "data")
+    assert verify_dataset(run_data) == []
