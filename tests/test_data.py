@@ -404,6 +404,7 @@ def test_real_simulation_cached_verified_and_materialised(cache, tmp_path):
     assert check_voxel_ratio(folder / "lq.tif", folder / "hq.tif") == 2.0
     lq, lq_meta = read_volume(folder / "lq.tif", expect_ndim=3, allow_float=False)
     assert lq.dtype == np.uint16 and list(lq.shape) == meta["lq_shape"]
+    assert lq_meta["voxel_size_nm"] == meta["voxel_size_nm"]["lq"] == 100.0
     original = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     assert simulated_dataset("tiny", seed=0, generator=counted) == folder
