@@ -422,3 +422,20 @@ def test_evaluate_files_2d_slice_with_mask(tmp_path):
                              mask=disc, preset="tiny")
     assert res["slices"] is None and res["psnr"] == direct["psnr"]
     assert json.loads((tmp_path / "m.json").read_text())["ssim"] == pytest.approx(direct["ssim"])
+
+
+def test_auto_mask_finds_the_reconstruction_disc(tmp_path):
+    from indi4d.io import write_volume
+
+    pred, hq, labs = _volume(n_slices=4)
+    disc = np.hypot(*np.mgrid[-95.5:96, -95.5:96]) <= 80  # constant fill outside, as a reconstruction
+    hq_filled = np.where(disc, hq, 0.5)
+    mask, radius = M.auto_valid_mask(pred, hq_filled)
+    assert radius == pytest.approx(79.5, abs=1.5) and not mask[0, 0] and mask[96, 96]
+    assert M.auto_valid_mask(pred, hq) == (None, None)  # data everywhere: nothing excluded
+    write_volume(tmp_path / "pred.tif", pred.astype(np.float32), voxel_size_nm=50.0)
+    write_volume(tmp_path / "hq.tif", hq_filled.astype(np.float32), voxel_size_nm=50.0)
+    auto = M.evaluate_files(tmp_path / "pred.tif", tmp_path / "hq.tif", preset="tiny")
+    none = M.evaluate_files(tmp_path / "pred.tif", tmp_path / "hq.tif", preset="tiny", mask=None)
+    assert auto["mask"]["disc_radius_px"] == pytest.approx(radius) and none["mask"] is None
+    assert auto["psnr"] > none["psnr"] + 3  # the fill outside the disc is no longer scored

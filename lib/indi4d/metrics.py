@@ -1166,7 +1166,38 @@ def _voxel_size(meta, path):
     return v
 
 
-def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pixel_size_nm=None, preset="default",
+def auto_valid_mask(*stacks):
+    """The reconstruction disc shared by image stacks, found from the data.
+
+    A reconstruction is filled with one constant value outside its disc; that
+    region varies not at all along z. The disc radius of each stack is estimated
+    with :func:`indi4d.preprocess.estimate_disc_radius` and the smallest is used,
+    less one pixel for the rim.
+
+    Parameters
+    ----------
+    *stacks : ndarray (n, H, W), n >= 2
+        Slices of the images compared (e.g. prediction and reference).
+
+    Returns
+    -------
+    mask : ndarray of bool (H, W) or None
+        ``None`` when no stack has an empty outside (every pixel is valid).
+    radius_px : float or None
+    """
+    from .preprocess import disc_mask, estimate_disc_radius
+
+    shape = stacks[0].shape
+    if len(shape) != 3 or shape[0] < 2:
+        return None, None
+    radius = min(estimate_disc_radius(st) for st in stacks)
+    if radius >= math.hypot(*shape[1:]) / 2.0 - 1.0:  # data up to the corners: nothing to exclude
+        return None, None
+    radius = max(radius - 1.0, 1.0)
+    return disc_mask(shape, radius), float(radius)
+
+
+def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", pixel_size_nm=None, preset="default",
                    fit="affine", particle_phase=2, seed=0, **overrides):
     """Run :func:`evaluate_pair` on files and write the metrics as JSON (``indi4d evaluate``).
 
@@ -1182,8 +1213,11 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pix
     out : str or Path, optional
         JSON file, written atomically (``inf`` is written as ``Infinity``, which
         Python's :mod:`json` reads back).
-    mask : ndarray of bool, optional
-        Valid region, as in :func:`evaluate_pair`.
+    mask : "auto", None or ndarray of bool
+        Valid region, as in :func:`evaluate_pair`. ``"auto"`` (default): for a
+        volume, the reconstruction disc found in the evaluated slices of ``pred``
+        and ``ref`` (:func:`auto_valid_mask`), so the constant fill outside it is
+        not scored; ``None``: every pixel.
     pixel_size_nm : float, optional
         Overrides the files' ``voxel_size_nm`` metadata; otherwise the sizes in
         the files must agree (a file without one takes the others').
@@ -1193,7 +1227,9 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pix
     Returns
     -------
     dict
-        The metrics of :func:`evaluate_pair` plus ``files`` (the input paths).
+        The metrics of :func:`evaluate_pair` plus ``mask`` (``None`` for all
+        pixels, ``"given"``, or ``{"disc_radius_px": r}`` when found
+        automatically) and ``files`` (the input paths).
 
     Raises
     ------
@@ -1237,6 +1273,12 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pix
         picked[key] = np.asarray(arr) if is_2d else _pick_slices(arr, zs, is_2d)
         if key != "labels" and not np.all(np.isfinite(picked[key])):
             raise ValueError(f"{paths[key]}: NaN or infinite voxels in the evaluated slices")
+    mask_info = None if mask is None else "given"
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise ValueError(f"mask must be 'auto', None or a boolean array, got {mask!r}")
+        mask, radius = (None, None) if is_2d else auto_valid_mask(picked["pred"], picked["reference"])
+        mask_info = None if mask is None else {"disc_radius_px": radius}
     result = evaluate_pair(picked["pred"], picked["reference"], labels=picked.get("labels"),
                            pixel_size_nm=pixel_size_nm,
                            mask=mask if mask is None or is_2d else _valid_slices(mask, shape, zs, is_2d),
@@ -1245,6 +1287,7 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask=None, pix
     if not is_2d:
         result["slices"] = [int(z) for z in zs]  # indices in the files, not in the picked stack
         result["params"]["max_slices"] = p["max_slices"]
+    result["mask"] = mask_info
     result["files"] = {k: str(v) for k, v in paths.items()}
     if out is not None:
         with atomic_path(out) as tmp:
