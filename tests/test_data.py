@@ -272,7 +272,8 @@ class ToyBeamline:
 def test_simulated_dataset_generated_once_then_reused(cache):
     toy = ToyBeamline()
     folder = simulated_dataset("tiny", seed=3, generator=toy)
-    assert folder == cache.resolve() / "simulated" / f"tiny-seed3-v{__version__}"
+    assert folder.parent == cache.resolve() / "simulated"
+    assert folder.name.startswith(f"tiny-seed3-v{__version__}-")  # + the simulator's source hash
     assert folder == simulated_dataset_dir("tiny", 3)
     assert sorted(p.name for p in folder.iterdir()) == ["hq.tif", "lq.tif", "meta.json", "meta.json.sha256"]
     assert (folder / "meta.json.sha256").read_text() == f"{file_sha256(folder / 'meta.json')}  meta.json\n"
@@ -419,3 +420,16 @@ def test_real_simulation_cached_verified_and_materialised(cache, tmp_path):
 
     run_data = materialise(folder, tmp_path / "run" / "data")
     assert verify_dataset(run_data) == []
+
+
+def test_atomic_path_gives_usual_permissions(tmp_path):
+    import os
+
+    from indi4d._atomic import atomic_path
+
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("x")
+    mode = (tmp_path / "out.txt").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

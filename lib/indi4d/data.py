@@ -424,7 +424,9 @@ def simulated_dataset_dir(preset="default", seed=0, cache_dir=None):
     Returns
     -------
     Path
-        ``CACHE/simulated/<preset>-seed<seed>-v<indi4d version>``.
+        ``CACHE/simulated/<preset>-seed<seed>-v<indi4d version>-<simulator hash>``,
+        the hash being the first 10 hex digits of the sha256 of ``simulate.py``,
+        so a changed simulator never reuses data made by an older one.
     """
     from . import __version__
 
@@ -432,7 +434,8 @@ def simulated_dataset_dir(preset="default", seed=0, cache_dir=None):
         raise ValueError(f"preset must be a plain name like 'tiny', got {preset!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
-    return data_cache_dir(cache_dir) / "simulated" / f"{preset}-seed{seed}-v{__version__}"
+    simulator = hashlib.sha256((Path(__file__).parent / "simulate.py").read_bytes()).hexdigest()[:10]
+    return data_cache_dir(cache_dir) / "simulated" / f"{preset}-seed{seed}-v{__version__}-{simulator}"
 
 
 def simulated_dataset(preset="default", seed=0, cache_dir=None, on_mismatch="regenerate", generator=None,
