@@ -171,6 +171,7 @@ def build_unet(
     time_embedding=True,
     in_channels=1,
     out_channels=1,
+    subpixel_init="icnr",
     seed=None,
     name="indi_unet",
 ):
@@ -196,6 +197,10 @@ def build_unet(
         image-to-image regressor, used for the CNN/GAN baselines).
     in_channels, out_channels : int
         Channels of the input image and of the output.
+    subpixel_init : {"icnr", "random"}
+        Initialisation of the sub-pixel convolution: ICNR (starts as
+        nearest-neighbour up-sampling) or plain Glorot-uniform (starts with a
+        checkerboard; for comparison only).
     seed : int, optional
         Calls ``keras.utils.set_random_seed(seed)`` first so the initial weights
         are reproducible.
@@ -215,6 +220,8 @@ def build_unet(
         raise ValueError("build_unet: base_filters and blocks_per_level must be >= 1")
     if not dilations or any(int(d) < 1 for d in dilations):
         raise ValueError(f"build_unet: dilations must be positive integers, got {dilations}")
+    if subpixel_init not in ("icnr", "random"):
+        raise ValueError(f"build_unet: subpixel_init must be 'icnr' or 'random', got {subpixel_init!r}")
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
 
@@ -244,7 +251,8 @@ def build_unet(
     for level in reversed(range(depth)):
         if level == 0:
             # sub-pixel convolution: conv to 4 C channels, pixel shuffle; ICNR = nearest-neighbour at start
-            x = _conv(filters[0] * 4, 3, "up0_subpixel_conv", initializer=ICNR(2, seed=seed))(x)
+            init = ICNR(2, seed=seed) if subpixel_init == "icnr" else "glorot_uniform"
+            x = _conv(filters[0] * 4, 3, "up0_subpixel_conv", initializer=init)(x)
             x = DepthToSpace(2, name="up0_depth_to_space")(x)
             x = layers.Activation("swish", name="up0_swish")(x)
         else:
@@ -344,6 +352,35 @@ def conv_flops_per_pixel(network, probe_size=64):
         fraction = out.shape[1] * out.shape[2] / float(probe_size * probe_size)
         total += 2.0 * kh * kw * cin * cout * fraction
     return total
+
+
+def architecture_table(network, probe_size=64):
+    """One row per convolution of a network: what it does and at which resolution.
+
+    Parameters
+    ----------
+    network : keras.Model
+    probe_size : int
+        Side of the probe image used to read each layer's resolution.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``kernel`` (k), ``dilation``, ``stride``, ``filters``,
+        ``scale`` (input pixels per feature pixel along one axis), ``params``.
+    """
+    convs = [layer for layer in network.layers if isinstance(layer, layers.Conv2D)]
+    probe = keras.Model(network.inputs, [layer.output for layer in convs])
+    c_in = network.inputs[0].shape[-1]
+    image = np.zeros((1, probe_size, probe_size, c_in), np.float32)
+    feed = [image, np.zeros((1,), np.float32)] if len(network.inputs) == 2 else [image]
+    outs = probe(feed, training=False)
+    return [
+        {"name": layer.name, "kernel": layer.kernel_size[0], "dilation": layer.dilation_rate[0],
+         "stride": layer.strides[0], "filters": layer.filters, "scale": probe_size // out.shape[1],
+         "params": int(layer.count_params())}
+        for layer, out in zip(convs, outs)
+    ]
 
 
 def count_parameters(network):
