@@ -130,6 +130,23 @@ def execute_chapters(notebooks_dir, out_dir, parameters, only=None, force=False)
     return timings
 
 
+def build_html(book_dir):
+    """Run ``jupyter-book build`` on a book folder; return ``_build/html/index.html``.
+
+    The console script next to this interpreter is used, so the build runs in
+    the same environment as the chapters.
+    """
+    book_dir = Path(book_dir)
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe)] if exe.exists() else ["jupyter-book"]
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    subprocess.run(cmd + ["build", str(book_dir), "--keep-going"], check=True, env=env)
+    index = book_dir / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise RuntimeError(f"jupyter-book did not write {index}")
+    return index
+
+
 def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False):
     """Execute the chapters with a preset and build the HTML book.
 
@@ -152,14 +169,7 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     parameters = {"preset": preset, "seed": int(seed), "run_dir": str(run_dir)}
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
-    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    subprocess.run(
-        [sys.executable, "-m", "jupyter_book", "build", str(root / "book"), "--keep-going"],
-        check=True, env=env,
-    )
-    index = root / "book" / "_build" / "html" / "index.html"
-    if not index.exists():
-        raise RuntimeError(f"jupyter-book did not write {index}")
+    index = build_html(root / "book")
     with atomic_path(run_dir / "book_timings.json") as tmp:
         tmp.write_text(json.dumps({"chapters_s": dict(timings), "total_s": time.perf_counter() - t0}, indent=2))
     return index
