@@ -439,3 +439,18 @@ def test_auto_mask_finds_the_reconstruction_disc(tmp_path):
     none = M.evaluate_files(tmp_path / "pred.tif", tmp_path / "hq.tif", preset="tiny", mask=None)
     assert auto["mask"]["disc_radius_px"] == pytest.approx(radius) and none["mask"] is None
     assert auto["psnr"] > none["psnr"] + 3  # the fill outside the disc is no longer scored
+
+
+def test_unsupervised_edge_resolution_avoids_aligning_on_noise():
+    # correlated noise: a boundary from a lightly smoothed Otsu mask follows it and reads the edge too sharp
+    img, mask = blurred_discs((240, 240), [(70, 70, 38), (170, 170, 40), (70, 170, 35), (170, 70, 36)], 4.0)
+    noise = ndi.gaussian_filter(np.random.default_rng(0).normal(size=img.shape), 1.0)
+    img = img + 0.1 * noise / noise.std()
+    expected = M.FWHM_PER_SIGMA * 4.0 * 50.0
+    _, _, fixed_mask = M.two_phase_masks(img, smooth_sigma_px=2.0)
+    fixed = M.fwhm_edge_resolution(img, fixed_mask, 50.0, half_length_px=16)["fwhm_nm"]
+    res = M.otsu_edge_resolution(img, 50.0, half_length_px=16)
+    assert fixed < 0.92 * expected
+    assert res["fwhm_nm"] == pytest.approx(expected, rel=0.08)
+    assert res["segmentation_sigma_px"] > 2.0
+    assert M.cnr(img, res["particles"], res["background"]) > 5
