@@ -1142,8 +1142,9 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
         True phase labels. When given they define particles and background for the
         FWHM and the CNR (:func:`two_phase_masks`) and enable the hallucination
         metrics; when absent, each image is segmented on its own by Otsu's
-        threshold (``otsu_classes`` grey classes, brightest = particle) and the
-        hallucination keys are ``None``.
+        threshold (``otsu_classes`` grey classes, brightest = particle) after a
+        smoothing matched to its edge width (:func:`otsu_edge_resolution`), and
+        the hallucination keys are ``None``.
     pixel_size_nm : float
         Pixel size, nm (required).
     mask : ndarray of bool, optional
