@@ -46,14 +46,14 @@ from .presets import resolve
 #: objective (:mod:`indi4d.indi`).
 PRESETS = {
     "tiny": {
-        "network": "tiny", "crop": 32, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
+        "network": "tiny", "crop": 16, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
         "max_lr": 2e-3, "pct_start": 0.25, "val_crop": 32, "val_max_slices": 4, "max_minutes": None,
-        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 1.0,
+        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
     },
     "default": {
         "network": "default", "crop": 96, "batch_size": 4, "epochs": 20, "steps_per_epoch": 100,
         "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 128, "val_max_slices": 8, "max_minutes": 15.0,
-        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 1.0,
+        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
     },
     "paper": {
         "network": "paper", "crop": 640, "batch_size": 2, "epochs": 1600, "steps_per_epoch": None,

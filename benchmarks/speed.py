@@ -1,0 +1,165 @@
+"""Speed of the InDI network on this machine: training steps, inference, and how close to peak.
+
+Run from the repository root::
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/speed.py [--preset default] [--repeats 5]
+
+Writes ``benchmarks/results/speed.json`` (atomically) with
+
+* ``matmul_peak_gflops``: the best rate of a large float32 ``tf.matmul`` (2 n^3
+  FLOPs), the yardstick for "peak" on this CPU, measured in the same run;
+* ``flops_per_pixel``: FLOPs of one network pass per output pixel, counted
+  analytically from the convolution layers (``model.conv_flops_per_pixel``);
+* ``train``: seconds per optimiser step (the preset's batch of crops) and
+  the achieved GFLOP/s (forward + backward taken as 3x the forward FLOPs);
+* ``inference``: for several ways of running the forward pass (eager Keras
+  call, ``tf.function``, XLA ``jit_compile``, one big image or a batch of
+  tiles), seconds per megapixel per network pass, GFLOP/s and the ratio to
+  the matmul peak.
+
+Timings are medians over ``--repeats`` runs after a warm-up call (tracing and
+compilation excluded, reported separately). On a machine shared with other
+work the numbers are noisy; rerun on an idle machine for the record.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak(tf, n=2048, repeats=5):
+    """Best float32 matmul rate (GFLOP/s) of an n x n product, 2 n^3 FLOPs each."""
+    a = tf.random.uniform((n, n), dtype=tf.float32)
+    b = tf.random.uniform((n, n), dtype=tf.float32)
+    mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # reduce: forces the full product
+    mm(a, b).numpy()
+    best = min(_time_once(lambda: mm(a, b).numpy()) for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _time_once(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--size", type=int, default=512, help="side of the whole-image inference test")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from indi4d._atomic import atomic_path
+    from indi4d.indi import indi_objective
+    from indi4d.model import PRESETS as NET_PRESETS
+    from indi4d.model import build_unet, conv_flops_per_pixel, count_parameters
+    from indi4d.presets import resolve
+    from indi4d.training import PRESETS as TRAIN_PRESETS
+
+    train_p = resolve(TRAIN_PRESETS, args.preset)
+    net_p = resolve(NET_PRESETS, train_p["network"])
+    network = build_unet(**net_p, seed=0)
+    flops_px = conv_flops_per_pixel(network)
+    peak = matmul_peak(tf, repeats=args.repeats)
+    result = {
+        "preset": args.preset,
+        "network": {**net_p, "dilations": list(net_p["dilations"])},
+        "n_params": count_parameters(network),
+        "flops_per_pixel": flops_px,
+        "matmul_peak_gflops": round(peak, 2),
+        "machine": {
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "load_average_1min": os.getloadavg()[0],
+        },
+        "repeats": args.repeats,
+    }
+
+    # ---- training step
+    rng = np.random.default_rng(0)
+    b, c = train_p["batch_size"], train_p["crop"]
+    lq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
+    hq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
+    opt = keras.optimizers.Adam(1e-4)
+    opt.build(network.trainable_variables)
+    train = {}
+    for jit in (False, True):
+        def step(lq, hq, seed):
+            with tf.GradientTape() as tape:
+                loss = indi_objective(network, lq, hq, seed)
+            grads = tape.gradient(loss, network.trainable_variables)
+            opt.apply_gradients(zip(grads, network.trainable_variables))
+            return loss
+
+        fn = tf.function(step, jit_compile=jit)
+        seed = tf.constant([0, 0], tf.int32)
+        warm = _time_once(lambda: fn(lq, hq, seed).numpy())
+        s = _median_time(lambda: fn(lq, hq, seed).numpy(), args.repeats)
+        gflops = 3.0 * flops_px * b * c * c / s / 1e9  # backward ~ 2x forward
+        train["xla" if jit else "graph"] = {
+            "seconds_per_step": round(s, 4), "first_call_seconds": round(warm, 2),
+            "batch": b, "crop": c, "gflops": round(gflops, 2), "fraction_of_peak": round(gflops / peak, 3),
+        }
+    result["train"] = train
+
+    # ---- inference: one pass of the network, several ways
+    n = args.size
+    image = rng.uniform(-1, 1, (1, n, n, 1)).astype(np.float32)
+    t1 = np.ones(1, np.float32)
+    tiles = rng.uniform(-1, 1, (4, n // 2, n // 2, 1)).astype(np.float32)
+    t4 = np.ones(4, np.float32)
+    graph = tf.function(lambda x, t: network([x, t], training=False))
+    xla = tf.function(lambda x, t: network([x, t], training=False), jit_compile=True)
+    variants = {
+        "eager_whole": (lambda: np.asarray(network([image, t1], training=False)), n * n),
+        "graph_whole": (lambda: graph(image, t1).numpy(), n * n),
+        "xla_whole": (lambda: xla(image, t1).numpy(), n * n),
+        "graph_tiles_4x": (lambda: graph(tiles, t4).numpy(), tiles.shape[0] * (n // 2) ** 2),
+        "xla_tiles_4x": (lambda: xla(tiles, t4).numpy(), tiles.shape[0] * (n // 2) ** 2),
+    }
+    inference = {}
+    for name, (fn, pixels) in variants.items():
+        warm = _time_once(fn)
+        s = _median_time(fn, args.repeats)
+        gflops = flops_px * pixels / s / 1e9
+        inference[name] = {
+            "seconds_per_megapixel": round(s / (pixels / 1e6), 4), "first_call_seconds": round(warm, 2),
+            "pixels": pixels, "gflops": round(gflops, 2), "fraction_of_peak": round(gflops / peak, 3),
+        }
+    result["inference"] = inference
+    best = max(inference, key=lambda k: inference[k]["fraction_of_peak"])
+    result["best_inference"] = {"variant": best, **inference[best]}
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
