@@ -38,12 +38,14 @@ PRESETS = {
         "bin_start": 1,  # spam multiscale: first binning level (power of 2)
         "max_iterations": 60,  # per binning level
         "delta_phi_min": 1e-4,  # convergence: |ΔΦ| below this
-        "rigid": False,  # affine (False, as in the paper) or rigid Φ
+        "rigid": True,  # rigid Φ (the sample is moved, not deformed) or affine (False, as in the paper)
         "margin_fraction": 0.1,  # spam margin, fraction of the smallest HQ side
         "blur_sigma": 1.0,  # Gaussian blur (HQ voxels) of both scans before registering
-        "coarse_search": True,  # integer-voxel phase correlation for the initial guess
+        "coarse_search": True,  # cross-correlation search for the initial translation
+        "coarse_max_shift_vox": 4.0,  # largest translation it looks for, per axis (HQ voxels)
         "disc_radius": None,  # reconstruction disc radius (HQ pixels); None = from the data
-        "disc_margin": 2,  # pixels trimmed off the disc edge
+        "disc_margin": 2,  # pixels trimmed off the disc edge (the mask of the pairs)
+        "registration_radius_fraction": 0.85,  # registration uses the central part of the disc only
         "equalisation": "global",  # "none" | "global" | "clahe"
         "n_quantiles": 1024,  # size of the equalisation table
         "val_fraction": 0.1,
@@ -57,12 +59,14 @@ PRESETS = {
         "bin_start": 2,
         "max_iterations": 60,
         "delta_phi_min": 1e-4,
-        "rigid": False,
+        "rigid": True,
         "margin_fraction": 0.1,
         "blur_sigma": 1.0,
         "coarse_search": True,
+        "coarse_max_shift_vox": 16.0,
         "disc_radius": None,
         "disc_margin": 2,
+        "registration_radius_fraction": 0.85,
         "equalisation": "global",
         "n_quantiles": 1024,
         "val_fraction": 0.1,
@@ -80,8 +84,10 @@ PRESETS = {
         "margin_fraction": 0.05,
         "blur_sigma": 1.0,
         "coarse_search": True,
+        "coarse_max_shift_vox": 64.0,
         "disc_radius": 1024.0,
         "disc_margin": 0,
+        "registration_radius_fraction": 0.9,
         "equalisation": "global",
         "n_quantiles": 4096,
         "val_fraction": 0.05,
@@ -101,6 +107,11 @@ SPAM_STATUS = {
     -3: "diverging (volume change out of bounds)",
     -4: "singular Φ (diverged)",
 }
+
+
+#: The preset entries :func:`register_volumes` uses.
+_REGISTRATION_KEYS = ("bin_start", "max_iterations", "delta_phi_min", "rigid", "margin_fraction", "blur_sigma",
+                      "coarse_search", "coarse_max_shift_vox")
 
 
 class RegistrationError(RuntimeError):
@@ -321,30 +332,33 @@ def prepare_for_registration(volume, mask=None, sigma=1.0):
     return ((v - q50) / iqr + 10.0).astype(np.float32)
 
 
-def coarse_translation(lq_up, hq, mask=None, max_side=64):
-    """Whole-voxel translation estimate by masked phase correlation (the initial guess for spam).
+def coarse_translation(lq_up, hq, mask=None, max_shift_vox=16, max_side=64):
+    """Whole-voxel translation estimate by windowed cross-correlation (the initial guess for spam).
 
-    The volumes are block-averaged by a power of two until their smallest side
-    is at most ``max_side`` (the masked correlation is costly), so the estimate
-    is good to about the binning factor: enough to start spam inside its basin.
+    Both volumes are block-averaged by a power of two until their smallest side
+    is at most ``max_side``, made zero-mean, multiplied by a smooth window (the
+    mask, blurred: a hard mask edge would itself correlate best at zero shift),
+    and cross-correlated with FFTs. The peak is searched only within
+    ``±max_shift_vox``: the sample moves little between the scans, and a
+    bounded search cannot latch onto a far, spurious peak.
 
     Parameters
     ----------
     lq_up, hq : ndarray, shape (Z, Y, X)
         Prepared volumes (same shape).
     mask : ndarray of bool, shape (Y, X), optional
-        Reconstruction disc; only voxels inside it are correlated (a hard mask
-        multiplied in would itself correlate best at zero shift).
+        Reconstruction disc.
+    max_shift_vox : float
+        Largest translation searched, per axis, in voxels.
     max_side : int
         Largest smallest-side of the binned volumes.
 
     Returns
     -------
     ndarray, float, shape (3,)
-        ``t`` (z, y, x) in voxels such that ``hq(x) ≈ lq_up(x - t)``.
+        ``t`` (z, y, x) in voxels such that ``hq(x) ≈ lq_up(x - t)``; good to
+        about the binning factor.
     """
-    from skimage.registration import phase_cross_correlation
-
     k = 1
     while min(hq.shape) // k > max_side:
         k *= 2
@@ -352,14 +366,36 @@ def coarse_translation(lq_up, hq, mask=None, max_side=64):
 
     def binned(v):
         n = [s // k * k for s in v.shape]
-        v = v[: n[0], : n[1], : n[2]].astype(np.float32)
+        v = np.asarray(v[: n[0], : n[1], : n[2]], dtype=np.float64)
         return v.reshape(n[0] // k, k, n[1] // k, k, n[2] // k, k).mean(axis=(1, 3, 5))
 
-    mb = binned(m) > 0.5
-    # skimage's shift s registers moving onto reference: reference(x) = moving(x - s)
-    shift = phase_cross_correlation(binned(hq), binned(lq_up), reference_mask=mb, moving_mask=mb)
-    shift = shift[0] if isinstance(shift, tuple) else shift
-    return k * np.asarray(shift, dtype=float)
+    w = binned(m)
+    # smooth window: the mask shrunk by ~2 voxels then blurred, so it falls to 0 gently
+    w = ndi.gaussian_filter(ndi.binary_erosion(w > 0.5, iterations=2).astype(np.float64), 1.5)
+    a, b = binned(lq_up), binned(hq)
+    a = (a - np.average(a, weights=w)) * w
+    b = (b - np.average(b, weights=w)) * w
+    shape = [2 * s for s in a.shape]  # zero padding: no wrap-around
+    # xc[s] = sum_x b(x + s) a(x): largest where hq(x) = lq_up(x - s)
+    axes = (0, 1, 2)
+    xc = np.fft.irfftn(np.fft.rfftn(b, shape, axes) * np.conj(np.fft.rfftn(a, shape, axes)), shape, axes)
+    r = int(np.ceil(max_shift_vox / k))
+    r = [min(r, s - 1) for s in a.shape]
+    window = xc[np.ix_(*[np.r_[0 : ri + 1, -ri:0] % n for ri, n in zip(r, shape)])]
+    offsets = [np.r_[0 : ri + 1, -ri:0] for ri in r]
+    peak = np.unravel_index(np.argmax(window), window.shape)
+    t = np.array([o[p] for o, p in zip(offsets, peak)], dtype=float)
+    # sub-voxel: vertex of the parabola through the peak and its two neighbours, per axis
+    for ax in range(3):
+        idx = [np.array([t[i] % shape[i]], dtype=int) for i in range(3)]
+        vals = []
+        for d in (-1, 0, 1):
+            idx[ax] = np.array([(t[ax] + d) % shape[ax]], dtype=int)
+            vals.append(xc[np.ix_(*idx)].item())
+        curvature = vals[0] - 2 * vals[1] + vals[2]
+        if curvature < 0:
+            t[ax] += np.clip(0.5 * (vals[0] - vals[2]) / curvature, -0.5, 0.5)
+    return k * t
 
 
 def _residual(a, b, region):
@@ -383,7 +419,8 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
         Key of :data:`PRESETS`.
     **overrides
         Any preset parameter (``bin_start``, ``max_iterations``, ``delta_phi_min``,
-        ``rigid``, ``margin_fraction``, ``blur_sigma``, ``coarse_search``).
+        ``rigid``, ``margin_fraction``, ``blur_sigma``, ``coarse_search``,
+        ``coarse_max_shift_vox``).
 
     Returns
     -------
@@ -396,7 +433,7 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
         of their inter-quartile range), ``initial_translation_vox``, ``margin``,
         ``wall_s``.
     """
-    keys = ("bin_start", "max_iterations", "delta_phi_min", "rigid", "margin_fraction", "blur_sigma", "coarse_search")
+    keys = _REGISTRATION_KEYS
     p = resolve(PRESETS, preset, **{k: v for k, v in overrides.items()})
     lq_up, hq = np.asarray(lq_up), np.asarray(hq)
     if lq_up.ndim != 3 or hq.ndim != 3:
@@ -417,7 +454,7 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
 
     phi_init = np.eye(4)
     if p["coarse_search"]:
-        t_coarse = coarse_translation(a, b, mask)
+        t_coarse = coarse_translation(a, b, mask, max_shift_vox=p["coarse_max_shift_vox"])
         phi_init[:3, 3] = t_coarse
         # spam compares im1 with the moved im2 inside the margin: keep the motion inside it
         margin = max(margin, int(np.ceil(np.abs(t_coarse).max())) + 2)
@@ -559,12 +596,20 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     steps.update()
 
     steps.set_postfix_str("registering")
-    radius = params["disc_radius"] or preprocess.estimate_disc_radius(hq)
+    # the disc radius: a parameter, else what meta.json says, else estimated from the HQ data
+    if params["disc_radius"]:
+        radius, radius_source = float(params["disc_radius"]), "parameter"
+    elif meta is not None and meta.get("hq_disc_radius_vox"):
+        radius, radius_source = float(meta["hq_disc_radius_vox"]), "meta.json"
+    else:
+        radius, radius_source = preprocess.estimate_disc_radius(hq), "estimated from the HQ data"
     mask = preprocess.disc_mask(hq.shape, radius=max(1.0, radius - params["disc_margin"]))
+    # near the edge of the HQ disc the HQ scan sees a truncated sample (an interior
+    # scan) while LQ does not: register on the central part only
+    reg_mask = preprocess.disc_mask(hq.shape, radius=max(1.0, params["registration_radius_fraction"] * radius))
     lq_up = resample_lq_onto_hq(lq, start, stop, order=params["interpolation_order"])
-    report = register_volumes(lq_up, hq, mask, preset=preset,
-                              **{k: params[k] for k in ("bin_start", "max_iterations", "delta_phi_min", "rigid",
-                                                        "margin_fraction", "blur_sigma", "coarse_search")})
+    report = register_volumes(lq_up, hq, reg_mask, preset=preset, **{k: params[k] for k in _REGISTRATION_KEYS})
+    report["registration_mask_radius_px"] = float(params["registration_radius_fraction"] * radius)
     report["hq_region_in_lq"] = {"start_vox": start.tolist(), "stop_vox": stop.tolist()}
     report["centre"] = [(n - 1) / 2.0 for n in hq.shape]
     if meta is not None and "misalignment" in meta and "phi" in meta["misalignment"]:
@@ -623,7 +668,8 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         "parameters": params,
         "hq_region_in_lq": report["hq_region_in_lq"],
         "phi": {k: report[k] for k in ("phi", "translation_vox", "rotation_deg", "zoom", "status", "converged")},
-        "mask": {"radius_px": float(radius - params["disc_margin"]), "estimated": params["disc_radius"] is None, "shape": list(mask.shape)},
+        "mask": {"radius_px": float(radius - params["disc_margin"]), "disc_radius_px": radius, "source": radius_source,
+                 "shape": list(mask.shape)},
         "normalisation": {"method": method, "outside_mask_value": -1.0},
         "split": {
             "counts": {s: int(np.sum(split == s)) for s in preprocess.SPLITS},
