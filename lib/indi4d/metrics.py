@@ -862,6 +862,20 @@ def detect_particles(image, threshold, bright=True, valid_mask=None, sigma_px=1.
     Gaussian smoothing (``sigma_px``), threshold, removal of components smaller
     than ``min_size_px`` pixels, 4-connected labelling.
 
+    Parameters
+    ----------
+    image : ndarray (H, W), real
+        One slice (in :func:`hallucination_metrics`, rescaled to contrast units).
+    threshold : float
+        Grey level separating particles from background, in the image's units.
+    bright : bool
+        Particles are above (True) or below the threshold.
+    valid_mask : ndarray of bool (H, W), optional
+    sigma_px : float
+        Smoothing before the threshold, pixels (0: none).
+    min_size_px : int
+        Smallest particle kept, pixels.
+
     Returns
     -------
     labels : ndarray (H, W) int32
