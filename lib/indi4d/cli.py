@@ -60,7 +60,16 @@ def _cmd_enhance(args):
 def _cmd_evaluate(args):
     from .metrics import evaluate_files
 
-    metrics = evaluate_files(args.pred, args.reference, labels=args.labels, out=args.out)
+    if args.mask in ("auto", "none"):
+        mask = None if args.mask == "none" else "auto"
+    else:
+        from .io import read_volume
+
+        mask = read_volume(args.mask)[0] != 0
+    metrics = evaluate_files(
+        args.pred, args.reference, labels=args.labels, out=args.out, mask=mask,
+        pixel_size_nm=args.pixel_size_nm, preset=args.preset, fit=args.fit,
+    )
     print(json.dumps(metrics, indent=2, default=float))
 
 
@@ -107,6 +116,12 @@ def build_parser():
     p.add_argument("reference")
     p.add_argument("--labels", default=None, help="phase labels on the reference grid")
     p.add_argument("--out", required=True)
+    p.add_argument("--mask", default="auto",
+                   help="'auto' (find the reconstruction disc), 'none', or a mask volume file")
+    p.add_argument("--pixel-size-nm", type=float, default=None, help="when the files carry no voxel size")
+    p.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
+    p.add_argument("--fit", default="affine", choices=["affine", "none"],
+                   help="least-squares grey-level fit of PRED onto the reference before PSNR/SSIM")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
