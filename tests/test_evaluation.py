@@ -157,6 +157,10 @@ def test_goals_are_measured_against_the_other_methods(scores):
     cnr = goals["InDI CNR >= 1.2 x HQ CNR"]
     assert cnr["target"] == pytest.approx(1.2 * scores["hq"]["vs_truth"]["cnr"])
     assert cnr["passed"] == (cnr["measured"] >= cnr["target"])
+    # "k times none" needs something: 0 SIFT points do not double 0
+    no_sift = {m: {"vs_hq": {"sift_congruent_points": 0.0}, "vs_truth": None} for m in ("bicubic", "indi")}
+    sift = {g["name"]: g for g in evaluation.check_goals(no_sift)}["InDI SIFT congruent points (vs HQ) >= 2 x LQ's"]
+    assert sift["target"] == 0 and sift["passed"] is False
     # a goal whose method is missing is undefined, not failed
     partial = evaluation.check_goals({k: v for k, v in scores.items() if k != "hq"})
     assert {g["name"]: g["passed"] for g in partial}["InDI FWHM <= 0.9 x HQ FWHM"] is None

@@ -301,7 +301,11 @@ def value(scores, method, metric, reference=None):
     if m is None:
         return None
     v = m.get(metric)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if metric == "fwhm_nm" and v <= 0:  # a zero width means too few edges were measured, not a perfect edge
+        return None
+    return float(v)
 
 
 # --------------------------------------------------------------------------- choosing N
@@ -542,6 +546,8 @@ def check_goals(scores, goals=GOALS):
             continue
         target = other * g["factor"] if "factor" in g else other + g["offset"]
         passed = measured <= target if g["relation"] == "<=" else measured >= target
+        if "factor" in g and other == 0 and g["relation"] == ">=":
+            passed = measured > 0  # "at least k times none" asks for something, not for none as well
         out.append({"name": g["name"], "measured": measured, "target": target, "passed": bool(passed)})
     return out
 
@@ -933,8 +939,9 @@ def plot_uncertainty(unc, mask, index=0):
     lo, hi = _window(mean, mask)
     axes[0].imshow(np.where(mask, mean, lo), cmap="gray", vmin=lo, vmax=hi)
     axes[0].set_title(f"mean of {unc['samples']} samples (N = {unc['steps']})", fontsize=9)
-    vmax = float(np.percentile(np.concatenate([std[mask], err[mask]]), 99))
     for ax, img, title in ((axes[1], std, "spread (std), 1/µm"), (axes[2], err, "|error| vs truth, 1/µm")):
+        # each map on its own scale: only the ranking is compared
+        vmax = float(np.percentile(img[mask], 99)) or 1.0
         im = ax.imshow(np.where(mask, img, 0), cmap="magma", vmin=0, vmax=vmax)
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
