@@ -142,3 +142,14 @@ def test_bad_input_raises(network, model_dir, tmp_path):
     tifffile.imwrite(four_d, np.zeros((2, 2, 8, 8), np.uint16))
     with pytest.raises(ValueError, match="4d.tif"):
         enhance_file(four_d, tmp_path / "o.tif", model_dir, steps=2)
+
+
+def test_cli_enhance(model_dir, tmp_path, capsys):
+    from indi4d.cli import main
+
+    src = write_volume(tmp_path / "lq.tif", np.full((2, 8, 8), 20000, np.uint16), voxel_size_nm=100.0)
+    assert main(["enhance", str(src), str(tmp_path / "out.tif"), "--model", str(model_dir), "--steps", "2"]) == 0
+    assert read_volume(tmp_path / "out.tif")[0].shape == (4, 16, 16)
+    assert main(["enhance", str(src), str(tmp_path / "o2.tif"), "--model", str(tmp_path / "none"), "--steps", "2"]) == 2
+    assert "model.keras" in capsys.readouterr().err
+    assert main(["enhance", str(src), str(tmp_path / "o3.tif"), "--model", str(model_dir), "--steps", "0"]) == 2

@@ -105,3 +105,11 @@ def test_bad_inputs_raise(pairs, tmp_path):
         train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"learning_rate": 1.0})
     assert set(PRESETS) == {"tiny", "default", "paper"}
     assert PRESETS["paper"]["max_lr"] == 5e-4 and PRESETS["paper"]["batch_size"] == 2
+
+
+def test_cli_train(pairs, tmp_path, capsys):
+    from indi4d.cli import main
+
+    assert main(["train", str(pairs), str(tmp_path / "m"), "--preset", "tiny", "--epochs", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epochs_done"] == 1 and (tmp_path / "m" / "model.keras").exists()

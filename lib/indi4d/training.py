@@ -51,8 +51,8 @@ PRESETS = {
         "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
     },
     "default": {
-        "network": "default", "crop": 96, "batch_size": 4, "epochs": 20, "steps_per_epoch": 100,
-        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 128, "val_max_slices": 8, "max_minutes": 15.0,
+        "network": "default", "crop": 96, "batch_size": 4, "epochs": 30, "steps_per_epoch": 100,
+        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 15.0,
         "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
     },
     "paper": {
