@@ -1,6 +1,7 @@
 """InDI training: schedule, learning on tiny data, resume after interruption, time budget."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -80,6 +81,17 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, tmp_pat
     assert max(float(np.abs(a - b).max()) for a, b in zip(w1, w2)) < 1e-4
     again = train_indi(pairs, tmp_path / "split", **kw)  # a finished run is not trained again
     assert again["global_step"] == 8 and again["resumed_from"] == 8
+
+    # a kill: stop at step 6, then remove what was written after the epoch-end checkpoint (step 4)
+    train_indi(pairs, tmp_path / "killed", max_steps=6, **kw)
+    ckpts = sorted((tmp_path / "killed" / "checkpoints").glob("ckpt_*"))
+    assert [c.name for c in ckpts] == ["ckpt_000000004", "ckpt_000000006"]
+    shutil.rmtree(ckpts[-1])
+    (tmp_path / "killed" / "model.keras").unlink()
+    revived = train_indi(pairs, tmp_path / "killed", **kw)
+    assert revived["resumed_from"] == 4
+    h3 = json.loads((tmp_path / "killed" / "history.json").read_text())
+    np.testing.assert_allclose(h3["val_loss"], h1["val_loss"], rtol=1e-4)
 
 
 def test_time_budget_stops_cleanly_with_a_usable_model(pairs, tmp_path):
