@@ -7,7 +7,8 @@ Run from the repository root::
 Writes ``benchmarks/results/speed.json`` (atomically) with
 
 * ``matmul_peak_gflops``: the best rate of a large float32 ``tf.matmul`` (2 n^3
-  FLOPs), the yardstick for "peak" on this CPU, measured in the same run;
+  FLOPs), the yardstick for "peak" on this CPU, measured at the start and the
+  end of the same run (the better reading is used);
 * ``flops_per_pixel``: FLOPs of one network pass per output pixel, counted
   analytically from the convolution layers (``model.conv_flops_per_pixel``);
 * ``train``: seconds per optimiser step (the preset's batch of crops) and
@@ -19,7 +20,10 @@ Writes ``benchmarks/results/speed.json`` (atomically) with
 
 Timings are medians over ``--repeats`` runs after a warm-up call (tracing and
 compilation excluded, reported separately). On a machine shared with other
-work the numbers are noisy; rerun on an idle machine for the record.
+work the numbers are noisy; rerun on an idle machine for the record. A
+fraction of peak above 1 is possible: oneDNN's convolution kernels can beat
+TensorFlow's (Eigen) matmul, and the training FLOPs are an estimate (backward
+pass = 2x forward).
 """
 
 import argparse
@@ -43,7 +47,7 @@ def _median_time(fn, repeats):
     return statistics.median(times)
 
 
-def matmul_peak(tf, n=2048, repeats=5):
+def matmul_peak(tf, n=3072, repeats=5):
     """Best float32 matmul rate (GFLOP/s) of an n x n product, 2 n^3 FLOPs each."""
     a = tf.random.uniform((n, n), dtype=tf.float32)
     b = tf.random.uniform((n, n), dtype=tf.float32)
@@ -150,6 +154,16 @@ def main(argv=None):
             "pixels": pixels, "gflops": round(gflops, 2), "fraction_of_peak": round(gflops / peak, 3),
         }
     result["inference"] = inference
+
+    # the yardstick again: under changing load the better of the two readings is the fairer peak
+    peak_end = matmul_peak(tf, repeats=args.repeats)
+    result["matmul_peak_gflops_readings"] = [round(peak, 2), round(peak_end, 2)]
+    if peak_end > peak:
+        scale = peak / peak_end
+        for entry in list(train.values()) + list(inference.values()):
+            entry["fraction_of_peak"] = round(entry["fraction_of_peak"] * scale, 3)
+        peak = peak_end
+        result["matmul_peak_gflops"] = round(peak, 2)
     best = max(inference, key=lambda k: inference[k]["fraction_of_peak"])
     result["best_inference"] = {"variant": best, **inference[best]}
 
