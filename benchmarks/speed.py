@@ -51,7 +51,7 @@ def matmul_peak(tf, n=3072, repeats=5):
     """Best float32 matmul rate (GFLOP/s) of an n x n product, 2 n^3 FLOPs each."""
     a = tf.random.uniform((n, n), dtype=tf.float32)
     b = tf.random.uniform((n, n), dtype=tf.float32)
-    mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))  # reduce: forces the full product
+    mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)), autograph=False)  # reduce: forces the full product
     mm(a, b).numpy()
     best = min(_time_once(lambda: mm(a, b).numpy()) for _ in range(repeats))
     return 2.0 * n**3 / best / 1e9
@@ -135,8 +135,8 @@ def main(argv=None):
     t1 = np.ones(1, np.float32)
     tiles = rng.uniform(-1, 1, (4, n // 2, n // 2, 1)).astype(np.float32)
     t4 = np.ones(4, np.float32)
-    graph = tf.function(lambda x, t: network([x, t], training=False))
-    xla = tf.function(lambda x, t: network([x, t], training=False), jit_compile=True)
+    graph = tf.function(lambda x, t: network([x, t], training=False), autograph=False)
+    xla = tf.function(lambda x, t: network([x, t], training=False), jit_compile=True, autograph=False)
     variants = {
         "eager_whole": (lambda: np.asarray(network([image, t1], training=False)), n * n),
         "graph_whole": (lambda: graph(image, t1).numpy(), n * n),

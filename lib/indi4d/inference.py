@@ -157,7 +157,7 @@ class Enhancer:
             import tensorflow as tf
 
             net = self.network
-            self._forward = tf.function(lambda a, b: net([a, b], training=False),
+            self._forward = tf.function(lambda a, b: net([a, b], training=False), autograph=False,
                                         jit_compile=self.jit_compile, reduce_retracing=True)
         return np.asarray(self._forward(np.ascontiguousarray(x, np.float32), np.asarray(t, np.float32)))
 
