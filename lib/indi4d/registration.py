@@ -510,7 +510,8 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
     dict
         ``phi`` (4×4 list, ``hq ≈ applyPhi(lq_up, Φ)``), ``translation_vox``,
         ``rotation_deg``, ``zoom``, ``status`` (spam's returnStatus of the
-        last run), ``status_text``, ``converged`` (status == 2),
+        last run), ``status_text``, ``converged`` (status == 2 and the
+        residual did not grow),
         ``iterations`` (of the last run, at full resolution), ``spam_error``,
         ``residual_before`` / ``residual_after`` (RMS grey difference of the
         prepared volumes inside the fit mask before and after applying Φ, in
@@ -571,16 +572,20 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
     region[margin:-margin, margin:-margin, margin:-margin] = True
     if fit is not None:
         region &= fit
+    residual_before = _residual(a, b, region)
+    residual_after = _residual(apply_phi(a, phi), b, region)
     return {
         "phi": phi.tolist(),
         **decompose_phi(phi),
         "status": status,
-        "status_text": SPAM_STATUS.get(status, "unknown"),
-        "converged": status == 2,
+        "status_text": SPAM_STATUS.get(status, "unknown") if residual_after <= residual_before
+        else "spam stopped, but the residual grew: a false optimum",
+        # spam's own criterion, and a sanity check: a fit that makes the images differ more is no fit
+        "converged": status == 2 and residual_after <= residual_before,
         "iterations": int(reg["iterations"]),
         "spam_error": float(reg["error"]),
-        "residual_before": _residual(a, b, region),
-        "residual_after": _residual(apply_phi(a, phi), b, region),
+        "residual_before": residual_before,
+        "residual_after": residual_after,
         "residual_units": "RMS of the blurred, robust-z-scored grey difference inside the fit mask (IQR units)",
         "initial_translation_vox": [float(v) for v in phi_init[:3, 3]],
         "hq_blur_sigma": float(hq_sigma),
@@ -666,7 +671,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     ValueError
         For bad input, naming the file.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     params = resolve(PRESETS, preset, **overrides)
     lq_path, hq_path, out_dir = Path(lq_path), Path(hq_path), Path(out_dir)
