@@ -106,6 +106,11 @@ def test_resuming_with_other_parameters_is_refused(pairs, tmp_path):
     train_indi(pairs, tmp_path / "m", preset="tiny", max_steps=1, progress=False)
     with pytest.raises(ValueError, match="other parameters"):
         train_indi(pairs, tmp_path / "m", preset="tiny", seed=5, progress=False)
+    other = make_pairs(tmp_path / "other_pairs", seed=9)  # same layout, other data
+    with pytest.raises(ValueError, match="pairs_sha256"):
+        train_indi(other, tmp_path / "m", preset="tiny", progress=False)
+    fresh = train_indi(other, tmp_path / "m", preset="tiny", max_steps=2, restart=True, progress=False)
+    assert fresh["resumed_from"] is None and fresh["global_step"] == 2
 
 
 def test_bad_inputs_raise(pairs, tmp_path):

@@ -366,6 +366,17 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
 # --------------------------------------------------------------------------- InDI on a pairs folder
 
 
+def _sha256(path, block=2**20):
+    """Hex sha256 of a file."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _centre_crop(stack, size):
     """Centre ``size x size`` crop of a (n, H, W) stack."""
     _, h, w = stack.shape
@@ -400,7 +411,7 @@ def validation_batches(lq, hq, crop, batch_size, max_slices, multiple):
 
 
 def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=None, seed=0, *,
-               max_steps=None, overrides=None, progress=True):
+               max_steps=None, overrides=None, restart=False, progress=True):
     """Train InDI on a pairs folder and write a model folder (``indi4d train``).
 
     Parameters
@@ -424,6 +435,10 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         Other preset parameters to replace (e.g. ``{"crop": 64}``); a
         ``"network"`` entry may be a preset name or a dict of
         :func:`indi4d.model.build_unet` arguments.
+    restart : bool
+        When ``model_dir`` holds a run with other parameters or other pairs
+        (their sha256 is part of the configuration), discard it and start
+        afresh instead of raising ``ValueError``.
     progress : bool
         Show a progress bar.
 
@@ -469,6 +484,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
 
     config = {
         "preset": preset, "seed": int(seed), "pairs_dir": str(pairs_dir.resolve()),
+        "pairs_sha256": _sha256(pairs_dir / "pairs.npz"),
         "network": net_params,
         "training": {k: v for k, v in params.items() if k not in ("network", "max_minutes")}
         | {"steps_per_epoch": int(steps_per_epoch)},
@@ -476,6 +492,12 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         "normalisation": "normalisation.json",
     }
     model_dir.mkdir(parents=True, exist_ok=True)
+    config_path = model_dir / "config.json"
+    if restart and config_path.exists() and json.loads(config_path.read_text()) != json.loads(json.dumps(config)):
+        # another run lives here: remove its training state (checkpoints, history, model), nothing else
+        shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)
+        for name in ("history.json", "model.keras", "config.json"):
+            (model_dir / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(int(seed))
     network = model.build_unet(**net_params, seed=int(seed))
     shutil.copyfile(norm_src, model_dir / "normalisation.json")
