@@ -62,7 +62,7 @@ PRESETS = {
         "delta_phi_min": 1e-4,
         "rigid": True,
         "margin_fraction": 0.1,
-        "blur_sigma": 1.0,
+        "blur_sigma": 2.0,  # noisy 100 nm LQ: more smoothing than for the tiny (clean) tests
         "hq_blur_sigma": "auto",
         "coarse_search": True,
         "coarse_max_shift_vox": 16.0,
