@@ -62,10 +62,10 @@ _ACQ_LQ = {
     "blur_sigma_nm": 330.0,  # detector PSF at the sample plane (LQ optics)
     "dose": 500.0,  # photons per detector pixel per projection (flat field)
     "gain_nonuniformity": 0.05,  # relative std of the detector pixel gains
-    "flat_field_error": 0.004,  # relative std of what the flat field fails to correct
+    "flat_field_error": 0.003,  # relative std of what the flat field fails to correct
     "filter_name": "shepp-logan",
 }
-_ACQ_HQ = dict(_ACQ_LQ, blur_sigma_nm=145.0, dose=5000.0, flat_field_error=0.003)
+_ACQ_HQ = dict(_ACQ_LQ, blur_sigma_nm=145.0, dose=5000.0, flat_field_error=0.002)
 
 _COMMON = {
     "lq_voxel_nm": 100.0,
@@ -384,8 +384,10 @@ def build_phantom(params, seed=0, stream="phantom", progress=False):
     centres = np.zeros((0, 3))
     semi = np.zeros((0, 3))
     rots = np.zeros((0, 3, 3))
+    ph = Phantom(extent, r_s, centres, semi, rots, h)
+    labels, inside = rasterise(ph, *axes_c)
     measured = 0.0
-    for _round in range(8):
+    for _round in range(8):  # top up until the measured fraction reaches the target
         deficit = target - measured
         if deficit <= 0.005:
             break
@@ -402,8 +404,6 @@ def build_phantom(params, seed=0, stream="phantom", progress=False):
         ph = Phantom(extent, r_s, centres, semi, rots, h)
         labels, inside = rasterise(ph, *axes_c, progress=progress)
         measured = float(np.mean(labels[inside] == PARTICLE))
-    ph = Phantom(extent, r_s, centres, semi, rots, h)
-    labels, inside = rasterise(ph, *axes_c)
     solid = labels == PARTICLE
 
     # binder: correlated noise + affinity for particle surfaces, thresholded by quantile
@@ -998,6 +998,8 @@ def ring_index(image, centre_vox, r_min_vox, r_max_vox):
     -------
     float, in the image's units
     """
+    if not 0 <= r_min_vox < r_max_vox:
+        raise ValueError(f"ring_index: need 0 <= r_min < r_max, got {r_min_vox} and {r_max_vox} px")
     r, prof, count = radial_profile(image, centre_vox, bin_width=1.0, r_max=r_max_vox)
     sel = (r >= r_min_vox) & (r <= r_max_vox) & (count > 0)
     return float(np.std(prof[sel]))
@@ -1033,9 +1035,10 @@ def calibration_disc(shape_yx, voxel_nm, radius_vox, mu_in, outer_radius_vox=Non
 def acquisition_characteristics(preset="default", seed=0, n_slices=6, **overrides):
     """Measure what each scan of a preset resolves: edge FWHM, noise, CNR, rings.
 
-    Each scan (LQ, HQ) images a calibration object of its own field of view: a
-    binder-like cylinder filling the reconstruction disc with a particle-like
-    disc of 40 % of its radius in the middle. The particle edge gives the
+    Each scan (LQ, HQ) images a calibration object as wide as the preset's
+    scans (at least 96 pixels): a binder-like cylinder filling the
+    reconstruction disc with a particle-like disc of 40 % of its radius in the
+    middle. The particle edge gives the
     FWHM (:func:`disc_edge_fwhm`); the noise std is taken in the flat core of
     the particle disc and in the binder ring, the CNR is the particle-binder
     contrast over the binder noise.
@@ -1049,14 +1052,15 @@ def acquisition_characteristics(preset="default", seed=0, n_slices=6, **override
     p = resolve(PRESETS, preset, **overrides)
     att = p["attenuation_per_um"]
     out = {}
-    for which, voxel, width in (("lq", p["lq_voxel_nm"], p["lq_shape"][1]), ("hq", p["hq_voxel_nm"], p["lq_shape"][1])):
+    # at least 96 px across so that the edge, a flat core and a flat ring all fit beside the blur
+    width = max(96, int(p["lq_shape"][1]))
+    for which, voxel in (("lq", p["lq_voxel_nm"]), ("hq", p["hq_voxel_nm"])):
         acq = p[which]
         r_out = width / 2 - 2
         r_in = 0.4 * r_out
-        zm = _z_margin(acq, voxel)
-        mu, centre = calibration_disc(width, voxel, r_in, att["particle"], r_out, att["binder"], n_slices, zm)
-        rec = acquire_slices(mu, voxel, z_margin=zm, rings=p["rings"], seed=int(_rng(seed, which).integers(2**31)),
-                             **acq)
+        # the object does not vary along z, so the z blur needs no margin slices
+        mu, centre = calibration_disc(width, voxel, r_in, att["particle"], r_out, att["binder"], n_slices)
+        rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(_rng(seed, which, 99).integers(2**31)), **acq)
         edge = disc_edge_fwhm(rec, voxel, centre, r_in)
         yy, xx = np.indices(rec.shape[1:])
         rr = np.hypot(yy - centre[0], xx - centre[1])
