@@ -33,7 +33,7 @@ from .io import read_volume
 from .presets import resolve
 
 PRESETS = {
-    # tests / CI: volumes of ~64^3 HQ voxels, seconds
+    # tests / CI: HQ volumes of 32-64^3 voxels, seconds
     "tiny": {
         "bin_start": 1,  # spam multiscale: first binning level (power of 2)
         "max_iterations": 60,  # per binning level
