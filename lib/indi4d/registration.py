@@ -578,8 +578,8 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
         "phi": phi.tolist(),
         **decompose_phi(phi),
         "status": status,
-        "status_text": SPAM_STATUS.get(status, "unknown") if residual_after <= residual_before
-        else "spam stopped, but the residual grew: a false optimum",
+        "status_text": SPAM_STATUS.get(status, "unknown")
+        + ("" if residual_after <= residual_before else "; and the residual grew: a false optimum"),
         # spam's own criterion, and a sanity check: a fit that makes the images differ more is no fit
         "converged": status == 2 and residual_after <= residual_before,
         "iterations": int(reg["iterations"]),
