@@ -33,7 +33,7 @@ def _cmd_register(args):
     # unless --allow-unconverged is given
     phi = register_scans(
         args.lq, args.hq, args.out_dir, meta_path=args.meta, preset=args.preset, seed=args.seed,
-        allow_unconverged=getattr(args, "allow_unconverged", False),
+        allow_unconverged=args.allow_unconverged, hq_start_vox=args.hq_start,
     )
     keys = ("translation_vox", "rotation_deg", "zoom", "status", "converged", "iterations",
             "residual_before", "residual_after", "error_vs_applied")
@@ -90,6 +90,10 @@ def build_parser():
     p.add_argument("hq")
     p.add_argument("out_dir")
     p.add_argument("--meta", default=None, help="meta.json giving the HQ region inside LQ")
+    p.add_argument("--hq-start", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                   help="coarse start of the HQ region inside LQ, in LQ voxels (instead of --meta)")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="write the pairs even when spam did not converge (flagged in phi.json)")
     p.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_register)
