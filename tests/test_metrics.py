@@ -370,7 +370,7 @@ def test_cli_evaluate_on_tiffs(tmp_path, capsys):
     assert saved["files"]["labels"].endswith("labels.tif")
     assert saved["n_false_particles"] == 0
     assert {p.name: _sha(p) for p in tmp_path.glob("*.tif")} == before  # inputs untouched
-    assert not list(out.parent.glob("*.part"))  # atomic write left no temp file
+    assert not list(out.parent.glob("*.part*"))  # atomic write left no temp file
 
     # shapes differ: a clear error naming both files, exit status 2
     write_volume(tmp_path / "small.tif", to16(hq[:, :100]), voxel_size_nm=50.0)
