@@ -105,6 +105,9 @@ PRESETS = {
         radius_log_sigma=0.35,
         radius_range_um=(0.12, 0.8),
         crack_min_radius_um=0.3,
+        # thinner cracks and shells for the small particles of the tiny sample
+        crack_width_um=(0.0, 0.05, 0.08),
+        dense_thickness_um=(0.0, 0.05, 0.08),
         binder_grid_nm=50.0,
         lq=dict(_ACQ_LQ, n_angles=48),
         hq=dict(_ACQ_HQ, n_angles=48),
@@ -124,6 +127,7 @@ PRESETS = {
         real_size=64,
         real_voxel_nm=100.0,
     ),
+    # paper: 51.2 µm LQ field of view; hours of CPU and ~20 GB of memory, never run in tests
     "paper": dict(
         _COMMON,
         lq_shape=(512, 512, 512),
@@ -1245,8 +1249,9 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
     out_dir : str or Path
         Folder to write (created; existing files of the same names are replaced).
     preset : {"tiny", "default", "paper"}
-        Sizes: tiny 32³ LQ (seconds), default 128³ (a few minutes on one
-        core), paper 512³ (GPU-class machine; hours on a CPU).
+        Sizes: tiny 32³ LQ voxels (seconds), default 128³ (about 3 CPU
+        minutes, 0.7 GB of memory), paper 512³ (for a large machine: hours of
+        CPU and ~20 GB of memory; the simulation does not use a GPU).
     seed : int
         Non-negative seed of every random draw.
     progress : bool
