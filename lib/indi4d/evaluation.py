@@ -634,8 +634,21 @@ def _best(scores, metric, reference=None, lower=False, methods=("bicubic", "indi
     return (min if lower else max)(vals, key=vals.get), vals
 
 
-def findings(scores, choice=None, unc=None, goals=None):
+def _within_spread(scores, a, b, metric, reference=None):
+    """True when methods a and b differ by less than their combined spread (sqrt(s_a² + s_b²))."""
+    va, vb = value(scores, a, metric, reference), value(scores, b, metric, reference)
+    sa, sb = value(scores, a, f"{metric}_std", reference), value(scores, b, f"{metric}_std", reference)
+    if None in (va, vb, sa, sb):
+        return False
+    return abs(va - vb) < math.hypot(sa, sb)
+
+
+def findings(scores, choice=None, unc=None, goals=None, sweep=None):
     """Where InDI wins and where it does not, as Markdown bullet points computed from the numbers.
+
+    Two methods whose difference is smaller than their combined spread
+    (``sqrt(s_a**2 + s_b**2)``, the ± of :func:`metrics_table`) are called
+    indistinguishable rather than ranked.
 
     Parameters
     ----------
@@ -647,14 +660,23 @@ def findings(scores, choice=None, unc=None, goals=None):
         :func:`uncertainty`.
     goals : list, optional
         :func:`check_goals`.
+    sweep : list of dict, optional
+        :func:`step_sweep` rows (adds how PSNR and FWHM moved with N).
 
     Returns
     -------
     str
     """
-    name = {m: n for m, n in METHODS.items()}
+    name = dict(METHODS)
     out = []
     v = lambda m, k, r=None: value(scores, m, k, r)  # noqa: E731
+
+    def verdict(best, metric, what, reference=None):
+        if best == "indi":
+            return f". InDI {what} of the four (HQ aside)."
+        if "indi" in scores and _within_spread(scores, best, "indi", metric, reference):
+            return f". {name[best]} leads, but InDI is within the spread of it."
+        return f". {name[best]}, not InDI, {what}."
 
     best, vals = _best(scores, "fwhm_nm", lower=True)
     if best is not None:
@@ -663,8 +685,10 @@ def findings(scores, choice=None, unc=None, goals=None):
         s = f"**Sharpness.** Edge FWHM from sharpest to broadest: {ranking}"
         if hq is not None:
             s += f" (HQ: {hq:.0f} nm)"
-        s += (". InDI has the sharpest edges of the learned methods." if best == "indi" else
-              f". {name[best]}, not InDI, has the sharpest edges.")
+        s += verdict(best, "fwhm_nm", "has the sharpest edges")
+        if hq is not None and "indi" in vals:
+            s += (f" InDI's edges are {'sharper' if vals['indi'] < hq else 'broader'} than the HQ scan's"
+                  f" ({vals['indi'] / hq:.2f}x).")
         ov = {m: v(m, "edge_overshoot") for m in ("indi", "hq", "gan")}
         if all(x is not None for x in ov.values()):
             s += (f" Edge overshoot (ringing, as a fraction of the step): InDI {ov['indi']:.2f}, "
@@ -679,19 +703,17 @@ def findings(scores, choice=None, unc=None, goals=None):
         s = f"**Fidelity to the truth.** PSNR against the true attenuation: {ranking}"
         if hq is not None:
             s += f" (the HQ scan itself: {hq:.2f} dB)"
-        if best == "indi":
-            s += ". InDI is also the most faithful."
-        else:
-            gap = vals[best] - vals.get("indi", math.nan)
-            s += (f". {name[best]} beats InDI by {gap:.2f} dB here: a pixel-wise error rewards the smooth "
-                  "conditional mean, which is exactly what a direct regressor learns." if best == "cnn" else
-                  f". {name[best]} beats InDI by {gap:.2f} dB here.")
+        s += verdict(best, "psnr", "is the most faithful", "truth")
+        if best == "cnn" and "indi" in vals:
+            s += (f" The CNN's lead ({vals['cnn'] - vals['indi']:.2f} dB) is expected: a pixel-wise error rewards "
+                  "the smooth conditional mean, which is exactly what a direct regressor learns.")
         out.append(s)
 
-    lq, ind, hq = v("bicubic", "sift_congruent_points", "hq"), v("indi", "sift_congruent_points", "hq"), None
+    lq, ind = v("bicubic", "sift_congruent_points", "hq"), v("indi", "sift_congruent_points", "hq")
     if lq is not None and ind is not None:
-        s = (f"**Congruent features.** SIFT congruent points with the HQ scan: LQ {lq:.1f}, InDI {ind:.1f} per slice "
-             f"({ind / lq:.1f}x)" if lq > 0 else f"**Congruent features.** LQ {lq:.1f}, InDI {ind:.1f} per slice")
+        s = f"**Congruent features.** SIFT congruent points with the HQ scan per slice: LQ {lq:.1f}, InDI {ind:.1f}"
+        if lq > 0:
+            s += f" ({ind / lq:.1f}x LQ)"
         for m in ("cnn", "gan"):
             x = v(m, "sift_congruent_points", "hq")
             if x is not None:
@@ -705,24 +727,37 @@ def findings(scores, choice=None, unc=None, goals=None):
         if hq is not None:
             s += f", HQ {hq:.2f}"
         s += f"; highest: {name[best]}."
+        if hq is not None and "indi" in vals:
+            s += f" InDI's CNR is {vals['indi'] / hq:.2f}x the HQ scan's."
         out.append(s)
 
-    fp = {m: v(m, "false_particles_per_mm2") for m in ("bicubic", "indi", "cnn", "gan")}
-    fe = {m: v(m, "false_edge_fraction") for m in ("bicubic", "indi", "cnn", "gan")}
+    learned = ("indi", "cnn", "gan")
+    fp = {m: v(m, "false_particles_per_mm2") for m in ("bicubic",) + learned}
+    fe = {m: v(m, "false_edge_fraction") for m in ("bicubic",) + learned}
     if all(x is not None for x in fp.values()) and all(x is not None for x in fe.values()):
-        worst = max(fe, key=fe.get)
+        worst_edges = max(learned, key=fe.get)
+        worst_parts = max(learned, key=fp.get)
         s = ("**Hallucination.** False particles per mm²: "
              + ", ".join(f"{name[m]} {fp[m]:.0f}" for m in fp)
              + "; false edges in flat regions: " + ", ".join(f"{name[m]} {100 * fe[m]:.2f} %" for m in fe)
-             + f". Most invented edges: {name[worst]}.")
+             + f". Of the learned methods, {name[worst_parts]} invents the most particles and "
+             + f"{name[worst_edges]} the most edges.")
         if fe["indi"] > fe["bicubic"]:
-            s += (" InDI adds edges where the truth is flat compared with the bicubic input — "
-                  "the price of restoring detail from a degraded scan.")
+            s += " InDI draws more edges in flat regions than its bicubic input has."
         out.append(s)
 
     if choice is not None:
-        out.append(f"**Number of steps.** The rule ({choice['rule']}) picks N = {choice['steps']} "
-                   f"(admissible: {choice['admissible']}).")
+        s = (f"**Number of steps.** The rule ({choice['rule']}) picks N = {choice['steps']} "
+             f"(admissible: {choice['admissible']}).")
+        rows = [r for r in (sweep or []) if _finite(r.get("psnr")) and _finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
+        if len(rows) >= 2:
+            a, b = rows[0], rows[-1]
+            s += (f" From N = {a['steps']} to N = {b['steps']} the PSNR moved by {b['psnr'] - a['psnr']:+.2f} dB "
+                  f"and the FWHM by {b['fwhm_nm'] - a['fwhm_nm']:+.0f} nm.")
+        if choice["steps"] == 1:
+            s += (" With N = 1 InDI is a one-shot regressor like the CNN: in this run, more steps did not buy "
+                  "sharper edges at an acceptable cost in fidelity.")
+        out.append(s)
     if unc is not None and _finite(unc.get("spearman")):
         rho, rb = unc["spearman"], unc.get("spearman_block")
         strength = "strongly" if rho > 0.6 else "moderately" if rho > 0.3 else "weakly" if rho > 0.1 else "hardly"
@@ -894,11 +929,14 @@ def plot_sweep(rows, choice=None, references=None):
     styles = ["--", ":", "-."]
     for ax, (key, label) in zip(axes, panels):
         y = get(key)
+        if key == "fwhm_nm":
+            y[y <= 0] = np.nan  # no measurement
         err = get(f"{key}_std") if key in ("psnr", "ssim", "fwhm_nm") else None
         ax.errorbar(n, y, yerr=err, fmt="o-", color="tab:orange", capsize=3, label="InDI")
         for k, (name, vals) in enumerate((references or {}).items()):
-            if vals.get(key) is not None:
-                ax.axhline(vals[key], ls=styles[k % 3], color=f"C{k}", lw=1, label=name)
+            ref = vals.get(key)
+            if ref is not None and math.isfinite(ref) and not (key == "fwhm_nm" and ref <= 0):
+                ax.axhline(ref, ls=styles[k % 3], color=f"C{k}", lw=1, label=name)
         if choice is not None:
             ax.axvline(choice["steps"], color="k", lw=0.8, alpha=0.6)
             if key == "fwhm_nm":
@@ -975,7 +1013,7 @@ def plot_hallucination(scores, steps=None):
               ("flat_region_error", "grey spread in flat regions (contrast units)", 1.0)]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
     for ax, (key, title, scale) in zip(axes, panels):
-        vals = [scale * (value(scores, m, key) or np.nan) for m in methods]
+        vals = [np.nan if value(scores, m, key) is None else scale * value(scores, m, key) for m in methods]
         ax.bar(range(len(methods)), vals, color=[f"C{i}" for i in range(len(methods))])
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
