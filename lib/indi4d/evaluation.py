@@ -927,6 +927,7 @@ def plot_sweep(rows, choice=None, references=None):
               ("sift_congruent_points", f"SIFT congruent points vs {ref_word}")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
     styles = ["--", ":", "-."]
+    colours = ["tab:blue", "tab:green", "tab:red", "tab:purple"]  # orange is InDI's
     for ax, (key, label) in zip(axes, panels):
         y = get(key)
         if key == "fwhm_nm":
@@ -936,7 +937,7 @@ def plot_sweep(rows, choice=None, references=None):
         for k, (name, vals) in enumerate((references or {}).items()):
             ref = vals.get(key)
             if ref is not None and math.isfinite(ref) and not (key == "fwhm_nm" and ref <= 0):
-                ax.axhline(ref, ls=styles[k % 3], color=f"C{k}", lw=1, label=name)
+                ax.axhline(ref, ls=styles[k % 3], color=colours[k % 4], lw=1, label=name)
         if choice is not None:
             ax.axvline(choice["steps"], color="k", lw=0.8, alpha=0.6)
             if key == "fwhm_nm":
@@ -947,10 +948,15 @@ def plot_sweep(rows, choice=None, references=None):
         ax.set_xlabel("InDI steps N")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[2].legend(fontsize=7)
+    legend = {}
+    for ax in axes:  # one legend for all panels, each label once
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
     if choice is not None:
-        fig.suptitle(f"chosen N = {choice['steps']}", fontsize=10)
+        fig.suptitle(f"chosen N = {choice['steps']} (vertical line)", fontsize=10)
     fig.tight_layout()
+    fig.legend(legend.values(), legend.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(legend),
+               fontsize=8, frameon=False)
     return fig
 
 
