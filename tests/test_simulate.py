@@ -130,8 +130,8 @@ def test_rigid_motion_follows_spam_applyPhi_and_register_recovers_it():
     assert err(dic.applyPhi(still_s, Phi=phi)) < 0.2 * err(still_s)
     assert err(dic.applyPhi(still_s, Phi=phi)) < 0.15 * err(dic.applyPhi(still_s, Phi=np.linalg.inv(phi)))
     # spam.DIC.register(still, moved) recovers Φ (blurred images: smooth correlation landscape)
-    reg = dic.register(ndi.gaussian_filter(still, 1.5), ndi.gaussian_filter(moved, 1.5), margin=4, maxIterations=80, PhiRigid=True,
-                       verbose=False)
+    reg = dic.register(ndi.gaussian_filter(still, 1.5), ndi.gaussian_filter(moved, 1.5), margin=4, maxIterations=80,
+                       PhiRigid=True, verbose=False)
     got = spam_def.decomposePhi(reg["Phi"])
     assert np.allclose(got["t"], mis["translation_vox"], atol=0.1)
     assert np.allclose(got["r"], mis["rotation_deg"], atol=0.15)
@@ -141,7 +141,7 @@ def test_rigid_motion_follows_spam_applyPhi_and_register_recovers_it():
 
 
 def _disc_scan(voxel_nm, blur_nm, dose, rings, seed=0, width=64, radius=20.0, n_slices=4, gain_error=0.004):
-    mu, centre = sim.calibration_disc(width, voxel_nm, radius, 0.08, n_slices=n_slices)
+    mu, centre = sim.calibration_disc(width, radius, 0.08, n_slices=n_slices)
     rec = sim.acquire_slices(mu, voxel_nm, n_angles=96, blur_sigma_nm=blur_nm, dose=dose, gain_nonuniformity=0.05,
                              flat_field_error=gain_error, rings=rings, seed=seed)
     return rec, centre
@@ -170,7 +170,7 @@ def test_edge_sharpness_lq_worse_than_hq_as_designed():
     fwhm = {}
     for which, voxel in (("lq", p["lq_voxel_nm"]), ("hq", p["hq_voxel_nm"])):
         acq = dict(p[which], n_angles=96)
-        mu, centre = sim.calibration_disc(64, voxel, 20.0, 0.08, n_slices=4)
+        mu, centre = sim.calibration_disc(64, 20.0, 0.08, n_slices=4)
         rec = sim.acquire_slices(mu, voxel, rings=False, seed=1, **acq)
         fwhm[which] = sim.disc_edge_fwhm(rec, voxel, centre, 20.0)["fwhm_nm"]
         # Gaussian detector blur and the pixel box: FWHM = 2.355 sqrt(σ² + v²/12)
@@ -275,8 +275,8 @@ def test_truth_volumes_carry_the_meta_misalignment(tiny_runs):
     still = sim.block_mean(sim.attenuation_of(labels, inside, p["attenuation_per_um"]))
     moved, _ = read_volume(a / "truth_mu_hq.tif")
     dic, spam_def = import_spam("DIC"), import_spam("deformation")
-    reg = dic.register(ndi.gaussian_filter(still, 1.0), ndi.gaussian_filter(moved, 1.0), margin=3, maxIterations=80, PhiRigid=True,
-                       verbose=False)
+    reg = dic.register(ndi.gaussian_filter(still, 1.0), ndi.gaussian_filter(moved, 1.0), margin=3, maxIterations=80,
+                       PhiRigid=True, verbose=False)
     got = spam_def.decomposePhi(reg["Phi"])
     assert np.allclose(got["t"], meta["misalignment"]["translation_vox"], atol=0.15)
     assert np.allclose(got["r"], meta["misalignment"]["rotation_deg"], atol=0.35)

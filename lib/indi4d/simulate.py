@@ -324,7 +324,8 @@ def _place_particles(rng, bounding, extent_um, sample_radius_um, centres, bounds
                 # centres may lie up to rho outside the sample so its surface is cut like the bulk
                 rad = (sample_radius_um + rho) * math.sqrt(rng.random())
                 ang = rng.uniform(0, 2 * math.pi)
-                c = np.array([rng.uniform(-rho, extent_um[0] + rho), cy + rad * math.sin(ang), cx + rad * math.cos(ang)])
+                c = np.array([rng.uniform(-rho, extent_um[0] + rho), cy + rad * math.sin(ang),
+                              cx + rad * math.cos(ang)])
             if not (-rho <= c[0] <= extent_um[0] + rho and math.hypot(c[1] - cy, c[2] - cx) <= sample_radius_um + rho):
                 continue
             if len(pr) and np.any(np.linalg.norm(pc - c, axis=1) < (1 - overlap) * (pr + rho)):
@@ -397,7 +398,8 @@ def build_phantom(params, seed=0, stream="phantom", progress=False):
             break
         mean_vol = 4 / 3 * math.pi * params["radius_median_um"] ** 3 * math.exp(4.5 * params["radius_log_sigma"] ** 2)
         n_new = max(1, int(round(deficit * v_ext / mean_vol)))
-        radii = lognormal_radii(rng, n_new, params["radius_median_um"], params["radius_log_sigma"], params["radius_range_um"])
+        radii = lognormal_radii(rng, n_new, params["radius_median_um"], params["radius_log_sigma"],
+                                params["radius_range_um"])
         ax_new, rot_new = _particle_shapes(rng, radii, params["ellipsoid_fraction"], params["ellipsoid_max_aspect"])
         idx, c_new = _place_particles(rng, ax_new.max(axis=1), extent, r_s, centres,
                                       semi.max(axis=1) if len(semi) else np.zeros(0),
@@ -939,9 +941,9 @@ def radial_profile(image, centre_vox, bin_width=0.25, r_max=None):
     idx = np.floor(r / bin_width).astype(int)
     nb = int(r_max / bin_width) + 1
     sel = idx < nb
-    sums = np.bincount(idx[sel], weights=None, minlength=nb)
+    npix = np.bincount(idx[sel], minlength=nb)  # pixels per bin in one slice
     vals = np.bincount(idx[sel], weights=img[:, sel].sum(axis=0), minlength=nb)
-    count = sums * img.shape[0]
+    count = npix * img.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = vals / count
     return (np.arange(nb) + 0.5) * bin_width, mean, count
@@ -1009,20 +1011,35 @@ def ring_index(image, centre_vox, r_min_vox, r_max_vox):
     return float(np.std(prof[sel]))
 
 
-def calibration_disc(shape_yx, voxel_nm, radius_vox, mu_in, outer_radius_vox=None, mu_out=0.0, n_slices=6,
-                     z_margin=0, bin_factor=2):
+def calibration_disc(width, radius_vox, mu_in, outer_radius_vox=None, mu_out=0.0, n_slices=6, z_margin=0,
+                     bin_factor=2):
     """A z-invariant disc (optionally in a wider cylinder) on a scan's projection grid.
 
     Pixel ``j`` of the scan is fine pixel ``b·j``; the disc is centred on the
     scan's rotation axis, scan pixel ``M // 2``. Each fine pixel holds the
     covered area fraction (4×4 supersampling) for a fair partial-volume edge.
 
+    Parameters
+    ----------
+    width : int
+        Scan width ``M`` in pixels (even).
+    radius_vox : float
+        Disc radius, scan pixels.
+    mu_in : float
+        Attenuation inside the disc, 1/µm.
+    outer_radius_vox : float, optional
+        Radius of a surrounding cylinder of attenuation ``mu_out``.
+    n_slices, z_margin : int
+        Slices to reconstruct and extra slices at each end (see :func:`acquire_slices`).
+    bin_factor : int
+        Fine pixels per scan pixel.
+
     Returns
     -------
     mu : ndarray, float32, shape (n_slices + 2 z_margin, b M, b M)
     centre_vox : (y, x) in scan pixels
     """
-    m = shape_yx
+    m = int(width)
     n = m * bin_factor
     ss = 4
     f = (np.arange(n * ss) + 0.5) / ss - 0.5  # fine pixel coordinates of the supersamples
@@ -1063,7 +1080,7 @@ def acquisition_characteristics(preset="default", seed=0, n_slices=6, **override
         r_out = width / 2 - 2
         r_in = 0.4 * r_out
         # the object does not vary along z, so the z blur needs no margin slices
-        mu, centre = calibration_disc(width, voxel, r_in, att["particle"], r_out, att["binder"], n_slices)
+        mu, centre = calibration_disc(width, r_in, att["particle"], r_out, att["binder"], n_slices)
         rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(_rng(seed, which, 99).integers(2**31)), **acq)
         edge = disc_edge_fwhm(rec, voxel, centre, r_in)
         yy, xx = np.indices(rec.shape[1:])
