@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_path
 from .presets import resolve
+from .training import _checkpoints, _write_json  # one checkpoint layout for every model
 
 #: ``cnn_loss``: "mae" or "mse" for the CNN regressor. ``l1_weight``: pix2pix's
 #: lambda. ``disc_filters``/``disc_layers``/``disc_norm``: the PatchGAN (3 layers
@@ -216,21 +217,6 @@ def gan_losses(d_real, d_fake, fake, target, l1_weight=100.0):
 
 # --------------------------------------------------------------------------- GAN checkpoints
 
-
-def _write_json(path, obj):
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _checkpoints(model_dir):
-    """Complete checkpoint folders (``checkpoints/ckpt_<step>`` with ``state.json``), oldest first."""
-    folder = Path(model_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    done = [p for p in folder.glob("ckpt_*") if (p / "state.json").exists()]
-    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
-
-
 def _optimizer_values(optimizer):
     return [np.asarray(v.numpy()) for v in optimizer.variables]
 
@@ -371,24 +357,10 @@ def fit_gan(generator, discriminator, train_batches, val_batches, model_dir, *, 
         ``g_l1``, ``d_loss``, ``d_real_acc``, ``d_fake_acc``, ``lr``,
         ``seconds`` and ``steps``.
     """
-    from .training import one_cycle_cosine
+    from .training import one_cycle_cosine, start_run
 
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if epochs < 1 or steps_per_epoch < 1:
-        raise ValueError(f"fit_gan: epochs and steps_per_epoch must be >= 1, got {epochs}, {steps_per_epoch}")
-    if not val_batches:
-        raise ValueError("fit_gan: no validation batches")
-    config = dict(config or {})
-    config_path = model_dir / "config.json"
-    checkpoints = _checkpoints(model_dir)
-    if checkpoints and config_path.exists():
-        stored = json.loads(config_path.read_text())
-        differ = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
-        if differ:
-            raise ValueError(f"{model_dir}: holds a run with other parameters ({', '.join(differ)}); "
-                             "use the same parameters to resume it, or another folder")
-    _write_json(config_path, config)
+    checkpoints = start_run(model_dir, config, epochs, steps_per_epoch, val_batches, "fit_gan")
 
     total = epochs * steps_per_epoch
     g_opt = keras.optimizers.Adam(learning_rate=one_cycle_cosine(max_lr, total, pct_start), beta_1=beta_1)

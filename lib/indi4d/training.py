@@ -142,6 +142,38 @@ def save_model(network, path):
     return path
 
 
+def start_run(model_dir, config, epochs, steps_per_epoch, val_batches, who):
+    """Check a training run's arguments and its folder; write ``config.json``.
+
+    A folder that already holds checkpoints of a run with other parameters is
+    refused, so a resume never mixes two runs.
+
+    Returns
+    -------
+    list of Path
+        The folder's complete checkpoints, oldest first (empty for a new run).
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if epochs < 1 or steps_per_epoch < 1:
+        raise ValueError(f"{who}: epochs and steps_per_epoch must be >= 1, got {epochs}, {steps_per_epoch}")
+    if not val_batches:
+        raise ValueError(f"{who}: no validation batches")
+    config = dict(config or {})
+    config_path = model_dir / "config.json"
+    checkpoints = _checkpoints(model_dir)
+    if checkpoints and config_path.exists():
+        stored = json.loads(config_path.read_text())
+        differ = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
+        if differ:
+            raise ValueError(
+                f"{model_dir}: holds a run with other parameters ({', '.join(differ)}); "
+                "use the same parameters to resume it, or another folder"
+            )
+    _write_json(config_path, config)
+    return checkpoints
+
+
 def _checkpoints(model_dir):
     """Complete checkpoint folders, oldest first."""
     folder = Path(model_dir) / "checkpoints"
@@ -253,23 +285,7 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
         ``seconds_per_step``, ``resumed_from`` (global step or None).
     """
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if epochs < 1 or steps_per_epoch < 1:
-        raise ValueError(f"fit: epochs and steps_per_epoch must be >= 1, got {epochs}, {steps_per_epoch}")
-    if not val_batches:
-        raise ValueError("fit: no validation batches")
-    config = dict(config or {})
-    config_path = model_dir / "config.json"
-    checkpoints = _checkpoints(model_dir)
-    if checkpoints and config_path.exists():
-        stored = json.loads(config_path.read_text())
-        differ = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
-        if differ:
-            raise ValueError(
-                f"{model_dir}: holds a run with other parameters ({', '.join(differ)}); "
-                "use the same parameters to resume it, or another MODEL_DIR"
-            )
-    _write_json(config_path, config)
+    checkpoints = start_run(model_dir, config, epochs, steps_per_epoch, val_batches, "fit")
 
     total_steps = epochs * steps_per_epoch
     optimizer = keras.optimizers.Adam(learning_rate=one_cycle_cosine(max_lr, total_steps, pct_start))
