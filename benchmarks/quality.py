@@ -26,7 +26,6 @@ way (1 only when something fails to run).
 """
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -9,28 +9,8 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage as ndi
 
-from indi4d import baselines, preprocess
-
-
-def make_pairs(pairs_dir, n=12, size=64, seed=0):
-    """Synthetic pairs in the chapter-02 layout: bright discs; HQ = blur 1 px, LQ = blur 2.5 px, + noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    truth = np.full((n, size, size), -0.6, np.float32)
-    for k in range(n):
-        for _ in range(6):
-            cy, cx, r = rng.uniform(6, size - 6), rng.uniform(6, size - 6), rng.uniform(3, 8)
-            truth[k][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 0.6
-    hq = ndi.gaussian_filter(truth, (0, 1.0, 1.0)) + 0.03 * rng.standard_normal(truth.shape)
-    lq = ndi.gaussian_filter(truth, (0, 2.5, 2.5)) + 0.06 * rng.standard_normal(truth.shape)
-    lq, hq = np.clip(lq, -1, 1).astype(np.float32), np.clip(hq, -1, 1).astype(np.float32)
-    split = np.array(["train"] * (n - 4) + ["val"] * 2 + ["test"] * 2)
-    grey = np.linspace(1000, 30000, 50).reshape(5, 10)
-    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
-            "hq": preprocess.fit_normalisation(grey, method="none")}
-    preprocess.save_pairs(pairs_dir, lq, hq, np.ones((size, size), bool), np.arange(n), split,
-                          phi={"status": "synthetic"}, normalisation=norm, provenance={"synthetic": True})
-    return pairs_dir
+from indi4d import baselines
+from synthetic import make_pairs
 
 
 def budget(steps=24, minutes=10.0, epochs=3, steps_per_epoch=8):

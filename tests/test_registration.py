@@ -9,7 +9,6 @@ disc set to a constant as a filtered back-projection leaves it.
 import hashlib
 import json
 import os
-import warnings
 
 import numpy as np
 import pytest
