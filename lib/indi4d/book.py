@@ -166,11 +166,13 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     """
     root = Path(root).resolve()
     run_dir = Path(run_dir or root / "runs" / preset).resolve()
-    parameters = {"preset": preset, "seed": int(seed), "run_dir": str(run_dir)}
+    # chapters run with notebooks/ as working directory: a relative run_dir keeps
+    # this machine's absolute paths out of the rendered parameters cells
+    parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, root / "notebooks")}
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
     index = build_html(root / "book")
-    with atomic_path(run_dir / "book_timings.json") as tmp:
+    with atomic_path(run_dir / "book_timings.json") as tmp:  # run_dir is absolute here
         tmp.write_text(json.dumps({"chapters_s": dict(timings), "total_s": time.perf_counter() - t0}, indent=2))
     return index
 
