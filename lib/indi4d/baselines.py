@@ -566,6 +566,26 @@ def _reusable(model_dir, config):
     return summary if summary.get("complete") else None
 
 
+def _start_baseline(model_dir, config, pairs_dir, budget):
+    """Reuse a finished baseline trained with ``config``, or prepare its folder and data.
+
+    Returns
+    -------
+    reused : dict or None
+        The stored summary (with ``reused=True``) when the run is complete.
+    train_batches, val : callable and list, or None
+        InDI's batches (:func:`_load_data`) when training must run.
+    """
+    stored = _reusable(model_dir, config)
+    if stored is not None:
+        return dict(stored, reused=True), None, None
+    _refuse_other_run(model_dir, config)
+    train_batches, val = _load_data(pairs_dir, budget)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(pairs_dir) / "normalisation.json", model_dir / "normalisation.json")
+    return None, train_batches, val
+
+
 def _refuse_other_run(model_dir, config):
     """Raise when ``model_dir`` holds checkpoints of a run with another configuration."""
     path = Path(model_dir) / "config.json"
@@ -655,13 +675,9 @@ def train_cnn(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
     seed = int(budget["seed"] if seed is None else seed)
     model_dir = Path(model_dir)
     config = _config("cnn", preset, seed, pairs_dir, budget, p, minutes) | {"objective": p["cnn_loss"]}
-    stored = _reusable(model_dir, config)
-    if stored is not None:
-        return dict(stored, reused=True)
-    _refuse_other_run(model_dir, config)
-    train_batches, val = _load_data(pairs_dir, budget)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(pairs_dir) / "normalisation.json", model_dir / "normalisation.json")
+    reused, train_batches, val = _start_baseline(model_dir, config, pairs_dir, budget)
+    if reused is not None:
+        return reused
     keras.utils.set_random_seed(seed)
     net = model.build_unet(**budget["network"], time_embedding=False, seed=seed, name="cnn_unet")
     cap_steps, cap_minutes, call_steps, left_minutes = _budget_caps(model_dir, budget, p, minutes, max_steps)
@@ -703,13 +719,9 @@ def train_gan(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
     config = _config("gan", preset, seed, pairs_dir, budget, p, minutes) | {
         "discriminator": {k: p[k] for k in ("disc_filters", "disc_layers", "disc_norm")},
         "objective": {"l1_weight": p["l1_weight"], "disc_lr_factor": p["disc_lr_factor"], "beta_1": p["beta_1"]}}
-    stored = _reusable(model_dir, config)
-    if stored is not None:
-        return dict(stored, reused=True)
-    _refuse_other_run(model_dir, config)
-    train_batches, val = _load_data(pairs_dir, budget)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(pairs_dir) / "normalisation.json", model_dir / "normalisation.json")
+    reused, train_batches, val = _start_baseline(model_dir, config, pairs_dir, budget)
+    if reused is not None:
+        return reused
     keras.utils.set_random_seed(seed)
     gen = model.build_unet(**budget["network"], time_embedding=False, seed=seed, name="gan_generator")
     disc = build_patchgan(1, p["disc_filters"], p["disc_layers"], p["disc_norm"], seed=seed + 1)
