@@ -9,6 +9,7 @@ from scipy import ndimage as ndi
 
 from indi4d import simulate as sim
 from indi4d._spam import import_spam
+from indi4d.data import file_sha256
 from indi4d.io import read_volume
 from indi4d.presets import resolve
 
@@ -227,7 +228,7 @@ def test_files_shapes_and_meta_follow_the_contract(tiny_runs):
     assert disk["dose"]["hq"] > disk["dose"]["lq"]
     assert sorted(disk["files"]) == sorted(FILES)
     for name, digest in disk["files"].items():
-        assert sim._sha256(a / name) == digest
+        assert file_sha256(a / name) == digest
     lq, m = read_volume(a / "lq.tif")
     hq, mh = read_volume(a / "hq.tif")
     assert lq.dtype == np.uint16 and hq.dtype == np.uint16

@@ -17,7 +17,6 @@ sample moved by Φ relative to the upscaled LQ crop::
 training chapters read.
 """
 
-import hashlib
 import json
 import time
 import warnings
@@ -28,6 +27,7 @@ import scipy.ndimage as ndi
 
 from . import preprocess
 from ._atomic import atomic_path
+from .data import file_sha256
 from ._spam import import_spam
 from .io import read_volume
 from .presets import resolve
@@ -600,14 +600,6 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
 # --------------------------------------------------------------------------- the whole step
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _load_scan(path, what):
     volume, vmeta = read_volume(path)
     if volume.ndim != 3:
@@ -761,9 +753,9 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     provenance = {
         "indi4d_version": _version(),
         "inputs": {
-            "lq": {"path": str(lq_path), "sha256": _sha256(lq_path), "shape": list(lq.shape), "dtype": str(lq.dtype), "voxel_size_nm": lq_vs},
-            "hq": {"path": str(hq_path), "sha256": _sha256(hq_path), "shape": list(hq.shape), "dtype": str(hq.dtype), "voxel_size_nm": hq_vs},
-            "meta": None if meta_path is None else {"path": str(meta_path), "sha256": _sha256(meta_path)},
+            "lq": {"path": str(lq_path), "sha256": file_sha256(lq_path), "shape": list(lq.shape), "dtype": str(lq.dtype), "voxel_size_nm": lq_vs},
+            "hq": {"path": str(hq_path), "sha256": file_sha256(hq_path), "shape": list(hq.shape), "dtype": str(hq.dtype), "voxel_size_nm": hq_vs},
+            "meta": None if meta_path is None else {"path": str(meta_path), "sha256": file_sha256(meta_path)},
         },
         "preset": preset,
         "seed": int(seed),

@@ -36,7 +36,6 @@ for a speed-up we do not need at these sizes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -47,6 +46,7 @@ from scipy import optimize, special
 from tqdm import tqdm
 
 from ._atomic import atomic_path
+from .data import file_sha256
 from .presets import resolve
 
 # --------------------------------------------------------------------------- phases
@@ -1222,14 +1222,6 @@ def acquire_real_volume(name="snow", preset="default", seed=0, progress=False, *
 # --------------------------------------------------------------------------- the beamline
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _validate(p):
     shape = tuple(int(s) for s in p["lq_shape"])
     if len(shape) != 3 or shape[1] != shape[2] or any(s % 4 for s in shape) or min(shape) < 8:
@@ -1383,7 +1375,7 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
         "insitu": {"n_particles": int(base.n_particles), "n_cracks": int(len(onset)),
                    "dense_particles": int(dense_flag.sum()), "steps": insitu,
                    "labels_voxel_size_nm": v_lq / 2},
-        "files": {name: _sha256(out / name) for name in names},
+        "files": {name: file_sha256(out / name) for name in names},
     }
     with atomic_path(out / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")

@@ -34,6 +34,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_path
+from .data import file_sha256
 from .presets import resolve
 
 #: ``network``: :data:`indi4d.model.PRESETS` keys. ``crop``/``batch_size``: the
@@ -382,17 +383,6 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
 # --------------------------------------------------------------------------- InDI on a pairs folder
 
 
-def _sha256(path, block=2**20):
-    """Hex sha256 of a file."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _centre_crop(stack, size):
     """Centre ``size x size`` crop of a (n, H, W) stack."""
     _, h, w = stack.shape
@@ -500,7 +490,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
 
     config = {
         "preset": preset, "seed": int(seed), "pairs_dir": str(pairs_dir.resolve()),
-        "pairs_sha256": _sha256(pairs_dir / "pairs.npz"),
+        "pairs_sha256": file_sha256(pairs_dir / "pairs.npz"),
         "network": net_params,
         "training": {k: v for k, v in params.items() if k not in ("network", "max_minutes")}
         | {"steps_per_epoch": int(steps_per_epoch)},
