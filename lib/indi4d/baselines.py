@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_path
 from .presets import resolve
-from .training import _checkpoints, _write_json  # one checkpoint layout for every model
+from .training import _checkpoints, _write_json, budget_spent, epoch_batches, save_model  # one layout, one loop
 
 #: ``cnn_loss``: "mae" or "mse" for the CNN regressor. ``l1_weight``: pix2pix's
 #: lambda. ``disc_filters``/``disc_layers``/``disc_norm``: the PatchGAN (3 layers
@@ -279,18 +279,6 @@ def load_gan_checkpoint(path, generator, discriminator, g_opt, d_opt):
     return json.loads((path / "state.json").read_text())
 
 
-def _save_keras(network, path):
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
-        try:
-            network.save(keras_tmp)
-            keras_tmp.replace(tmp)
-        finally:
-            keras_tmp.unlink(missing_ok=True)
-    return path
-
-
 # --------------------------------------------------------------------------- the GAN loop
 
 _GAN_TERMS = ("g_loss", "g_adv", "g_l1", "d_loss", "d_real_acc", "d_fake_acc")
@@ -404,15 +392,7 @@ def fit_gan(generator, discriminator, train_batches, val_batches, model_dir, *, 
                disable=not progress, dynamic_ncols=True)
     while state["epoch"] < epochs and stopped is None:
         epoch_start = time.perf_counter()
-        batches = iter(train_batches(state["epoch"]))
-        for _ in range(state["step_in_epoch"]):  # resuming mid-epoch: replay the data position
-            next(batches)
-        while state["step_in_epoch"] < steps_per_epoch:
-            try:
-                lq, hq = next(batches)
-            except StopIteration:
-                raise ValueError(f"fit_gan: epoch {state['epoch']} gave only {state['step_in_epoch']} "
-                                 f"of {steps_per_epoch} batches") from None
+        for lq, hq in epoch_batches(train_batches, state, steps_per_epoch, "fit_gan"):
             losses = {k: float(v) for k, v in train_step(lq, hq).items()}
             if not all(math.isfinite(v) for v in losses.values()):
                 raise RuntimeError(f"fit_gan: a loss became non-finite at step {state['global_step']} ({losses}); "
@@ -424,10 +404,7 @@ def fit_gan(generator, discriminator, train_batches, val_batches, model_dir, *, 
             steps_this_call += 1
             bar.update(1)
             bar.set_postfix(epoch=state["epoch"] + 1, l1=f"{losses['g_l1']:.4f}", d=f"{losses['d_loss']:.3f}")
-            if max_steps is not None and steps_this_call >= max_steps:
-                stopped = "max_steps"
-            elif max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
-                stopped = "max_minutes"
+            stopped = budget_spent(steps_this_call, start, max_steps, max_minutes)
             if stopped and state["step_in_epoch"] < steps_per_epoch:
                 break
         state["epoch_seconds"] += time.perf_counter() - epoch_start
@@ -448,8 +425,8 @@ def fit_gan(generator, discriminator, train_batches, val_batches, model_dir, *, 
         save_gan_checkpoint(model_dir, generator, discriminator, g_opt, d_opt, state)
     bar.close()
 
-    _save_keras(generator, model_dir / "model.keras")
-    _save_keras(discriminator, model_dir / "discriminator.keras")
+    save_model(generator, model_dir / "model.keras")
+    save_model(discriminator, model_dir / "discriminator.keras")
     _write_json(model_dir / "history.json", state["history"])
     seconds = time.perf_counter() - start
     h = state["history"]

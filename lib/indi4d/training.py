@@ -133,13 +133,8 @@ def _write_json(path, obj):
 def save_model(network, path):
     """Save a Keras model as ``path`` (a ``.keras`` file), atomically."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
-        try:
-            network.save(keras_tmp)
-            keras_tmp.replace(tmp)
-        finally:
-            keras_tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:  # the temp name ends in ".keras", as Keras insists
+        network.save(tmp)
     return path
 
 
@@ -238,6 +233,41 @@ def load_checkpoint(path, network, optimizer):
 # --------------------------------------------------------------------------- the loop
 
 
+def epoch_batches(train_batches, state, steps_per_epoch, who):
+    """The batches still due in ``state["epoch"]``, after replaying a resumed run's data position.
+
+    ``state["step_in_epoch"]`` batches were used before a checkpoint; they are
+    drawn again and dropped so the run continues on the same data. The caller
+    advances ``state["step_in_epoch"]`` per batch.
+
+    Raises
+    ------
+    ValueError
+        When ``train_batches(epoch)`` yields fewer than ``steps_per_epoch`` batches.
+    """
+    batches = iter(train_batches(state["epoch"]))
+    for _ in range(state["step_in_epoch"]):
+        next(batches)
+    for _ in range(state["step_in_epoch"], steps_per_epoch):
+        try:
+            yield next(batches)
+        except StopIteration:
+            raise ValueError(
+                f"{who}: epoch {state['epoch']} gave only {state['step_in_epoch']} of {steps_per_epoch} batches"
+            ) from None
+
+
+def budget_spent(steps_this_call, start, max_steps=None, max_minutes=None):
+    """``"max_steps"`` or ``"max_minutes"`` once this call's budget is used up, else None."""
+    if max_steps is not None and steps_this_call >= max_steps:
+        return "max_steps"
+    if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
+        return "max_minutes"
+    return None
+
+
+
+
 def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, steps_per_epoch,
         max_lr, pct_start=0.25, seed=0, max_minutes=None, max_steps=None, jit_compile=False,
         config=None, progress=True):
@@ -323,16 +353,7 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
                disable=not progress, dynamic_ncols=True)
     while state["epoch"] < epochs and stopped is None:
         epoch_start = time.perf_counter()
-        batches = iter(train_batches(state["epoch"]))
-        for _ in range(state["step_in_epoch"]):  # resuming mid-epoch: replay the data position
-            next(batches)
-        while state["step_in_epoch"] < steps_per_epoch:
-            try:
-                lq, hq = next(batches)
-            except StopIteration:
-                raise ValueError(
-                    f"fit: epoch {state['epoch']} gave only {state['step_in_epoch']} of {steps_per_epoch} batches"
-                ) from None
+        for lq, hq in epoch_batches(train_batches, state, steps_per_epoch, "fit"):
             loss = float(train_step(lq, hq, tf.constant([seed, state["global_step"]], tf.int32)))
             if not math.isfinite(loss):
                 raise RuntimeError(f"fit: the loss became {loss} at step {state['global_step']}; lower max_lr")
@@ -342,10 +363,7 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
             steps_this_call += 1
             bar.update(1)
             bar.set_postfix(epoch=state["epoch"] + 1, loss=f"{loss:.4f}")
-            if max_steps is not None and steps_this_call >= max_steps:
-                stopped = "max_steps"
-            elif max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
-                stopped = "max_minutes"
+            stopped = budget_spent(steps_this_call, start, max_steps, max_minutes)
             if stopped and state["step_in_epoch"] < steps_per_epoch:
                 break
         state["epoch_seconds"] += time.perf_counter() - epoch_start
