@@ -175,6 +175,20 @@ def _apply_fit(pred, ref, mask, fit):
 
 
 # --------------------------------------------------------------------------- PSNR / SSIM
+def _scoring_inputs(pred, ref, mask, data_range, fit, who):
+    """Checked pair, mask, grey-fitted prediction and data range shared by :func:`psnr` and :func:`ssim`."""
+    pred, ref = _check_pair(pred, ref)
+    m = _broadcast_mask(mask, pred.shape)
+    if not m.any():
+        raise ValueError(f"{who}: the mask selects no pixel")
+    pred = _apply_fit(pred, ref, m, fit)
+    if data_range is None:
+        data_range = float(ref[m].max() - ref[m].min())
+    if not data_range > 0:
+        raise ValueError(f"{who}: data_range must be > 0 (got {data_range}); the reference is constant on the mask")
+    return pred, ref, m, data_range
+
+
 def psnr(pred, ref, mask=None, data_range=None, fit="none"):
     """Peak signal-to-noise ratio (dB) of ``pred`` against ``ref`` on a mask.
 
@@ -199,15 +213,7 @@ def psnr(pred, ref, mask=None, data_range=None, fit="none"):
     float
         PSNR in dB; ``inf`` when the images agree exactly on the mask.
     """
-    pred, ref = _check_pair(pred, ref)
-    m = _broadcast_mask(mask, pred.shape)
-    if not m.any():
-        raise ValueError("psnr: the mask selects no pixel")
-    pred = _apply_fit(pred, ref, m, fit)
-    if data_range is None:
-        data_range = float(ref[m].max() - ref[m].min())
-    if not data_range > 0:
-        raise ValueError(f"psnr: data_range must be > 0 (got {data_range}); the reference is constant on the mask")
+    pred, ref, m, data_range = _scoring_inputs(pred, ref, mask, data_range, fit, "psnr")
     mse = float(np.mean((pred[m] - ref[m]) ** 2))
     if mse == 0.0:
         return math.inf
@@ -245,15 +251,7 @@ def ssim(pred, ref, mask=None, data_range=None, fit="none", win_size=7, gaussian
     """
     from skimage.metrics import structural_similarity
 
-    pred, ref = _check_pair(pred, ref)
-    m = _broadcast_mask(mask, pred.shape)
-    if not m.any():
-        raise ValueError("ssim: the mask selects no pixel")
-    pred = _apply_fit(pred, ref, m, fit)
-    if data_range is None:
-        data_range = float(ref[m].max() - ref[m].min())
-    if not data_range > 0:
-        raise ValueError(f"ssim: data_range must be > 0 (got {data_range}); the reference is constant on the mask")
+    pred, ref, m, data_range = _scoring_inputs(pred, ref, mask, data_range, fit, "ssim")
     _, smap = structural_similarity(
         ref, pred, win_size=win_size, data_range=data_range, gaussian_weights=gaussian_weights, full=True
     )
