@@ -4,12 +4,16 @@ Run from the repository root::
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/quality.py [--run-dir runs/default] [--preset default]
 
-It reuses what the run folder already holds (chapters 01-05 write the same
-artifacts) and produces the rest with the chapters' library functions:
-simulated data (:func:`indi4d.data.simulated_dataset`), registered pairs
-(:func:`indi4d.registration.register_scans`), the InDI model
-(:func:`indi4d.training.train_indi`), the baselines at InDI's budget and the
-whole evaluation of chapter 05 (:func:`indi4d.evaluation.evaluate_run`).
+This script computes nothing itself: the numbers are those of chapter 05,
+written by the chapter's one orchestrator (:class:`indi4d.evaluation.Evaluation`)
+to ``RUN_DIR/eval/metrics.json``.
+
+* When that file holds this preset, seed and baseline budget (e.g. after
+  ``make book``), it is read as it is.
+* Otherwise the book's chapters 01-05 are executed into ``RUN_DIR`` exactly
+  as ``make book`` executes them (:func:`indi4d.book.execute_chapters`, into
+  ``book/chapters/``; a chapter whose source, parameters and library are
+  unchanged is not executed again), and the file they write is read.
 
 Writes ``benchmarks/results/quality.json`` (atomically) with every method's
 metrics against HQ and against the truth, the step sweep and the chosen N, the
@@ -38,54 +42,50 @@ ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = ("psnr", "psnr_std", "ssim", "ssim_std", "sift_congruent_points", "sift_congruent_points_std")
 NO_REFERENCE_KEYS = ("fwhm_nm", "fwhm_nm_std", "edge_overshoot", "cnr", "false_particles_per_mm2",
                      "missed_particles_per_mm2", "false_edge_fraction", "flat_region_error")
+#: The chapters that produce ``RUN_DIR/eval/metrics.json``.
+CHAPTERS = ("01", "02", "03", "04", "05")
 
 
-def ensure_chain(run_dir, preset, seed, indi_minutes=None, progress=True):
-    """Make sure ``run_dir`` holds data, pairs and an InDI model; produce what is missing.
+def matches(results, preset, seed, baseline_minutes):
+    """True when chapter 05's results were computed with these parameters."""
+    return (results.get("preset") == preset and results.get("seed") == seed
+            and results.get("baseline_minutes") == baseline_minutes)
+
+
+def chapter_results(run_dir, preset, seed, baseline_minutes=None, force=False):
+    """Chapter 05's results of ``run_dir``: read when they match, else produced by executing the chapters.
 
     Returns
     -------
-    dict
-        What was reused or produced, and the seconds each stage took.
+    results : dict
+        ``RUN_DIR/eval/metrics.json``.
+    source : dict
+        ``reused`` (bool) and, when chapters ran, ``chapters_s`` (seconds per
+        chapter, None for one reused unchanged).
     """
-    from indi4d import data, registration, runs, training
+    from indi4d import book, runs
+    from indi4d.files import read_json
 
-    run_dir = Path(run_dir)
-    done, seconds = {}, {}
-    data_dir = runs.stage_dir(run_dir, "data")
-    t0 = time.perf_counter()
-    if (data_dir / "meta.json").exists() and (data_dir / "lq.tif").exists():
-        done["data"] = "reused"
-    else:
-        src = data.simulated_dataset(preset, seed, progress=progress)
-        data.materialise(src, data_dir, progress=progress)
-        done["data"] = f"simulated ({src})"
-    seconds["data"] = time.perf_counter() - t0
-
-    pairs_dir = runs.stage_dir(run_dir, "pairs")
-    t0 = time.perf_counter()
-    if (pairs_dir / "pairs.npz").exists():
-        done["pairs"] = "reused"
-    else:
-        registration.register_scans(data_dir / "lq.tif", data_dir / "hq.tif", pairs_dir,
-                                    meta_path=data_dir / "meta.json", preset=preset, seed=seed)
-        done["pairs"] = "registered"
-    seconds["pairs"] = time.perf_counter() - t0
-
-    model_dir = runs.stage_dir(run_dir, "model")
-    t0 = time.perf_counter()
-    if (model_dir / "model.keras").exists() and (model_dir / "history.json").exists():
-        done["model"] = "reused"
-    else:
-        summary = training.train_indi(pairs_dir, model_dir, preset=preset, seed=seed, max_minutes=indi_minutes,
-                                      progress=progress)
-        done["model"] = f"trained ({summary['global_step']} steps, stopped: {summary['stopped']})"
-    seconds["model"] = time.perf_counter() - t0
-    return {"stages": done, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    run_dir = Path(run_dir).resolve()
+    path = runs.artifact(run_dir, "eval", "metrics")
+    if not force and path.exists():
+        results = read_json(path, "chapter 05's results")
+        if matches(results, preset, seed, baseline_minutes):
+            return results, {"reused": True, "metrics": str(path)}
+    # the parameters `make book` gives the chapters (indi4d.book.build_book), so both share executed chapters
+    parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, ROOT / "notebooks")}
+    if baseline_minutes is not None:
+        parameters["baseline_minutes"] = baseline_minutes
+    timings = book.execute_chapters(ROOT / "notebooks", ROOT / "book" / "chapters", parameters, only=CHAPTERS,
+                                    force=force)
+    results = read_json(runs.require_artifact(run_dir, "eval", "metrics"), "chapter 05's results")
+    if not matches(results, preset, seed, baseline_minutes):
+        raise RuntimeError(f"{path}: does not hold preset {preset!r}, seed {seed} after running the chapters")
+    return results, {"reused": False, "metrics": str(path), "chapters_s": dict(timings)}
 
 
 def summarise(results):
-    """A compact per-method table from :func:`indi4d.evaluation.evaluate_run`'s result."""
+    """A compact per-method table from chapter 05's results."""
     from indi4d import evaluation
 
     scores = results["scores"]
@@ -102,31 +102,29 @@ def summarise(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=str(ROOT / "runs" / "default"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run-dir", default=str(ROOT / "runs" / "default"), help="the book's run folder")
     parser.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-minutes", type=float, default=None,
-                        help="cap each baseline's training time (default: the InDI run's)")
-    parser.add_argument("--indi-minutes", type=float, default=None,
-                        help="time budget when InDI has to be trained here (default: the preset's)")
+                        help="cap each baseline's training time (None: the InDI run's)")
+    parser.add_argument("--force", action="store_true", help="execute the chapters again even when unchanged")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from indi4d import __version__, evaluation
+    from indi4d.safety import check_output
 
+    check_output(args.out, inputs=[args.run_dir], kind="json", who="benchmarks/quality.py")
     start = time.perf_counter()
-    progress = not args.no_progress
-    chain = ensure_chain(args.run_dir, args.preset, args.seed, args.indi_minutes, progress)
-    results = evaluation.evaluate_run(args.run_dir, preset=args.preset, seed=args.seed,
-                                      minutes=args.baseline_minutes, progress=progress)
+    results, source = chapter_results(args.run_dir, args.preset, args.seed, args.baseline_minutes, args.force)
     goals = results["goals"]
     out = {
         "version": __version__, "preset": args.preset, "seed": args.seed, "run_dir": str(args.run_dir),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "chain": chain, "budget": results["budget"], "baselines": results["baselines"],
+        "source": source, "budget": results["budget"], "baselines": results["baselines"],
         "baseline_minutes": args.baseline_minutes, "steps": results["steps"], "choice": results["choice"],
         "sweep": results["sweep"], "methods": summarise(results), "uncertainty": results["uncertainty"],
         "goals": goals, "goals_met": sum(bool(g["passed"]) for g in goals), "goals_total": len(goals),

@@ -76,7 +76,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from indi4d._atomic import atomic_path
+    from indi4d.files import atomic_path
     from indi4d.indi import indi_objective
     from indi4d.model import PRESETS as NET_PRESETS
     from indi4d.model import build_unet, conv_flops_per_pixel, count_parameters

@@ -6,8 +6,12 @@ from scipy import ndimage as ndi
 from indi4d import preprocess
 
 
-def make_pairs(pairs_dir, n=12, size=64, seed=0):
-    """Synthetic pairs in the chapter-02 layout: bright discs; HQ = blur 1 px, LQ = blur 2.5 px, + noise."""
+def make_pairs(pairs_dir, n=12, size=64, seed=0, grey_max=30000):
+    """Synthetic pairs in the chapter-02 layout: bright discs; HQ = blur 1 px, LQ = blur 2.5 px, + noise.
+
+    ``grey_max``: the top of the linear grey-value map stored as the pairs'
+    normalisation (another value gives pairs with another ``normalisation.json``).
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     truth = np.full((n, size, size), -0.6, np.float32)
@@ -19,7 +23,7 @@ def make_pairs(pairs_dir, n=12, size=64, seed=0):
     lq = ndi.gaussian_filter(truth, (0, 2.5, 2.5)) + 0.06 * rng.standard_normal(truth.shape)
     lq, hq = np.clip(lq, -1, 1).astype(np.float32), np.clip(hq, -1, 1).astype(np.float32)
     split = np.array(["train"] * (n - 4) + ["val"] * 2 + ["test"] * 2)
-    grey = np.linspace(1000, 30000, 50).reshape(5, 10)  # a linear grey-value map to [-1, 1]
+    grey = np.linspace(1000, grey_max, 50).reshape(5, 10)  # a linear grey-value map to [-1, 1]
     norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
             "hq": preprocess.fit_normalisation(grey, method="none")}
     preprocess.save_pairs(pairs_dir, lq, hq, np.ones((size, size), bool), np.arange(n), split,

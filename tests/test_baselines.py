@@ -1,4 +1,5 @@
-"""CNN and GAN baselines: PatchGAN geometry, the discriminator learns, losses fall, resume is exact, budgets hold."""
+"""CNN and GAN baselines: PatchGAN geometry, the discriminator learns, losses fall, resume is exact, InDI's step
+budget bounds them (a wall-time cap only when asked for, and recorded), refused runs change nothing."""
 
 import json
 import math
@@ -10,6 +11,7 @@ import tensorflow as tf
 from scipy import ndimage as ndi
 
 from indi4d import baselines
+from indi4d.files import file_sha256
 from synthetic import make_pairs
 
 
@@ -41,6 +43,11 @@ def _weights(path):
 
 def _max_diff(w1, w2):
     return max(float(np.abs(a - b).max()) for a, b in zip(w1, w2))
+
+
+def _tree(folder):
+    """Every entry below ``folder``: file -> sha256, folder -> "dir"."""
+    return {str(p.relative_to(folder)): "dir" if p.is_dir() else file_sha256(p) for p in sorted(folder.rglob("*"))}
 
 
 # --------------------------------------------------------------------------- PatchGAN
@@ -142,6 +149,7 @@ def test_regression_objective_known_values():
 def test_cnn_and_gan_lower_their_losses(whole_runs):
     base, cnn, gan = whole_runs
     assert cnn["complete"] and gan["complete"] and cnn["global_step"] == gan["global_step"] == 24
+    assert cnn["stopped_by"] == gan["stopped_by"] == "steps"
     hc = json.loads((base / "cnn" / "history.json").read_text())
     hg = json.loads((base / "gan" / "history.json").read_text())
     assert hc["val_loss"][-1] < 0.8 * hc["val_loss"][0] and hc["loss"][-1] < hc["loss"][0]
@@ -173,19 +181,31 @@ def test_interrupted_run_resumes_to_the_same_weights(kind, pairs, whole_runs, tm
     np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
     again = train(pairs, tmp_path / kind, budget(), preset="tiny", progress=False)
     assert again["reused"] and again["global_step"] == 24
+    before = _tree(tmp_path / kind)
     with pytest.raises(ValueError, match="other parameters"):  # a different setup never resumes this run
         train(pairs, tmp_path / kind, budget(), preset="tiny", progress=False, l1_weight=10.0, cnn_loss="mse",
               max_steps=1)
+    assert _tree(tmp_path / kind) == before
 
 
-def test_step_and_time_budgets_are_those_of_indi(pairs, tmp_path):
-    # steps: InDI took 5 of its 24 scheduled steps, so does the baseline
+def test_baselines_are_bounded_by_indis_steps_not_by_its_minutes(pairs, tmp_path):
+    # InDI took 5 of its 24 scheduled steps, so does the baseline
     s = baselines.train_gan(pairs, tmp_path / "g", budget(steps=5), preset="tiny", progress=False)
-    assert s["global_step"] == 5 and s["complete"] and s["stopped"] == "max_steps"
-    # minutes: a budget smaller than one step stops after the first step (default preset matches minutes)
-    c = baselines.train_cnn(pairs, tmp_path / "c", budget(minutes=1e-4), preset="default", progress=False)
-    assert c["global_step"] == 1 and c["stopped"] == "max_minutes" and c["complete"]
-    assert c["budget_minutes"] == pytest.approx(1e-4)
+    assert s["global_step"] == 5 and s["complete"] and s["stopped_by"] == "steps"
+    # InDI's minutes are recorded, not matched: the default preset does not stop at a tiny InDI time
+    c = baselines.train_cnn(pairs, tmp_path / "c", budget(steps=3, minutes=1e-4), preset="default", progress=False)
+    assert c["global_step"] == 3 and c["stopped_by"] == "steps" and c["complete"]
+    assert baselines.PRESETS["default"]["max_minutes"] >= 60  # only a safeguard
+
+
+def test_an_explicit_wall_time_cap_is_honoured_warned_and_recorded(pairs, tmp_path):
+    with pytest.warns(RuntimeWarning, match="wall-time"):
+        c = baselines.train_cnn(pairs, tmp_path / "c", budget(), preset="tiny", minutes=1e-3, progress=False)
+    assert c["global_step"] == 1 and c["stopped_by"] == "wall_time_budget" and c["complete"]
+    assert c["budget_minutes"] == pytest.approx(1e-3)
+    assert json.loads((tmp_path / "c" / "summary.json").read_text())["stopped_by"] == "wall_time_budget"
+    again = baselines.train_cnn(pairs, tmp_path / "c", budget(), preset="tiny", minutes=1e-3, progress=False)
+    assert again["reused"] and again["global_step"] == 1
 
 
 def test_indi_budget_reads_the_model_folder(tmp_path):

@@ -3,6 +3,10 @@
 import hashlib
 import http.server
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from functools import partial
 from pathlib import Path
@@ -70,6 +74,13 @@ def _serve_volume(served, name="vol.tif", seed=0):
     return volume, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _dead_pid():
+    """The pid of a process that has just exited (not reused within the test)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def _valid_looking(cache, name):
     """Files under the cache named like the download (hidden temporaries excluded)."""
     return [p for p in cache.rglob(name) if not any(part.startswith(".") for part in p.relative_to(cache).parts)]
@@ -109,6 +120,22 @@ def test_download_then_cache_hit(cache, server):
     assert seen == ["/vol.tif"]
     assert path.stat().st_mtime_ns == mtime
     assert [p.name for p in path.parent.iterdir()] == ["vol.tif"]  # no temporaries left
+
+
+def test_killed_download_leaves_nothing_that_stays(cache, server):
+    """What a killed download left (a temp folder named after the file and its dead pid) goes on the next call."""
+    base, served, seen = server
+    _, sha = _serve_volume(served)
+    folder = cache.resolve() / "downloads" / sha[:16]
+    folder.mkdir(parents=True)
+    stale = folder / f".vol.tif.{_dead_pid()}.k1ll3d.part"
+    stale.mkdir()
+    (stale / "vol.tif").write_bytes(b"half a volume")
+    live = folder / f".vol.tif.{os.getppid()}.alive1.part"  # a download still running elsewhere is left alone
+    live.mkdir()
+    path = fetch_volume(f"{base}/vol.tif", sha256=sha)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["vol.tif", live.name])
+    assert file_sha256(path) == sha
 
 
 def test_wrong_hash_raises_and_keeps_nothing(cache, server):
@@ -181,7 +208,7 @@ def test_bad_urls_and_names(cache):
 
 
 def test_doi_file_name_and_fname(cache, server):
-    from indi4d.data import _file_name_from_url
+    from indi4d.data.downloads import _file_name_from_url
 
     assert _file_name_from_url("doi:10.5281/zenodo.1234567/scan_lq.tif") == "scan_lq.tif"
     assert _file_name_from_url("https://host/a/b%20c.h5?download=1") == "b c.h5"
@@ -330,6 +357,49 @@ def test_interrupted_generation_never_looks_complete(cache):
     assert toy.calls == 1
 
 
+def test_killed_simulation_is_cleaned_up_by_the_next_call(cache):
+    """A simulation killed mid-way leaves a hidden temp folder; the next call removes it (a live writer's stays)."""
+    final = simulated_dataset_dir("tiny", 0)
+    final.parent.mkdir(parents=True)
+    stale = final.parent / f".{final.name}.{_dead_pid()}.k1ll3d.part"
+    stale.mkdir()
+    (stale / "lq.tif").write_bytes(b"half a volume")
+    stale_old = final.parent / f".{final.name}.{_dead_pid()}.k1ll3d.old"
+    stale_old.mkdir()
+    live = final.parent / f".{final.name}.{os.getppid()}.alive1.part"
+    live.mkdir()
+    assert simulated_dataset("tiny", seed=0, generator=ToyBeamline()) == final
+    assert sorted(p.name for p in final.parent.iterdir()) == sorted([final.name, live.name])
+
+
+def test_simulator_hash_covers_every_file_of_the_simulate_package(tmp_path):
+    """The cache key changes when any file of indi4d.simulate changes, not only one of them."""
+    import indi4d.simulate
+    from indi4d.data.datasets import _source_hash
+
+    package = Path(indi4d.simulate.__file__).parent
+    sources = sorted(p.name for p in package.glob("*.py"))
+    assert len(sources) > 2 and "beamline.py" in sources
+    assert simulated_dataset_dir("tiny", 0).name.endswith(f"-{_source_hash(package)}")
+    copy = tmp_path / "simulate"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _source_hash(copy) == _source_hash(package)
+    seen = {_source_hash(copy)}
+    for name in sources:  # an edit of any one file gives a new key
+        original = (copy / name).read_bytes()
+        (copy / name).write_bytes(original + b"\n")
+        seen.add(_source_hash(copy))
+        (copy / name).write_bytes(original)
+    assert len(seen) == len(sources) + 1
+    (copy / "extra.py").write_text("")
+    assert _source_hash(copy) not in seen  # so does a new module
+    (copy / "extra.py").unlink()
+    (copy / "__pycache__").mkdir()
+    (copy / "__pycache__" / "beamline.cpython-311.pyc").write_bytes(b"compiled")
+    (copy / "notes.txt").write_text("not source")
+    assert _source_hash(copy) == _source_hash(package)  # compiled files and non-sources do not count
+
+
 def test_generator_whose_files_contradict_its_meta(cache):
     with pytest.raises(DataError, match="do not match its own meta.json") as err:
         simulated_dataset("tiny", seed=0, generator=ToyBeamline(lie=True))
@@ -342,6 +412,10 @@ def test_bad_preset_or_seed(cache):
         simulated_dataset("../escape", generator=ToyBeamline())
     with pytest.raises(ValueError, match="seed must be an int"):
         simulated_dataset("tiny", seed=1.5, generator=ToyBeamline())
+    # a numpy integer is a seed like any other, written as a plain int
+    toy = ToyBeamline()
+    assert simulated_dataset("tiny", seed=np.int64(3), generator=toy) == simulated_dataset_dir("tiny", 3)
+    assert simulated_dataset("tiny", seed=3, generator=toy).name.startswith("tiny-seed3-") and toy.calls == 1
 
 
 # --------------------------------------------------------------------------- materialise
@@ -425,7 +499,7 @@ def test_real_simulation_cached_verified_and_materialised(cache, tmp_path):
 def test_atomic_path_gives_usual_permissions(tmp_path):
     import os
 
-    from indi4d._atomic import atomic_path
+    from indi4d.files import atomic_path
 
     with atomic_path(tmp_path / "out.txt") as tmp:
         tmp.write_text("x")

@@ -192,9 +192,8 @@ def test_pick_roi_finds_the_busiest_window():
 # --------------------------------------------------------------------------- run folders
 
 
-def test_load_test_set_takes_the_truth_slices_of_the_test_split(tmp_path, test_set):
-    run = tmp_path / "run"
-    n, size = 10, 64
+def synthetic_run(run, n=10, size=64):
+    """A run folder with pairs (test split: pairs 7 and 8, HQ slices 9 and 10) and the truth; returns the truth."""
     truth = synthetic_truth(n=n, size=size, seed=1)
     split = np.array(["train"] * 6 + ["val", "test", "test", "train"])
     z = np.arange(n) + 2  # pairs start at HQ slice 2
@@ -207,6 +206,13 @@ def test_load_test_set_takes_the_truth_slices_of_the_test_split(tmp_path, test_s
     write_volume(run / "data" / "truth_mu_hq.tif", vol_mu, voxel_size_nm=50.0)
     write_volume(run / "data" / "truth_labels_hq.tif", vol_lab, voxel_size_nm=50.0)
     (run / "data" / "meta.json").write_text(json.dumps({"voxel_size_nm": {"lq": 100.0, "hq": 50.0}}))
+    return truth
+
+
+def test_load_test_set_takes_the_truth_slices_of_the_test_split(tmp_path, test_set):
+    run = tmp_path / "run"
+    n, size = 10, 64
+    truth = synthetic_run(run, n, size)
     t = evaluation.load_test_set(run)
     assert t["z"].tolist() == [9, 10] and t["lq"].shape == (2, size, size)
     np.testing.assert_array_equal(t["truth_labels"], truth["truth_labels"][[7, 8]])
@@ -218,3 +224,33 @@ def test_load_test_set_takes_the_truth_slices_of_the_test_split(tmp_path, test_s
 
     with pytest.raises(MissingArtifactError, match="02_registration"):
         evaluation.load_test_set(tmp_path / "empty")
+
+
+def test_the_orchestrator_stores_the_chosen_steps_in_the_model_folder(tmp_path):
+    """Evaluation.choose_steps: the sweep, the rule's N, and steps.json for `indi4d enhance`."""
+    from indi4d import model_folder
+    from indi4d.model import PRESETS, build_unet
+    from indi4d.training import save_model
+
+    run = tmp_path / "run"
+    synthetic_run(run)
+    net_params = dict(PRESETS["tiny"])
+    save_model(build_unet(**net_params, seed=0), run / "model" / "model.keras")
+    (run / "model" / "config.json").write_text(json.dumps({"network": net_params, "training": {"eps": 0.0}}))
+    (run / "model" / "normalisation.json").write_text(json.dumps({"lq": {"method": "none"}, "hq": {"method": "none"}}))
+    ev = evaluation.Evaluation(run, preset="tiny", seed=0, progress=False)
+    assert ev.load_test_set()["z"].tolist() == [9, 10]
+    choice = ev.choose_steps()
+    assert [r["steps"] for r in ev.sweep] == list(evaluation.PRESETS["tiny"]["steps_sweep"])
+    assert choice == evaluation.select_steps(ev.sweep, 0.05, 0.5) and ev.steps == choice["steps"]
+    stored = model_folder.read_chosen_steps(run / "model")
+    assert stored["steps"] == choice["steps"] and stored["rule"] == choice["rule"]
+    assert "truth" in stored["scored_on"] and len(stored["sweep"]) == len(ev.sweep)
+    assert model_folder.default_steps(run / "model") == choice["steps"]
+    assert f"| {choice['steps']} ←" in evaluation.sweep_table(ev.sweep, ev.steps)
+    # a hand-set N is stored as such, with what the rule would have picked
+    by_hand = evaluation.Evaluation(run, preset="tiny", steps=3, progress=False)
+    by_hand.load_test_set()
+    by_hand.choose_steps()
+    stored = model_folder.read_chosen_steps(run / "model")
+    assert stored["steps"] == 3 and "by hand" in stored["rule"]

@@ -21,6 +21,7 @@ from indi4d.io import (
     write_tiff_slices,
     write_volume,
 )
+from indi4d.safety import UnsafeOutputError
 
 EXTRA = {"sample": "SiOx-C", "stage": [1, 2, 3], "nested": {"a": 1.5, "b": "x"}, "flag": True}
 
@@ -156,6 +157,48 @@ def test_imagej_spacing_gives_voxel_size(tmp_path, unit, spacing):
     assert meta["voxel_size_nm"] == pytest.approx(50.0)
 
 
+def test_voxel_size_round_trips_through_imagej_tags_alone(tmp_path):
+    """A Fiji file (no JSON): the voxel size comes from ImageJ's spacing/unit or the resolution tags."""
+    volume = _volume("uint16")
+    tifffile.imwrite(tmp_path / "fiji.tif", volume, imagej=True, resolution=(1 / 0.05, 1 / 0.05),
+                     metadata={"spacing": 0.05, "unit": "micron", "axes": "ZYX"})
+    back, meta = read_volume(tmp_path / "fiji.tif")
+    np.testing.assert_array_equal(back, volume)
+    assert meta["voxel_size_nm"] == pytest.approx(50.0)
+    # A single Fiji image has no z spacing: the X/Y resolution tags carry it.
+    tifffile.imwrite(tmp_path / "fiji2d.tif", volume[0], imagej=True, resolution=(1 / 0.1, 1 / 0.1),
+                     metadata={"unit": "um"})
+    assert read_metadata(tmp_path / "fiji2d.tif")["voxel_size_nm"] == pytest.approx(100.0)
+    # A plain TIFF with the standard ResolutionUnit (centimetre): 2e5 pixels/cm = 50 nm.
+    tifffile.imwrite(tmp_path / "plain.tif", volume[0], resolution=(2e5, 2e5), resolutionunit="CENTIMETER")
+    assert read_metadata(tmp_path / "plain.tif")["voxel_size_nm"] == pytest.approx(50.0)
+    # 72 dpi (the usual default) says nothing about the sample: no voxel size.
+    tifffile.imwrite(tmp_path / "dpi.tif", volume[0], resolution=(72, 72), resolutionunit="INCH")
+    assert "voxel_size_nm" not in read_metadata(tmp_path / "dpi.tif")
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "float64", "int32"])
+def test_our_tiffs_carry_imagej_calibration(tmp_path, dtype):
+    """Fiji/ImageJ see the voxel size of a TIFF we write; our JSON description is kept beside it."""
+    write_volume(tmp_path / "v.tif", _volume(dtype), voxel_size_nm=50, extra={"sample": "T0"})
+    write_tiff_slices(tmp_path / "slices", _volume(dtype, shape=(3, 9, 7)), voxel_size_nm=65)
+    with tifffile.TiffFile(tmp_path / "v.tif") as tif:
+        page = tif.pages[0]
+        assert tif.imagej_metadata["unit"] == "micron"
+        assert tif.imagej_metadata["spacing"] == pytest.approx(0.05)
+        assert tif.imagej_metadata["images"] == 6
+        assert page.tags["XResolution"].value == (20, 1) and page.tags["YResolution"].value == (20, 1)
+        assert page.tags["ResolutionUnit"].value == tifffile.RESUNIT.NONE
+        # ImageJ keeps the last description of the first page: its own must come last.
+        descriptions = [tag.value for tag in page.tags if tag.code == 270]
+        assert descriptions[-1].startswith("ImageJ=") and '"voxel_size_nm": 50.0' in descriptions[0]
+    with tifffile.TiffFile(tmp_path / "slices" / "slice_00000.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "micron"
+        assert 1 / np.divide(*tif.pages[0].tags["XResolution"].value) == pytest.approx(0.065, rel=1e-6)
+    assert read_metadata(tmp_path / "v.tif") == {"voxel_size_nm": 50.0, "sample": "T0"}
+    assert read_metadata(tmp_path / "slices") == {"voxel_size_nm": 65.0}
+
+
 # --------------------------------------------------------------------------- lazy reading
 
 
@@ -210,17 +253,20 @@ def test_convert_refuses_to_overwrite_its_input(tmp_path):
     volume = _volume("uint16")
     write_volume(tmp_path / "a.tif", volume)
     write_volume(tmp_path / "a.h5:/lq", volume)
-    before = _snapshot(tmp_path / "a.tif")
-    with pytest.raises(VolumeError, match="refusing to overwrite the input") as err:
+    before = {name: _snapshot(tmp_path / name) for name in ["a.tif", "a.h5"]}
+    with pytest.raises(UnsafeOutputError, match="it is the input") as err:
         convert_volume(tmp_path / "a.tif", tmp_path / "." / "a.tif")
-    assert str(err.value).startswith(str(tmp_path))
-    with pytest.raises(VolumeError, match="refusing"):
-        convert_volume(tmp_path / "a.h5:/lq", tmp_path / "a.h5:/lq")
-    assert _snapshot(tmp_path / "a.tif") == before
-    # Another dataset of the same HDF5 file is a different volume: allowed.
-    convert_volume(tmp_path / "a.h5:/lq", tmp_path / "a.h5:/lq_copy")
-    np.testing.assert_array_equal(read_volume(tmp_path / "a.h5:/lq_copy")[0], volume)
-    np.testing.assert_array_equal(read_volume(tmp_path / "a.h5:/lq")[0], volume)
+    assert str(tmp_path / "." / "a.tif") in str(err.value)
+    # The same dataset spelled two ways, and another dataset of the input file
+    # (writing it rewrites the whole file): both refused.
+    with pytest.raises(UnsafeOutputError, match="input dataset"):
+        convert_volume(f"{tmp_path / 'a.h5'}:/lq", f"{tmp_path / 'a.h5'}:lq")
+    with pytest.raises(UnsafeOutputError, match="a dataset of the input file"):
+        convert_volume(f"{tmp_path / 'a.h5'}:/lq", f"{tmp_path / 'a.h5'}:/lq_copy")
+    assert {name: _snapshot(tmp_path / name) for name in ["a.tif", "a.h5"]} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "a.tif"]
+    convert_volume(f"{tmp_path / 'a.h5'}:/lq", f"{tmp_path / 'b.h5'}:/lq_copy")
+    np.testing.assert_array_equal(read_volume(tmp_path / "b.h5:/lq_copy")[0], volume)
 
 
 # --------------------------------------------------------------------------- inputs untouched

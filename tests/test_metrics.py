@@ -441,6 +441,89 @@ def test_auto_mask_finds_the_reconstruction_disc(tmp_path):
     assert auto["psnr"] > none["psnr"] + 3  # the fill outside the disc is no longer scored
 
 
+# --------------------------------------------------------------------------- evaluate: output safety
+def _evaluation_files(folder, n_slices=2):
+    """pred.tif, hq.tif, labels.tif (and a 100-px-wide small.tif) in ``folder``; returns their paths."""
+    from indi4d.io import write_volume
+
+    pred, hq, labs = _volume(n_slices=n_slices)
+    paths = {name: folder / f"{name}.tif" for name in ("pred", "hq", "labels", "small")}
+    write_volume(paths["pred"], pred.astype(np.float32), voxel_size_nm=50.0)
+    write_volume(paths["hq"], hq.astype(np.float32), voxel_size_nm=50.0)
+    write_volume(paths["labels"], labs, voxel_size_nm=50.0)
+    write_volume(paths["small"], hq[:, :100].astype(np.float32), voxel_size_nm=50.0)
+    return paths
+
+
+@pytest.mark.parametrize("target", ["pred", "hq", "labels"])
+def test_evaluate_files_refuses_an_input_as_output(tmp_path, target):
+    from indi4d.safety import UnsafeOutputError
+
+    paths = _evaluation_files(tmp_path)
+    before = {p.name: _sha(p) for p in tmp_path.iterdir()}
+    # the same file spelled another way is caught too (resolved paths, not strings)
+    spelled = tmp_path / "sub" / ".." / paths[target].name
+    (tmp_path / "sub").mkdir()
+    for out in (paths[target], spelled):
+        with pytest.raises(UnsafeOutputError, match=f"{target}.tif.*input"):
+            M.evaluate_files(paths["pred"], paths["hq"], labels=paths["labels"], out=out, preset="tiny")
+    # refused before anything is read: the shape mismatch of small.tif is never reached
+    other = "pred" if target == "hq" else "hq"
+    given = {**paths, other: paths["small"]}
+    with pytest.raises(UnsafeOutputError, match=f"{target}.tif.*input"):
+        M.evaluate_files(given["pred"], given["hq"], labels=given["labels"], out=paths[target])
+    after = {p.name: _sha(p) for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before  # inputs byte-identical, no temporary file left
+
+
+def test_evaluate_files_refuses_a_mask_file_or_a_non_json_output(tmp_path):
+    from indi4d.io import write_volume
+    from indi4d.safety import UnsafeOutputError
+
+    paths = _evaluation_files(tmp_path)
+    disc = np.hypot(*np.mgrid[-96:96, -96:96]) < 90
+    write_volume(tmp_path / "mask.tif", disc.astype(np.uint8))
+    before = {p.name: _sha(p) for p in tmp_path.iterdir()}
+    with pytest.raises(UnsafeOutputError, match="mask.tif.*input"):
+        M.evaluate_files(paths["pred"], paths["hq"], out=tmp_path / "mask.tif", mask=tmp_path / "mask.tif")
+    for out in ("metrics.txt", "metrics.tif", "metrics"):
+        with pytest.raises(UnsafeOutputError, match=r"\.json"):
+            M.evaluate_files(paths["pred"], paths["hq"], out=tmp_path / out)
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(UnsafeOutputError, match="folder"):
+        M.evaluate_files(paths["pred"], paths["hq"], out=tmp_path / "folder.json")
+    assert {p.name: _sha(p) for p in tmp_path.iterdir() if p.is_file()} == before
+    # a mask given as a file scores like the same mask given as an array, and is recorded
+    from_file = M.evaluate_files(paths["pred"], paths["hq"], mask=tmp_path / "mask.tif", preset="tiny")
+    from_array = M.evaluate_files(paths["pred"], paths["hq"], mask=disc, preset="tiny")
+    assert from_file["psnr"] == from_array["psnr"] and from_file["mask"] == "given"
+    assert from_file["files"]["mask"] == str(tmp_path / "mask.tif")
+    write_volume(tmp_path / "bad_mask.tif", disc[:50].astype(np.uint8))
+    with pytest.raises(ValueError, match="bad_mask.tif: mask shape"):
+        M.evaluate_files(paths["pred"], paths["hq"], mask=tmp_path / "bad_mask.tif", preset="tiny")
+
+
+def test_cli_evaluate_refuses_to_overwrite_its_input(tmp_path, capsys):
+    from indi4d.cli import main
+
+    paths = _evaluation_files(tmp_path)
+    before = {p.name: _sha(p) for p in tmp_path.iterdir()}
+    for target in ("pred", "labels"):
+        rc = main(["evaluate", str(paths["pred"]), str(paths["hq"]), "--labels", str(paths["labels"]),
+                   "--out", str(paths[target])])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{target}.tif" in err and "input" in err
+    assert {p.name: _sha(p) for p in tmp_path.iterdir()} == before
+
+
+def test_evaluate_files_writes_infinity_for_identical_images(tmp_path):
+    paths = _evaluation_files(tmp_path)
+    res = M.evaluate_files(paths["hq"], paths["hq"], labels=paths["labels"], out=tmp_path / "m.json", preset="tiny")
+    text = (tmp_path / "m.json").read_text()
+    assert res["psnr"] == math.inf and '"psnr": Infinity' in text  # a perfect score, not "undefined"
+    assert json.loads(text) == res
+
+
 def test_unsupervised_edge_resolution_avoids_aligning_on_noise():
     # correlated noise: a boundary from a lightly smoothed Otsu mask follows it and reads the edge too sharp
     img, mask = blurred_discs((240, 240), [(70, 70, 38), (170, 170, 40), (70, 170, 35), (170, 70, 36)], 4.0)

@@ -205,3 +205,28 @@ def test_load_pairs_missing_and_save_pairs_bad_values(tmp_path):
     bad = np.full((2, 4, 4), 1.5, np.float32)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         P.save_pairs(tmp_path, bad, bad, np.ones((4, 4), bool), np.arange(2), np.array(["train"] * 2), {}, {}, {})
+
+
+def test_interrupted_save_leaves_no_folder_that_looks_complete(tmp_path):
+    _pairs(tmp_path)  # the complete folder of an earlier run
+    (tmp_path / "notes.txt").write_text("mine")
+    new = np.zeros((2, 8, 8), np.float32)
+    with pytest.raises(TypeError):  # phi.json cannot be written: the run fails half-way
+        P.save_pairs(tmp_path, new, new, np.ones((8, 8), bool), np.arange(2), np.array(["train", "val"]),
+                     {"phi": object()}, {}, {})
+    assert not (tmp_path / "pairs.json").exists()
+    with pytest.raises(ValueError, match="incomplete pairs folder.*pairs.json"):
+        P.load_pairs(tmp_path, "train")
+    with pytest.raises(ValueError, match="incomplete pairs folder"):
+        P.load_pairs_info(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # only the pairs files are replaced
+    lq, _, _ = _pairs(tmp_path)  # the next complete write makes the folder whole again
+    np.testing.assert_array_equal(P.load_pairs(tmp_path, "all")[0], lq)
+
+
+def test_pairs_names_come_from_the_run_folder_layout_and_preprocess_reexports(tmp_path):
+    from indi4d import pairs, runs
+
+    assert P.save_pairs is pairs.save_pairs and P.load_pairs is pairs.load_pairs and P.SPLITS == pairs.SPLITS
+    _pairs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(runs.FILES["pairs"].values())

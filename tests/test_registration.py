@@ -18,6 +18,7 @@ from indi4d import preprocess as P
 from indi4d import registration as R
 from indi4d._spam import import_spam
 from indi4d.io import write_volume
+from indi4d.safety import UnsafeOutputError
 
 T_APPLIED = [1.3, -0.7, 2.1]  # HQ voxels (z, y, x)
 R_APPLIED = [0.8, -0.5, 1.2]  # degrees, spam rotation vector
@@ -204,6 +205,28 @@ def test_unconverged_registration_is_loud(files, tmp_path):
                                allow_unconverged=True, progress=False)
     assert rep["converged"] is False and (out / "pairs.npz").exists()
     assert json.loads((out / "pairs.json").read_text())["phi"]["converged"] is False
+    # a refused run over a complete folder leaves only its report: no pairs of the earlier run beside it
+    with pytest.raises(R.RegistrationError):
+        R.register_scans(*args, out, meta_path=files / "meta.json", preset="tiny", max_iterations=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["phi.json"]
+    with pytest.raises(FileNotFoundError, match="pairs.npz"):
+        P.load_pairs(out, "train")
+
+
+def _folder_state(folder):
+    return {p.name: _fingerprint(p) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("target", ["folder", "lq", "hq", "meta"])
+def test_register_scans_refuses_an_input_as_output_before_any_work(files, target):
+    """Out folder = the folder holding the inputs, or an input file itself: refused, nothing written."""
+    out = files if target == "folder" else files / {"lq": "lq.tif", "hq": "hq.tif", "meta": "meta.json"}[target]
+    before = _folder_state(files)
+    # a bad preset parameter would fail the work itself with another error: the check comes first
+    with pytest.raises(UnsafeOutputError, match="indi4d register: output .*(input|lies inside)"):
+        R.register_scans(files / "lq.tif", files / "hq.tif", out, meta_path=files / "meta.json", preset="tiny",
+                         progress=False, max_iterations="not a number")
+    assert _folder_state(files) == before  # inputs byte-identical, no file added
 
 
 def test_bad_inputs_name_the_file(files, tmp_path):

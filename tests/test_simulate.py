@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from indi4d import simulate as sim
 from indi4d._spam import import_spam
-from indi4d.data import file_sha256
+from indi4d.files import file_sha256
 from indi4d.io import read_volume
 from indi4d.presets import resolve
 
@@ -210,6 +210,8 @@ def test_bad_inputs_raise_clear_errors():
         sim.simulate_beamline("/nonexistent/never", preset="tiny", lq_shape=(30, 32, 32))
     with pytest.raises(ValueError, match="seed"):
         sim.simulate_beamline("/nonexistent/never", preset="tiny", seed=-1)
+    with pytest.raises(ValueError, match=r"non-negative int, got -20$"):  # not np.int64(-20)
+        sim.simulate_beamline("/nonexistent/never", preset="tiny", seed=np.int64(-20))
     with pytest.raises(ValueError, match="unknown real volume"):
         sim.acquire_real_volume("granite", "tiny")
 
@@ -242,7 +244,7 @@ def test_files_shapes_and_meta_follow_the_contract(tiny_runs):
     tl, _ = read_volume(a / "truth_labels_hq.tif")
     tm, _ = read_volume(a / "truth_mu_hq.tif")
     assert tl.dtype == np.uint8 and tm.dtype == np.float32 and tl.shape == tm.shape == hq.shape
-    assert set(np.unique(tl)) <= {0, 1, 2} and sim.PARTICLE in tl
+    assert set(np.unique(tl)) <= {sim.PORE, sim.BINDER, sim.PARTICLE} and sim.PARTICLE in tl
     for k in range(3):
         scan, _ = read_volume(a / f"insitu_t{k}.tif")
         lab, ml = read_volume(a / f"insitu_t{k}_labels.tif")
@@ -306,7 +308,8 @@ def test_insitu_series_swells_cracks_and_grows_a_dense_phase(tiny_runs):
     assert cracked.sum() > 0 and meta["insitu"]["steps"][2]["open_cracks"] > meta["insitu"]["steps"][1]["open_cracks"]
     # the in situ sample is another sample than the training one
     assert meta["insitu"]["n_particles"] != meta["sample"]["n_particles"] or not np.array_equal(
-        labs[0][::2, ::2, ::2][8:24, 8:24, 8:24] > 1, read_volume(a / "truth_labels_hq.tif")[0] > 1)
+        labs[0][::2, ::2, ::2][8:24, 8:24, 8:24] >= sim.PARTICLE,
+        read_volume(a / "truth_labels_hq.tif")[0] >= sim.PARTICLE)
 
 
 def test_real_volume_through_the_same_scans():
@@ -322,3 +325,37 @@ def test_real_volume_through_the_same_scans():
     c_hq = np.corrcoef(hq_down.ravel(), truth.ravel())[0, 1]
     c_lq = np.corrcoef(r["lq"][:, disc].ravel(), truth.ravel())[0, 1]
     assert c_hq > c_lq > 0.2
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def test_every_public_name_is_importable_from_the_package():
+    """``from indi4d import simulate as sim; sim.X`` works for every name the book, tests and modules use."""
+    import indi4d.phases as phases
+
+    for name in sim.__all__:
+        assert hasattr(sim, name), name
+    assert (sim.PORE, sim.BINDER, sim.PARTICLE, sim.DENSE) == (phases.PORE, phases.BINDER, phases.PARTICLE,
+                                                               phases.DENSE) == (0, 1, 2, 3)
+    assert sim.PHASE_NAMES is phases.PHASE_NAMES
+    assert set(sim.ATTENUATION_PER_UM) == {"air", *phases.PHASE_NAMES}
+    assert set(sim.PRESETS) == {"tiny", "default", "paper"}
+    for name in ("rasterise", "build_phantom", "acquire_slices", "simulate_beamline", "acquisition_characteristics",
+                 "acquire_real_volume", "grey_to_mu", "block_mode"):
+        assert callable(getattr(sim, name)), name
+
+
+def test_simulator_never_imports_the_data_module():
+    """No import cycle: the simulator's modules do not import indi4d.data (data imports the simulator lazily)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import indi4d.simulate; "
+            "print(sorted(m for m in sys.modules if m == 'indi4d.data' or m.startswith('indi4d.data.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = ("import sys; import indi4d.data; "
+            "print(sorted(m for m in sys.modules if m.startswith('indi4d.simulate')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

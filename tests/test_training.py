@@ -1,19 +1,51 @@
-"""InDI training: schedule, learning on tiny data, resume after interruption, time budget."""
+"""InDI training: schedule, learning on tiny data, resume after interruption or damage, step bound and
+wall-time safeguard, and a model folder that is never half-written nor changed by a refused run."""
 
 import json
 import shutil
+import subprocess
 
 import keras
 import numpy as np
 import pytest
 
+from indi4d import model_folder
+from indi4d.files import file_sha256
 from indi4d.training import PRESETS, one_cycle_cosine, train_indi
 from synthetic import make_pairs
+
+SEED1 = dict(preset="tiny", seed=1, progress=False)  # tiny: 2 epochs of 4 steps
 
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     return make_pairs(tmp_path_factory.mktemp("pairs"))
+
+
+@pytest.fixture(scope="module")
+def whole(pairs, tmp_path_factory):
+    """An uninterrupted tiny run (seed 1, 8 steps) that interrupted ones must reproduce."""
+    folder = tmp_path_factory.mktemp("whole") / "m"
+    return folder, train_indi(pairs, folder, **SEED1)
+
+
+def _history(folder):
+    return json.loads((folder / "history.json").read_text())
+
+
+def _weights(folder):
+    return keras.saving.load_model(folder / "model.keras", compile=False).get_weights()
+
+
+def _tree(folder):
+    """Every entry below ``folder``: file -> sha256, folder -> "dir"."""
+    return {str(p.relative_to(folder)): "dir" if p.is_dir() else file_sha256(p) for p in sorted(folder.rglob("*"))}
+
+
+def _dead_pid():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_one_cycle_schedule_shape():
@@ -31,64 +63,120 @@ def test_one_cycle_schedule_shape():
 def test_a_few_steps_lower_the_validation_loss(pairs, tmp_path):
     summary = train_indi(pairs, tmp_path / "m", preset="tiny", seed=0, progress=False,
                          overrides={"epochs": 3, "steps_per_epoch": 8, "max_lr": 3e-3})
-    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    history = _history(tmp_path / "m")
     assert len(history["val_loss"]) == 3 == summary["epochs_done"]
     assert history["val_loss"][-1] < 0.85 * history["val_loss"][0]
     assert summary["stopped"] is None and summary["n_train"] == 8 and summary["n_val"] == 2
-    for name in ("model.keras", "config.json", "normalisation.json", "history.json"):
+    assert summary["stopped_by"] == "steps" and summary["global_step"] == summary["total_steps"] == 24
+    for name in ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json"):
         assert (tmp_path / "m" / name).exists()
+    assert model_folder.read_summary(tmp_path / "m")["stopped_by"] == "steps"
     assert json.loads((tmp_path / "m" / "normalisation.json").read_text())["lq"]["method"] == "none"
     net = keras.saving.load_model(tmp_path / "m" / "model.keras", compile=False)
     assert net.count_params() == summary["n_params"]
 
 
-def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, tmp_path):
-    kw = dict(preset="tiny", seed=1, progress=False)
-    whole = train_indi(pairs, tmp_path / "whole", **kw)
-    part = train_indi(pairs, tmp_path / "split", max_steps=3, **kw)  # stops mid-epoch 0 (4 steps/epoch)
-    assert part["stopped"] == "max_steps" and part["global_step"] == 3 and part["epochs_done"] == 0
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, whole, tmp_path):
+    whole_dir, whole_summary = whole
+    part = train_indi(pairs, tmp_path / "split", max_steps=3, **SEED1)  # stops mid-epoch 0 (4 steps/epoch)
+    assert part["stopped_by"] == "max_steps" and part["global_step"] == 3 and part["epochs_done"] == 0
     assert (tmp_path / "split" / "model.keras").exists()  # a usable model even when stopped
-    rest = train_indi(pairs, tmp_path / "split", **kw)
-    assert rest["resumed_from"] == 3 and rest["global_step"] == whole["global_step"] == 8
-    h1 = json.loads((tmp_path / "whole" / "history.json").read_text())
-    h2 = json.loads((tmp_path / "split" / "history.json").read_text())
+    rest = train_indi(pairs, tmp_path / "split", **SEED1)
+    assert rest["resumed_from"] == 3 and rest["global_step"] == whole_summary["global_step"] == 8
+    h1, h2 = _history(whole_dir), _history(tmp_path / "split")
     np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-4)
     np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
-    w1 = keras.saving.load_model(tmp_path / "whole" / "model.keras", compile=False).get_weights()
-    w2 = keras.saving.load_model(tmp_path / "split" / "model.keras", compile=False).get_weights()
+    w1, w2 = _weights(whole_dir), _weights(tmp_path / "split")
     assert max(float(np.abs(a - b).max()) for a, b in zip(w1, w2)) < 1e-4
-    again = train_indi(pairs, tmp_path / "split", **kw)  # a finished run is not trained again
-    assert again["global_step"] == 8 and again["resumed_from"] == 8
+    again = train_indi(pairs, tmp_path / "split", **SEED1)  # a finished run is not trained again
+    assert again["global_step"] == 8 and again["resumed_from"] == 8 and again["stopped_by"] == "steps"
 
     # a kill: stop at step 6, then remove what was written after the epoch-end checkpoint (step 4)
-    train_indi(pairs, tmp_path / "killed", max_steps=6, **kw)
+    train_indi(pairs, tmp_path / "killed", max_steps=6, **SEED1)
     ckpts = sorted((tmp_path / "killed" / "checkpoints").glob("ckpt_*"))
     assert [c.name for c in ckpts] == ["ckpt_000000004", "ckpt_000000006"]
     shutil.rmtree(ckpts[-1])
     (tmp_path / "killed" / "model.keras").unlink()
-    revived = train_indi(pairs, tmp_path / "killed", **kw)
+    revived = train_indi(pairs, tmp_path / "killed", **SEED1)
     assert revived["resumed_from"] == 4
-    h3 = json.loads((tmp_path / "killed" / "history.json").read_text())
-    np.testing.assert_allclose(h3["val_loss"], h1["val_loss"], rtol=1e-4)
+    np.testing.assert_allclose(_history(tmp_path / "killed")["val_loss"], h1["val_loss"], rtol=1e-4)
 
 
-def test_time_budget_stops_cleanly_with_a_usable_model(pairs, tmp_path):
-    summary = train_indi(pairs, tmp_path / "m", preset="tiny", max_minutes=1e-6, progress=False)
-    assert summary["stopped"] == "max_minutes" and summary["global_step"] == 1
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_and_says_so(pairs, whole, tmp_path):
+    folder = tmp_path / "m"
+    train_indi(pairs, folder, max_steps=6, **SEED1)
+    ckpt_dir = folder / "checkpoints"
+    weights = ckpt_dir / "ckpt_000000006" / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])  # a truncated write
+    stale = ckpt_dir / f".ckpt_000000008.{_dead_pid()}.x1y2.part"  # a killed run's half-written checkpoint
+    stale.mkdir()
+    with pytest.warns(RuntimeWarning, match="ckpt_000000006.*ckpt_000000004"):
+        done = train_indi(pairs, folder, **SEED1)
+    assert done["resumed_from"] == 4 and done["resumed_after_damaged"] == ["ckpt_000000006"]
+    assert done["global_step"] == 8 and done["stopped_by"] == "steps"
+    assert model_folder.read_summary(folder)["resumed_after_damaged"] == ["ckpt_000000006"]
+    assert not stale.exists()
+    # the replayed steps 4..8 are those of the uninterrupted run
+    np.testing.assert_allclose(_history(folder)["val_loss"], _history(whole[0])["val_loss"], rtol=1e-4)
+
+
+def test_every_checkpoint_damaged_is_refused_with_the_way_out(pairs, tmp_path):
+    folder = tmp_path / "m"
+    train_indi(pairs, folder, max_steps=1, **SEED1)
+    (folder / "checkpoints" / "ckpt_000000001" / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="every checkpoint is damaged.*--restart"):
+        train_indi(pairs, folder, **SEED1)
+
+
+def test_wall_time_safeguard_stops_cleanly_says_so_and_is_recorded(pairs, tmp_path):
+    with pytest.warns(RuntimeWarning, match="wall-time"):
+        summary = train_indi(pairs, tmp_path / "m", preset="tiny", max_minutes=1e-6, progress=False)
+    assert summary["stopped_by"] == "wall_time_budget" and summary["global_step"] == 1
+    assert model_folder.read_summary(tmp_path / "m")["stopped_by"] == "wall_time_budget"
     net = keras.saving.load_model(tmp_path / "m" / "model.keras", compile=False)
     out = np.asarray(net([np.zeros((1, 32, 32, 1), np.float32), np.ones(1, np.float32)]))
     assert out.shape == (1, 32, 32, 1) and np.all(np.isfinite(out))
 
 
-def test_resuming_with_other_parameters_is_refused(pairs, tmp_path):
-    train_indi(pairs, tmp_path / "m", preset="tiny", max_steps=1, progress=False)
-    with pytest.raises(ValueError, match="other parameters"):
-        train_indi(pairs, tmp_path / "m", preset="tiny", seed=5, progress=False)
-    other = make_pairs(tmp_path / "other_pairs", seed=9)  # same layout, other data
+def test_the_book_run_is_bounded_by_steps_not_by_the_clock():
+    default = PRESETS["default"]
+    assert default["epochs"] * default["steps_per_epoch"] == 3000
+    # the wall-time budget is only a safeguard: far above the ~8 min the run takes on two cores
+    assert default["max_minutes"] is None or default["max_minutes"] >= 60
+
+
+@pytest.mark.parametrize("kw", [{"epochs": 0}, {"max_steps": 0}, {"overrides": {"steps_per_epoch": 0}}])
+def test_a_run_without_steps_is_refused_before_anything_is_written(pairs, tmp_path, kw):
+    with pytest.raises(ValueError, match="at least 1"):
+        train_indi(pairs, tmp_path / "m", preset="tiny", progress=False, **kw)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_refused_run_leaves_the_model_folder_byte_identical(pairs, tmp_path):
+    folder = tmp_path / "m"
+    train_indi(pairs, folder, preset="tiny", max_steps=5, progress=False)
+    model_folder.write_chosen_steps(folder, 7, rule="test")
+    before = _tree(folder)
+    other = make_pairs(tmp_path / "other_pairs", seed=9, grey_max=20000)  # other data, other normalisation
     with pytest.raises(ValueError, match="pairs_sha256"):
-        train_indi(other, tmp_path / "m", preset="tiny", progress=False)
-    fresh = train_indi(other, tmp_path / "m", preset="tiny", max_steps=2, restart=True, progress=False)
+        train_indi(other, folder, preset="tiny", progress=False)
+    assert _tree(folder) == before
+    with pytest.raises(ValueError, match="other parameters"):
+        train_indi(pairs, folder, preset="tiny", seed=5, progress=False)
+    assert _tree(folder) == before
+
+
+def test_restart_discards_another_run_entirely(pairs, tmp_path):
+    folder = tmp_path / "m"
+    train_indi(pairs, folder, preset="tiny", max_steps=5, progress=False)
+    model_folder.write_chosen_steps(folder, 7, rule="test")  # chapter 05's choice for *that* model
+    other = make_pairs(tmp_path / "other_pairs", seed=9, grey_max=20000)
+    fresh = train_indi(other, folder, preset="tiny", max_steps=2, restart=True, progress=False)
     assert fresh["resumed_from"] is None and fresh["global_step"] == 2
+    assert model_folder.read_chosen_steps(folder) is None
+    assert model_folder.read_normalisation(folder) == json.loads((other / "normalisation.json").read_text())
+    assert [c.name for c in model_folder.checkpoints(folder)] == ["ckpt_000000002"]
+    assert model_folder.read_config(folder)["pairs_dir"] == str(other.resolve())
 
 
 def test_bad_inputs_raise(pairs, tmp_path):
@@ -98,6 +186,7 @@ def test_bad_inputs_raise(pairs, tmp_path):
         train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"crop": 31})
     with pytest.raises(ValueError, match="unknown parameter"):
         train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"learning_rate": 1.0})
+    assert not (tmp_path / "m").exists()
     assert set(PRESETS) == {"tiny", "default", "paper"}
     assert PRESETS["paper"]["max_lr"] == 5e-4 and PRESETS["paper"]["batch_size"] == 2
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._atomic import atomic_path
+from .files import atomic_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -182,7 +182,7 @@ def indi_sample(network, y, steps, eps=0.0, seed=None, stochastic=False, progres
     network : callable
         ``network([x_t, t], training=False)`` with ``x_t`` (B, H, W, 1) and
         ``t`` (B,) float32, returning (B, H, W, 1): a Keras model, or a tiled
-        wrapper from :func:`indi4d.inference.tiled_network`.
+        wrapper from :class:`indi4d.inference.TiledNetwork`.
     y : ndarray, shape (H, W), (B, H, W) or (B, H, W, 1), float
         The degraded images, normalised to [-1, 1].
     steps : int
@@ -209,7 +209,7 @@ def indi_sample(network, y, steps, eps=0.0, seed=None, stochastic=False, progres
         For ``steps < 1``, ``eps < 0``, non-finite values, or a wrong shape.
     """
     if int(steps) != steps or steps < 1:
-        raise ValueError(f"indi_sample: steps must be an integer >= 1, got {steps!r}")
+        raise ValueError(f"indi_sample: steps must be an integer >= 1, got {steps}")
     if eps < 0:
         raise ValueError(f"indi_sample: eps must be >= 0, got {eps}")
     steps = int(steps)

@@ -84,7 +84,7 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
     Parameters
     ----------
     lq, hq : ndarray, float32, shape (n, H, W)
-        Paired slices in [-1, 1] (:func:`indi4d.preprocess.load_pairs`).
+        Paired slices in [-1, 1] (:func:`indi4d.pairs.load_pairs`).
     crop : int
         Side of the square crops, pixels.
     batch_size : int

@@ -10,7 +10,11 @@ The steps, in the order :func:`indi4d.registration.register_scans` runs them:
    the statistics kept in a JSON-serialisable dict so network outputs map back
    to grey values.
 4. :func:`split_slices` -- train/val/test split by contiguous blocks of z slices.
-5. :func:`save_pairs` / :func:`load_pairs` -- the ``pairs`` folder of a run.
+
+The ``pairs`` folder itself (:func:`save_pairs`, :func:`load_pairs`,
+:func:`load_pairs_info`, :data:`SPLITS`) lives in :mod:`indi4d.pairs`; the
+names are re-exported here because chapters and training code import them
+from this module.
 
 Nothing here imports TensorFlow or spam: the module stays cheap to import.
 
@@ -18,19 +22,14 @@ Grids are cell-centred: voxel ``i`` of a grid with spacing ``s`` covers
 ``[i*s, (i+1)*s)``, so LQ voxel ``i`` sits at HQ coordinate ``2*i + 0.5``.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import scipy.ndimage as ndi
 
-from ._atomic import atomic_path
+# the pairs folder, re-exported (see the module docstring)
+from .pairs import SPLITS, load_pairs, load_pairs_info, save_pairs  # noqa: F401
 
 #: The equalisation methods :func:`fit_normalisation` knows.
 EQUALISATIONS = ("none", "global", "clahe")
-
-#: Names of the splits stored in ``pairs.npz``.
-SPLITS = ("train", "val", "test")
 
 #: Largest number of voxels used to fit a normalisation (a regular stride
 #: subsample above it: deterministic, no random numbers involved).
@@ -68,7 +67,7 @@ def upscale(array, factor=2, axes=None, order=3):
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise ValueError(f"upscale: expected a real numeric array, got dtype {array.dtype}")
     if int(factor) != factor or factor < 1:
-        raise ValueError(f"upscale: factor must be a positive integer, got {factor!r}")
+        raise ValueError(f"upscale: factor must be a positive integer, got {factor}")
     axes = range(array.ndim) if axes is None else [a % array.ndim for a in axes]
     zoom = [float(factor) if a in axes else 1.0 for a in range(array.ndim)]
     # grid_mode=True: zoom the pixel *extents* (cell-centred grids); 'reflect' is
@@ -392,125 +391,3 @@ def split_slices(n_slices, val_fraction=0.1, test_fraction=0.1, guard=0, seed=0)
         if ok and (labels == "train").any():
             return labels
     raise ValueError(f"split_slices: could not place the held-out blocks in {n} slices")  # pragma: no cover
-
-
-# --------------------------------------------------------------------------- pairs folder
-
-
-def save_pairs(pairs_dir, lq, hq, mask, z, split, phi, normalisation, provenance):
-    """Write a ``pairs`` folder: ``pairs.npz``, ``phi.json``, ``normalisation.json``, ``pairs.json``.
-
-    Every file is written atomically; an existing folder's files are replaced.
-
-    Parameters
-    ----------
-    pairs_dir : str or Path
-        Output folder (created).
-    lq, hq : ndarray, float32, shape (S, H, W)
-        Normalised, registered LQ (×2 upscaled) and HQ slices in [-1, 1].
-    mask : ndarray, bool, shape (H, W)
-        Reconstruction disc.
-    z : ndarray, int, shape (S,)
-        Slice index of each pair in the HQ volume.
-    split : ndarray of str, shape (S,)
-        ``"train"``, ``"val"`` or ``"test"``.
-    phi : dict
-        Registration report (see :func:`indi4d.registration.register_volumes`).
-    normalisation : dict
-        ``{"lq": params, "hq": params}``.
-    provenance : dict
-        Written as ``pairs.json``.
-
-    Returns
-    -------
-    Path
-        ``pairs_dir``.
-    """
-    lq, hq = np.asarray(lq, np.float32), np.asarray(hq, np.float32)
-    mask, z, split = np.asarray(mask, bool), np.asarray(z, np.int64), np.asarray(split).astype("<U5")
-    if lq.ndim != 3 or lq.shape != hq.shape:
-        raise ValueError(f"save_pairs: lq {lq.shape} and hq {hq.shape} must be equal (S, H, W) stacks")
-    if mask.shape != lq.shape[1:] or z.shape != (lq.shape[0],) or split.shape != (lq.shape[0],):
-        raise ValueError("save_pairs: mask must be (H, W), z and split (S,)")
-    if not set(split.tolist()) <= set(SPLITS):
-        raise ValueError(f"save_pairs: split labels must be in {SPLITS}, got {sorted(set(split.tolist()))}")
-    for name, a in (("lq", lq), ("hq", hq)):
-        if not np.all(np.isfinite(a)) or a.min() < -1.0 or a.max() > 1.0:
-            raise ValueError(f"save_pairs: {name} must be finite and in [-1, 1]")
-    pairs_dir = Path(pairs_dir)
-    pairs_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(pairs_dir / "pairs.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, lq=lq, hq=hq, mask=mask, z=z, split=split)
-    for name, obj in (("phi.json", phi), ("normalisation.json", normalisation), ("pairs.json", provenance)):
-        with atomic_path(pairs_dir / name) as tmp:
-            tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    return pairs_dir
-
-
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _open_pairs(pairs_dir):
-    path = Path(pairs_dir) / "pairs.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no pairs file; run `indi4d register` (chapter 02_registration) first")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable pairs file ({exc})") from exc
-    missing = {"lq", "hq", "mask", "z", "split"} - set(data.files)
-    if missing:
-        raise ValueError(f"{path}: missing arrays {sorted(missing)}")
-    return path, data
-
-
-def load_pairs(pairs_dir, split):
-    """Load the LQ/HQ slice pairs of one split.
-
-    Parameters
-    ----------
-    pairs_dir : str or Path
-        A folder written by :func:`save_pairs`.
-    split : {"train", "val", "test", "all"}
-        Which slices.
-
-    Returns
-    -------
-    lq, hq : ndarray, float32, shape (n, H, W)
-        Values in [-1, 1], in increasing z order.
-    """
-    if split not in SPLITS + ("all",):
-        raise ValueError(f"load_pairs: unknown split {split!r}; expected one of {SPLITS + ('all',)}")
-    _, data = _open_pairs(pairs_dir)
-    with data:
-        keep = np.ones(data["split"].shape, bool) if split == "all" else data["split"] == split
-        return data["lq"][keep].astype(np.float32), data["hq"][keep].astype(np.float32)
-
-
-def load_pairs_info(pairs_dir):
-    """Load the mask, slice indices and split labels of a ``pairs`` folder.
-
-    Returns
-    -------
-    dict
-        ``mask`` bool (H, W), ``z`` int (S,), ``split`` str (S,), and the parsed
-        ``phi``, ``normalisation`` and ``provenance`` JSON files.
-    """
-    path, data = _open_pairs(pairs_dir)
-    with data:
-        info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str)}
-    for key, name in (("phi", "phi.json"), ("normalisation", "normalisation.json"), ("provenance", "pairs.json")):
-        p = path.parent / name
-        try:
-            info[key] = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: missing or not valid JSON ({exc})") from exc
-    return info

@@ -4,10 +4,15 @@ A run folder holds one sub-folder per stage::
 
     RUN_DIR/data/       chapter 01: simulated or user scans (lq.tif, hq.tif, meta.json, ...)
     RUN_DIR/pairs/      chapter 02: registered, normalised LQ/HQ slice pairs
-    RUN_DIR/model/      chapter 04: the trained InDI network
-    RUN_DIR/baselines/  chapter 05: CNN and GAN baselines
+    RUN_DIR/model/      chapter 04: the trained InDI network (a model folder)
+    RUN_DIR/baselines/  chapter 05: CNN and GAN baselines (model folders cnn/ and gan/)
     RUN_DIR/eval/       chapter 05: metrics
     RUN_DIR/figures/    PNG copies of every chapter figure
+
+This module is the one place that knows the file names inside each stage
+(:data:`FILES`); code asks :func:`artifact` or :func:`require_artifact` for a
+path instead of spelling a name. The files of a model folder are owned by
+:mod:`indi4d.model_folder`.
 """
 
 from pathlib import Path
@@ -20,6 +25,24 @@ STAGES = {
     "baselines": ("baselines", "05_evaluation"),
     "eval": ("eval", "05_evaluation"),
     "figures": ("figures", None),
+}
+
+#: stage -> {key: file name}; the keys are what code uses.
+FILES = {
+    "data": {
+        "lq": "lq.tif", "hq": "hq.tif", "meta": "meta.json",
+        "truth_labels_hq": "truth_labels_hq.tif", "truth_mu_hq": "truth_mu_hq.tif",
+        **{f"insitu_t{k}": f"insitu_t{k}.tif" for k in range(3)},
+        **{f"insitu_t{k}_labels": f"insitu_t{k}_labels.tif" for k in range(3)},
+    },
+    "pairs": {"pairs": "pairs.npz", "phi": "phi.json", "normalisation": "normalisation.json",
+              "provenance": "pairs.json"},
+    "model": {"model": "model.keras", "discriminator": "discriminator.keras", "config": "config.json",
+              "normalisation": "normalisation.json", "history": "history.json", "checkpoints": "checkpoints",
+              "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json"},
+    "baselines": {"cnn": "cnn", "gan": "gan"},
+    "eval": {"metrics": "metrics.json"},
+    "figures": {},
 }
 
 
@@ -51,14 +74,31 @@ def stage_dir(run_dir, stage, create=False):
     return path
 
 
+def file_name(stage, key):
+    """The file name of artifact ``key`` of ``stage`` (e.g. ``file_name("pairs", "pairs")``)."""
+    try:
+        return FILES[stage][key]
+    except KeyError:
+        known = sorted(FILES.get(stage, {}))
+        raise ValueError(f"unknown artifact {key!r} of stage {stage!r}; known: {known}") from None
+
+
+def artifact(run_dir, stage, key):
+    """``RUN_DIR/<stage>/<file name of key>``, whether or not it exists."""
+    return stage_dir(run_dir, stage) / file_name(stage, key)
+
+
 def require_artifact(run_dir, stage, name):
     """Return ``RUN_DIR/<stage>/<name>``, or say which chapter to run first.
+
+    ``name`` is a key of :data:`FILES` (``"pairs"``) or a file name (``"pairs.npz"``).
 
     Raises
     ------
     MissingArtifactError
         When the file is not there, naming the chapter that writes it.
     """
+    name = FILES.get(stage, {}).get(name, name)
     path = stage_dir(run_dir, stage) / name
     if not path.exists():
         chapter = STAGES[stage][1]
@@ -71,6 +111,9 @@ def require_artifact(run_dir, stage, name):
 
 def save_figure(fig, run_dir, name, dpi=110):
     """Save a matplotlib figure as ``RUN_DIR/figures/<name>.png`` and return the path."""
+    from .files import atomic_path
+
     path = stage_dir(run_dir, "figures", create=True) / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path

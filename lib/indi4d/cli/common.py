@@ -1,0 +1,83 @@
+"""What every ``indi4d`` sub-command shares: help layout, preset notices, output checks, messages."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PRESET_NAMES = ("tiny", "default", "paper")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` that shows every option's default and keeps the description's line breaks.
+
+    An option whose help already states its default (``"(default: ...)"``,
+    for defaults computed at run time) is left as written; switches show
+    ``(default: off)``.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("(default" in text or action.default is argparse.SUPPRESS or action.required
+                or not action.option_strings):
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def add_parser(sub, name, summary, description, func):
+    """A sub-command parser with the shared help layout; ``func(args)`` runs it."""
+    parser = sub.add_parser(name, help=summary, description=description, formatter_class=HelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_preset(parser, times, what="the run"):
+    """``--preset`` (default ``default``) with the expected time of each preset in its help."""
+    parser.add_argument("--preset", default="default", choices=PRESET_NAMES,
+                        help=f"size of {what}; expected time: "
+                        + "; ".join(f"{name}: {times[name]}" for name in PRESET_NAMES))
+
+
+def announce_preset(args, times):
+    """One line on stderr when the minutes-long default preset runs, pointing at the quick one."""
+    if args.preset == "default":
+        print(f"indi4d {args.command}: preset default: {times['default']}; --preset tiny for a quick try",
+              file=sys.stderr)
+
+
+def who(args):
+    """The command as messages name it (``indi4d enhance``)."""
+    return f"indi4d {args.command}"
+
+
+def print_json(obj):
+    """Print a result as indented JSON: numpy numbers as plain numbers, paths as text."""
+
+    def plain(value):
+        if hasattr(value, "tolist"):  # numpy scalar or array
+            return value.tolist()
+        if isinstance(value, Path):
+            return str(value)
+        return str(value)
+
+    print(json.dumps(obj, indent=2, default=plain))
+
+
+def describe_error(exc, command):
+    """An exception as one plain sentence naming the file, without repeating the command name."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; try a smaller volume or --preset tiny"
+    if isinstance(exc, ImportError):
+        return f"a package it needs cannot be imported ({exc}); reinstall with: pip install -e ."
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])  # str(KeyError) would add quotes
+    else:
+        text = str(exc) or type(exc).__name__
+    prefix = f"indi4d {command}: "
+    while text.startswith(prefix):
+        text = text[len(prefix):]
+    return text

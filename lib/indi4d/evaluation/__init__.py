@@ -1,0 +1,64 @@
+"""Chapter 05: InDI against bicubic, HQ, the CNN and GAN baselines, and the truth.
+
+Everything is scored on the held-out *test* slices of the pairs folder
+(chapter 02), against the HQ scan (as the paper does) and against the
+simulated ground truth (``truth_mu_hq.tif`` / ``truth_labels_hq.tif``, on the
+HQ grid with the HQ misalignment, so slice ``z`` of the pairs is slice ``z``
+of the truth). The metrics are those of :mod:`indi4d.metrics`.
+
+The steps, each a function of arrays or of a run folder, one module each:
+
+1. :mod:`~indi4d.evaluation.testset` -- :func:`load_test_set`: test slices,
+   their truth, mask and pixel size;
+2. :mod:`~indi4d.evaluation.sweep` -- :func:`step_sweep` + :func:`select_steps`:
+   InDI at N in {1, ..., 50} steps, scored against the truth, and a stated
+   rule that picks N;
+3. :mod:`~indi4d.evaluation.predictions` and :mod:`~indi4d.evaluation.scores`
+   -- :func:`predict_methods` + :func:`score_methods`: every method's output
+   (through the one prediction path of :mod:`indi4d.inference`) and metrics
+   (with spreads over slices and edge groups);
+4. :mod:`~indi4d.evaluation.uncertainty` -- :func:`uncertainty`: K stochastic
+   InDI samples, their per-pixel spread against the true error, with their
+   Spearman rank correlation (:func:`rank_correlation`);
+5. :func:`check_goals` and :mod:`~indi4d.evaluation.findings` -- the project's
+   targets and a plain-language account of where InDI wins and where it does
+   not, both computed from the numbers; :mod:`~indi4d.evaluation.tables` and
+   :mod:`~indi4d.evaluation.figures` show them.
+
+:mod:`~indi4d.evaluation.run` is the one orchestrator: :class:`Evaluation`
+runs the stages one by one (chapter 05 shows figures between them) and
+:func:`evaluate_run` all at once (``benchmarks/quality.py``); both train or
+reuse the baselines (:func:`indi4d.baselines.train_baselines`), write
+``RUN_DIR/eval/metrics.json`` and store the chosen N in the model folder
+(``steps.json``, the default of ``indi4d enhance``).
+"""
+
+from .figures import (
+    comparison_panels,
+    pick_roi,
+    plot_comparison,
+    plot_hallucination,
+    plot_sweep,
+    plot_training_curves,
+    plot_uncertainty,
+    sweep_references,
+    training_histories,
+)
+from .findings import findings
+from .predictions import indi_restore, load_method, predict_methods
+from .run import Evaluation, evaluate_run, save_results
+from .scores import check_goals, no_reference, score, score_methods, value
+from .settings import GOALS, METHODS, PAPER_RESULTS, PRESETS
+from .sweep import select_steps, step_sweep
+from .tables import budget_table, goals_table, hallucination_table, metrics_table, sweep_table
+from .testset import load_test_set
+from .uncertainty import block_mean, rank_correlation, uncertainty
+
+__all__ = [
+    "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "Evaluation", "block_mean", "budget_table", "check_goals",
+    "comparison_panels", "evaluate_run", "findings", "goals_table", "hallucination_table", "indi_restore",
+    "load_method", "load_test_set", "metrics_table", "no_reference", "pick_roi", "plot_comparison",
+    "plot_hallucination", "plot_sweep", "plot_training_curves", "plot_uncertainty", "predict_methods",
+    "rank_correlation", "save_results", "score", "score_methods", "select_steps", "step_sweep",
+    "sweep_references", "sweep_table", "training_histories", "uncertainty", "value",
+]

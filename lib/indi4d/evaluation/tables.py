@@ -1,0 +1,120 @@
+"""Markdown tables of the evaluation's numbers."""
+
+import math
+
+from .scores import _finite, no_reference
+from .settings import METHODS, PAPER_RESULTS
+
+
+def _fmt(v, digits=1, spread=None):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "∞" if v == math.inf else "–"
+    s = f"{v:.{digits}f}"
+    if spread is not None and _finite(spread):
+        s += f" ± {spread:.{digits}f}"
+    return s
+
+
+def _named_methods(scores, steps=None, truth_only=False):
+    """(method, display name) of the methods in ``scores``, in table order; InDI's name carries N."""
+    for method, name in METHODS.items():
+        if method not in scores or (truth_only and scores[method].get("vs_truth") is None):
+            continue
+        yield method, f"InDI (N = {steps})" if method == "indi" and steps is not None else name
+
+
+def _markdown(head, rows):
+    """A Markdown table from its header line and rows of cell strings."""
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def metrics_table(scores, steps=None, paper=PAPER_RESULTS):
+    """A Markdown table of every method's metrics with spreads, and the paper's numbers beside them.
+
+    ± is the standard deviation over test slices (PSNR, SSIM, SIFT) or over
+    groups of edges (FWHM).
+
+    Returns
+    -------
+    str
+    """
+    head = ("| method | PSNR vs HQ (dB) | SSIM vs HQ | SIFT vs HQ | PSNR vs truth (dB) | SSIM vs truth "
+            "| SIFT vs truth | FWHM (nm) | overshoot | CNR | paper FWHM (nm) | paper CNR |")
+    rows = []
+    for method, name in _named_methods(scores, steps):
+        hq, tr = scores[method].get("vs_hq") or {}, scores[method].get("vs_truth") or {}
+        nr = no_reference(scores, method) or {}
+        pp = paper.get(method, {})
+        rows.append([name,
+                     _fmt(hq.get("psnr"), 2, hq.get("psnr_std")), _fmt(hq.get("ssim"), 3, hq.get("ssim_std")),
+                     _fmt(hq.get("sift_congruent_points"), 1, hq.get("sift_congruent_points_std")),
+                     _fmt(tr.get("psnr"), 2, tr.get("psnr_std")), _fmt(tr.get("ssim"), 3, tr.get("ssim_std")),
+                     _fmt(tr.get("sift_congruent_points"), 1, tr.get("sift_congruent_points_std")),
+                     _fmt(nr.get("fwhm_nm"), 0, nr.get("fwhm_nm_std")), _fmt(nr.get("edge_overshoot"), 2),
+                     _fmt(nr.get("cnr"), 2), _fmt(pp.get("fwhm_nm"), 0, pp.get("fwhm_nm_std")),
+                     _fmt(pp.get("cnr"), 1)])
+    return _markdown(head, rows)
+
+
+def hallucination_table(scores, steps=None):
+    """A Markdown table of the hallucination metrics against the truth, one row per method.
+
+    Returns
+    -------
+    str
+    """
+    head = ("| method | false particles / mm² | missed particles / mm² | detected / true particles "
+            "| false-edge fraction (%) | flat-region error |")
+    rows = []
+    for method, name in _named_methods(scores, steps, truth_only=True):
+        t = scores[method]["vs_truth"]
+        fe = t.get("false_edge_fraction")
+        rows.append([name, _fmt(t.get("false_particles_per_mm2"), 0), _fmt(t.get("missed_particles_per_mm2"), 0),
+                     f"{t.get('n_detected_particles', '–')} / {t.get('n_true_particles', '–')}",
+                     _fmt(None if fe is None else 100.0 * fe, 2), _fmt(t.get("flat_region_error"), 3)])
+    return _markdown(head, rows)
+
+
+def goals_table(goals):
+    """A Markdown table of :func:`~indi4d.evaluation.scores.check_goals`' result."""
+    rows = [[g["name"], _fmt(g["measured"], 2), _fmt(g["target"], 2),
+             "–" if g["passed"] is None else ("yes" if g["passed"] else "no")] for g in goals]
+    return _markdown("| goal | measured | target | met |", rows)
+
+
+def budget_table(trained, baseline_minutes=None):
+    """A Markdown table of the learned models' training: steps, minutes, parameters, reuse.
+
+    Parameters
+    ----------
+    trained : dict
+        :func:`indi4d.baselines.train_baselines` (``budget``, ``cnn``, ``gan``).
+    baseline_minutes : float, optional
+        The cap each baseline was given; adds a note that the budget is then not InDI's.
+
+    Returns
+    -------
+    str
+    """
+    budget = trained["budget"]
+    rows = [["InDI (chapter 4)", str(budget["steps"]), f"{budget['minutes']:.2f}", "–", "–",
+             str(budget.get("stopped_by", "steps")).replace("_", " ")]]
+    for kind in ("cnn", "gan"):
+        s = trained[kind]
+        rows.append([kind.upper(), str(s["steps_done"]), f"{s['minutes_done']:.2f}", f"{s['n_params']:,}",
+                     "yes" if s["reused"] else "no", str(s.get("stopped_by", "–")).replace("_", " ")])
+    text = _markdown("| model | optimiser steps | training time (min) | parameters | reused | stopped by |", rows)
+    if baseline_minutes is not None:
+        text += (f"\n\n**Note:** each baseline was capped at {baseline_minutes} min, while InDI trained "
+                 f"{budget['minutes']:.1f} min; the comparison is not at equal budget.")
+    return text
+
+
+def sweep_table(rows, steps=None):
+    """A Markdown table of the step sweep (:func:`~indi4d.evaluation.sweep.step_sweep`), the chosen N marked ←."""
+    ref = rows[0]["reference"] if rows else "truth"
+    cells = [[f"{r['steps']}{' ←' if r['steps'] == steps else ''}", _fmt(r["psnr"], 2), _fmt(r["ssim"], 3),
+              _fmt(r["fwhm_nm"], 0), _fmt(r["edge_overshoot"], 2), _fmt(r["sift_congruent_points"], 1),
+              _fmt(r["seconds"], 1)] for r in rows]
+    return _markdown(f"| N | PSNR vs {ref} (dB) | SSIM | FWHM (nm) | overshoot | SIFT | time (s) |", cells)

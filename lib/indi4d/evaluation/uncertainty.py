@@ -1,0 +1,116 @@
+"""Stochastic InDI samples: their spread against the true error (step 4 of chapter 05)."""
+
+import math
+
+import numpy as np
+
+from .predictions import indi_restore
+
+
+def block_mean(image, block):
+    """Mean over non-overlapping ``block x block`` tiles of the last two axes (edges cropped).
+
+    Parameters
+    ----------
+    image : ndarray (..., H, W)
+    block : int
+
+    Returns
+    -------
+    ndarray (..., H // block, W // block) float64
+    """
+    a = np.asarray(image, np.float64)
+    if block <= 1:
+        return a
+    h, w = a.shape[-2] // block * block, a.shape[-1] // block * block
+    a = a[..., :h, :w]
+    return a.reshape(a.shape[:-2] + (h // block, block, w // block, block)).mean(axis=(-3, -1))
+
+
+def rank_correlation(a, b, mask=None):
+    """Spearman rank correlation of two maps over a mask.
+
+    ``rho`` is Pearson's correlation of the ranks (ties get their mean rank),
+    ``scipy.stats.spearmanr``: 1 when ``b`` is any increasing function of
+    ``a``, about 0 when they are independent.
+
+    Parameters
+    ----------
+    a, b : ndarray, same shape, real
+    mask : ndarray of bool, optional
+        Same shape, or that of the last two axes.
+
+    Returns
+    -------
+    float
+        rho in [-1, 1]; NaN when either map is constant on the mask.
+    """
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rank_correlation: shapes differ: {a.shape} vs {b.shape}")
+    m = np.ones(a.shape, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), a.shape)
+    x, y = a[m], b[m]
+    if x.size < 3:
+        raise ValueError("rank_correlation: fewer than 3 pixels in the mask")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
+def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, progress=True):
+    """Per-pixel spread of K stochastic InDI samples against the true error.
+
+    Sample ``k`` starts from ``y + eps n`` and re-draws its noise at every step
+    (the stochastic sampler of :func:`indi4d.indi.indi_sample`) with the seeds
+    ``(seed + k, slice)``. The spread ``s = std_k(x_k)`` is compared with the
+    error of the sample mean against the truth: ``e = |a mean_k(x_k) + b - mu|``
+    with ``(a, b)`` the least-squares grey-level fit of the mean onto the true
+    attenuation ``mu`` over the mask (:func:`indi4d.metrics.affine_fit`); the
+    spread is reported in the same units, ``|a| s``.
+
+    Parameters
+    ----------
+    enhancer : indi4d.inference.Enhancer
+    test : dict
+        :func:`load_test_set` (needs the truth).
+    steps : int
+        InDI steps N.
+    samples : int
+        K >= 2.
+    eps : float
+        Sampler noise scale, > 0.
+    seed : int
+    block_px : int
+        Also correlate the maps averaged over ``block_px``-pixel blocks (local
+        rather than pixel agreement).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``mean``, ``std``, ``error``: float32 (n, H, W) (``std`` and ``error`` in
+        1/um); ``spearman`` (pixels in the mask), ``spearman_block`` (blocks
+        wholly inside the mask), ``samples``, ``eps``, ``steps``.
+    """
+    from tqdm.auto import tqdm
+
+    from ..metrics import affine_fit
+
+    if test["truth_mu"] is None:
+        raise ValueError("uncertainty: needs the truth (truth_mu_hq.tif)")
+    if samples < 2 or not eps > 0:
+        raise ValueError(f"uncertainty: need samples >= 2 and eps > 0, got {samples}, {eps}")
+    draws = np.stack([indi_restore(enhancer, test["lq"], steps, eps=eps, seed=seed + k, stochastic=True)
+                      for k in tqdm(range(samples), desc="stochastic samples", disable=not progress)])
+    mean = draws.mean(axis=0)
+    mask = np.broadcast_to(test["mask"], mean.shape)
+    a, b = affine_fit(mean, test["truth_mu"], mask)
+    error = np.abs(a * mean + b - test["truth_mu"])  # |fitted mean - truth|, 1/um
+    std = abs(a) * draws.std(axis=0)  # spread in the same units
+    inner = block_mean(mask.astype(np.float64), block_px) == 1.0  # blocks wholly inside the mask
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "error": error.astype(np.float32),
+            "spearman": rank_correlation(std, error, mask),
+            "spearman_block": rank_correlation(block_mean(std, block_px), block_mean(error, block_px), inner),
+            "samples": int(samples), "eps": float(eps), "steps": int(steps), "block_px": int(block_px)}

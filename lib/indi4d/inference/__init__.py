@@ -1,0 +1,35 @@
+"""Prediction with trained networks: one path from a slice to the network and back (chapters 04-06).
+
+* :mod:`~indi4d.inference.tiling` -- pad to the network's size factor, exact
+  tiling for any network (:class:`TiledNetwork`), and direct prediction
+  (:func:`predict_slices`, one pass: the CNN/GAN baselines);
+* :mod:`~indi4d.inference.enhancer` -- a model folder loaded and checked as an
+  :class:`Enhancer` (:func:`load_enhancer`);
+* :mod:`~indi4d.inference.volumes` -- the InDI sampler on top: slices, images,
+  volumes and files (:func:`enhance_file`, ``indi4d enhance``).
+
+An enhancer is itself a network callable ``enhancer([x_t, t], training=False)``
+that evaluates the U-Net tile by tile, so :func:`indi4d.indi.indi_sample` runs
+unchanged on slices of any size.
+"""
+
+from .enhancer import Enhancer, check_network, expects_time_input, load_enhancer, load_network
+from .tiling import (
+    PRESETS,
+    TiledNetwork,
+    crop_back,
+    exact_margin,
+    pad_to_multiple,
+    predict_slices,
+    round_up,
+    size_factor,
+    tile_starts,
+    tile_weights,
+)
+from .volumes import enhance_file, enhance_image, enhance_slices, enhance_volume
+
+__all__ = [
+    "PRESETS", "Enhancer", "TiledNetwork", "check_network", "crop_back", "enhance_file", "enhance_image",
+    "enhance_slices", "enhance_volume", "exact_margin", "expects_time_input", "load_enhancer", "load_network",
+    "pad_to_multiple", "predict_slices", "round_up", "size_factor", "tile_starts", "tile_weights",
+]

@@ -1,0 +1,125 @@
+"""Lazy reading: a volume as a chunked dask array that reads only the chunks a computation touches."""
+
+import numpy as np
+import tifffile
+
+from .blocks import LAZY_CHUNK_BYTES, _slab_chunks
+from .checks import _check_dtype, _check_shape
+from .hdf5 import _hdf5_dataset, _open_hdf5
+from .metadata import _meta_from_attrs, _normalise_meta
+from .paths import VolumeError, _require_exists, _split_hdf5, _tiff_slices, volume_format
+from .tiff import _check_tiff_pages, _meta_from_tiff
+from .zarr_store import _open_zarr
+
+
+class _SliceReader:
+    """Picklable array-like that opens the file on every read.
+
+    Dask calls ``reader[index]`` once per chunk; holding no open handle keeps
+    the graph picklable for ``dask.distributed`` workers and lets many
+    threads read one file.
+    """
+
+    def __init__(self, fmt, file, dataset, shape, dtype, files=None):
+        self.fmt, self.file, self.dataset = fmt, str(file), dataset
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+        self.files = files
+
+    def __getitem__(self, index):
+        if self.fmt == "hdf5":
+            import h5py
+
+            with h5py.File(self.file, "r") as h5:
+                return h5[self.dataset][index]
+        if self.fmt == "tiff":
+            import zarr
+
+            with tifffile.TiffFile(self.file) as tif, tif.series[0].aszarr() as store:
+                return np.asarray(zarr.open(store=store, mode="r")[index])
+        # Folder of slices: read only the slices the z-index selects.
+        zsel, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        chosen = np.arange(len(self.files))[zsel]
+        if np.ndim(chosen) == 0:
+            return tifffile.imread(self.files[int(chosen)])[rest]
+        out = np.empty((len(chosen),) + self.shape[1:], dtype=self.dtype)
+        for k, i in enumerate(chosen):
+            out[k] = tifffile.imread(self.files[int(i)])
+        return out[(slice(None),) + tuple(rest)]
+
+
+def _tiff_layout(fmt, file):
+    """``(shape, dtype, meta, files)`` of a TIFF file or folder of slices, read from the first page only."""
+    files = _tiff_slices(file) if fmt == "tiff-folder" else None
+    first = files[0] if files else file
+    try:
+        with tifffile.TiffFile(first) as tif:
+            if files is None:
+                _check_tiff_pages(tif, file)
+                series = tif.series[0]
+                shape, dtype = series.shape, series.dtype
+            else:
+                page = tif.pages.first
+                shape, dtype = (len(files),) + tuple(page.shape), page.dtype
+            meta = _meta_from_tiff(tif)
+    except VolumeError:
+        raise
+    except Exception as exc:
+        raise VolumeError(f"{first}: not a readable TIFF ({exc})") from exc
+    return shape, dtype, meta, None if files is None else [str(f) for f in files]
+
+
+def open_volume_lazy(path, dataset=None, chunks=None):
+    """Open a volume as a chunked dask array without loading it.
+
+    Parameters
+    ----------
+    path : str or Path
+        As for :func:`read_volume`.
+    dataset : str, optional
+        HDF5 dataset / zarr array, when not in ``path``.
+    chunks : tuple or "auto", optional
+        Dask chunks; default: the zarr store's own chunks, otherwise slabs of
+        whole z-slices of about 64 MiB.
+
+    Returns
+    -------
+    volume : dask.array.Array, shape (Z, Y, X)
+        Same dtype as stored. Nothing is read until ``.compute()`` (or a slice
+        of it) is asked for. Dtype and shape are validated here; NaN/Inf are
+        not (that would read everything) -- check blocks as you process them.
+    meta : dict
+        As for :func:`read_volume`.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+
+    fmt = volume_format(path)
+    file, dataset = _split_hdf5(path, dataset)
+    _require_exists(file)
+    label = str(file)
+    if fmt == "zarr":
+        arr = _open_zarr(file, dataset)
+        _check_dtype(label, arr.dtype)
+        _check_shape(label, arr.shape)
+        meta = _normalise_meta(_meta_from_attrs(arr.attrs.asdict()))
+        component = arr.path or None
+        return da.from_zarr(str(file), component=component, chunks=chunks or arr.chunks), meta
+    files = None
+    if fmt == "hdf5":
+        with _open_hdf5(file) as h5:
+            dset = _hdf5_dataset(h5, file, dataset)
+            dataset, shape, dtype = dset.name, dset.shape, dset.dtype
+            meta = _meta_from_attrs(dset.attrs)
+    else:
+        shape, dtype, meta, files = _tiff_layout(fmt, file)
+    _check_dtype(label, dtype)
+    _check_shape(label, shape)
+    reader = _SliceReader(fmt, file, dataset, shape, dtype, files=files)
+    if chunks is None:
+        chunks = _slab_chunks(shape, np.dtype(dtype).itemsize, LAZY_CHUNK_BYTES)
+    # The name must change when the file does, so dask never reuses stale results.
+    stat = file.stat()
+    name = "indi4d-" + tokenize(str(file.resolve()), dataset, stat.st_mtime_ns, stat.st_size, chunks)
+    lazy = da.from_array(reader, chunks=chunks, name=name, asarray=True, lock=False,
+                         meta=np.empty((0,) * len(shape), dtype=dtype))
+    return lazy, _normalise_meta(meta)

@@ -1,0 +1,46 @@
+"""zarr volumes (v2 or v3 arrays, or an array inside a group): opening and atomic writes."""
+
+from ..files import atomic_dir
+from .blocks import WRITE_CHUNK_BYTES, _slab_chunks, _store_blocks
+from .paths import VolumeError
+
+
+def _open_zarr(file, dataset):
+    """Open a zarr array (read-only); a group needs ``dataset`` unless it holds one array."""
+    import zarr
+
+    try:
+        node = zarr.open(store=str(file), mode="r")
+    except Exception as exc:  # zarr raises several types for a broken store
+        raise VolumeError(f"{file}: not a readable zarr store ({exc})") from exc
+    if isinstance(node, zarr.Array):
+        if dataset not in (None, "", "/"):
+            raise VolumeError(f"{file}: the store is a single array; it has no dataset {dataset!r}")
+        return node
+    arrays = sorted(name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
+    if dataset in (None, "", "/"):
+        if len(arrays) == 1:
+            return node[arrays[0]]
+        raise VolumeError(
+            f"{file}: no dataset given and the zarr group holds {len(arrays)} arrays; "
+            f"arrays there: {', '.join(arrays) or 'none'}"
+        )
+    key = str(dataset).strip("/")
+    if key not in arrays:
+        raise VolumeError(f"{file}: array {dataset!r} is not in the zarr group; arrays there: {', '.join(arrays) or 'none'}")
+    return node[key]
+
+
+def _write_zarr(file, volume, meta, lazy, progress):
+    """Write ``volume`` as a zarr v3 array store, replacing ``file`` as a whole."""
+    import zarr
+
+    chunks = _slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
+    with atomic_dir(file) as tmp:
+        arr = zarr.create_array(store=str(tmp), shape=volume.shape, dtype=volume.dtype,
+                                chunks=chunks, zarr_format=3, overwrite=True)
+        if lazy:
+            _store_blocks(arr, volume.rechunk(chunks), file, progress)
+        else:
+            arr[...] = volume
+        arr.attrs.update(meta)

@@ -1,0 +1,56 @@
+"""Image-quality metrics of chapter 05: fidelity, sharpness, contrast and hallucination.
+
+Every metric is a function of arrays; :func:`evaluate_pair` gathers them for a
+2D slice or a 3D volume and :func:`evaluate_files` is what ``indi4d evaluate``
+runs. The definitions follow the paper's Materials and methods (PSNR, SSIM,
+SIFT congruent points, edge FWHM, CNR), made automatic and reproducible, plus
+measures against a known ground truth that the paper could not have
+(false/missed particles, false edges and error where the truth is flat).
+
+Where each metric lives (all are importable from ``indi4d.metrics``)
+--------------------------------------------------------------------
+* :mod:`~indi4d.metrics.fidelity`: PSNR and SSIM on a mask, optionally after a
+  least-squares grey-level fit (:func:`affine_fit`).
+* :mod:`~indi4d.metrics.sift`: SIFT congruent points: OpenCV SIFT, Lowe's ratio
+  test, and (registered images) matched key points at most a few pixels apart.
+* :mod:`~indi4d.metrics.sharpness`: resolution, the FWHM (nm) of the derivative
+  of averaged grey-value profiles taken normal to automatically found particle
+  boundaries, with the edge overshoot.
+* :mod:`~indi4d.metrics.contrast`: CNR, ``|mean(particles) − mean(background)| /
+  std(background)`` on a segmentation, and that segmentation.
+* :mod:`~indi4d.metrics.hallucination`: against the truth, false and missed
+  particles per mm², Canny edges where the truth is flat, grey-level spread
+  where the truth is flat.
+* :mod:`~indi4d.metrics.evaluate`: all of them on a pair of arrays or files;
+  :mod:`~indi4d.metrics.presets`: their parameters and the result's keys.
+
+Conventions
+-----------
+* Images are z-y-x (volumes) or y-x (slices), any real dtype; they are read as
+  float64 and never modified in place.
+* ``mask`` is the valid region (e.g. the reconstruction disc): a bool array of the
+  image's shape, or of one slice's shape (H, W) for a volume (broadcast over z).
+* Phase labels are those of :mod:`indi4d.phases` (pore, carbon-binder, Si/SiOx
+  particle, dense new phase); ``particle_phase`` picks the particle phase(s),
+  :data:`indi4d.phases.PARTICLE` by default.
+* Lengths are in pixels (``_px``) on the evaluated grid or in nm (``_nm``);
+  densities are per mm² of evaluated slice area.
+"""
+
+from .contrast import cnr, two_phase_masks
+from .evaluate import auto_valid_mask, evaluate_files, evaluate_pair, select_slices
+from .fidelity import affine_fit, psnr, ssim
+from .hallucination import detect_particles, hallucination_metrics
+from .presets import METRIC_KEYS, PRESETS
+from .sharpness import FWHM_PER_SIGMA, edge_profiles, edge_spread_width, fwhm_edge_resolution, otsu_edge_resolution
+from .sift import sift_congruent_points, sift_match_points, to_uint8
+
+__all__ = [
+    "PRESETS", "METRIC_KEYS", "FWHM_PER_SIGMA",
+    "affine_fit", "psnr", "ssim",
+    "to_uint8", "sift_match_points", "sift_congruent_points",
+    "edge_profiles", "edge_spread_width", "fwhm_edge_resolution", "otsu_edge_resolution",
+    "cnr", "two_phase_masks",
+    "detect_particles", "hallucination_metrics",
+    "select_slices", "evaluate_pair", "auto_valid_mask", "evaluate_files",
+]

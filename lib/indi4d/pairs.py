@@ -1,0 +1,188 @@
+"""The ``pairs`` folder of chapter 02: registered LQ/HQ slice pairs and their provenance.
+
+Files (names from :data:`indi4d.runs.FILES` ``["pairs"]``):
+
+- ``pairs.npz``: ``lq`` and ``hq`` float32 (S, H, W) in [-1, 1], ``mask`` bool
+  (H, W) (reconstruction disc), ``z`` int (S,) slice index in the HQ volume,
+  ``split`` str (S,) in :data:`SPLITS`;
+- ``phi.json``: the registration report (:func:`indi4d.registration.register_volumes`);
+- ``normalisation.json``: ``{"lq": params, "hq": params}`` for
+  :func:`indi4d.preprocess.normalise` / :func:`indi4d.preprocess.denormalise`;
+- ``pairs.json``: provenance (inputs and their sha256, Φ, mask, split).
+
+``pairs.json`` is written last, after the files of an earlier run have been
+removed: a folder without it was not finished (a killed or failed run), and
+:func:`load_pairs` refuses it instead of reading a mixture of two runs.
+
+The pairs themselves are built by :func:`indi4d.registration.build_pairs`.
+Nothing here imports TensorFlow, spam or the preprocessing code.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from . import runs
+from .files import atomic_path, read_json, write_json
+
+#: Names of the splits stored in ``pairs.npz``.
+SPLITS = ("train", "val", "test")
+
+#: The arrays of ``pairs.npz``.
+ARRAYS = ("lq", "hq", "mask", "z", "split")
+
+#: The JSON files of a pairs folder: key of ``runs.FILES["pairs"]`` -> what it holds (for messages).
+_JSON = {"phi": "the registration report", "normalisation": "the grey-value normalisation",
+         "provenance": "the provenance of the pairs"}
+
+
+def pairs_file(pairs_dir, key):
+    """Path of one file of a pairs folder; ``key`` is a key of ``runs.FILES["pairs"]`` (e.g. ``"phi"``)."""
+    return Path(pairs_dir) / runs.file_name("pairs", key)
+
+
+def discard_pairs(pairs_dir):
+    """Remove the files of an earlier run from a pairs folder, ``pairs.json`` first.
+
+    Only the pairs files themselves are removed, nothing else in the folder.
+    Removing the completeness mark first means an interruption half-way
+    leaves a folder that :func:`load_pairs` refuses.
+    """
+    for key in ("provenance", "pairs", "normalisation", "phi"):
+        pairs_file(pairs_dir, key).unlink(missing_ok=True)
+
+
+def write_registration_report(pairs_dir, report):
+    """Start a pairs folder with only ``phi.json``: the report of a registration that stops here.
+
+    Used when the registration did not converge: the report says why, and no
+    pairs of an earlier run remain beside it.
+
+    Returns
+    -------
+    Path
+        The ``phi.json`` written.
+    """
+    Path(pairs_dir).mkdir(parents=True, exist_ok=True)
+    discard_pairs(pairs_dir)
+    return write_json(pairs_file(pairs_dir, "phi"), report)
+
+
+def _checked_arrays(lq, hq, mask, z, split):
+    """The pairs as the dtypes ``pairs.npz`` stores, or ValueError saying what is wrong."""
+    lq, hq = np.asarray(lq, np.float32), np.asarray(hq, np.float32)
+    mask, z, split = np.asarray(mask, bool), np.asarray(z, np.int64), np.asarray(split).astype("<U5")
+    if lq.ndim != 3 or lq.shape != hq.shape:
+        raise ValueError(f"save_pairs: lq {lq.shape} and hq {hq.shape} must be equal (S, H, W) stacks")
+    if mask.shape != lq.shape[1:] or z.shape != (lq.shape[0],) or split.shape != (lq.shape[0],):
+        raise ValueError("save_pairs: mask must be (H, W), z and split (S,)")
+    if not set(split.tolist()) <= set(SPLITS):
+        raise ValueError(f"save_pairs: split labels must be in {SPLITS}, got {sorted(set(split.tolist()))}")
+    for name, a in (("lq", lq), ("hq", hq)):
+        if not np.all(np.isfinite(a)) or a.min() < -1.0 or a.max() > 1.0:
+            raise ValueError(f"save_pairs: {name} must be finite and in [-1, 1]")
+    return {"lq": lq, "hq": hq, "mask": mask, "z": z, "split": split}
+
+
+def save_pairs(pairs_dir, lq, hq, mask, z, split, phi, normalisation, provenance):
+    """Write a ``pairs`` folder: ``pairs.npz``, ``phi.json``, ``normalisation.json``, ``pairs.json``.
+
+    Every file is written atomically; the files of an earlier run are removed
+    first and ``pairs.json`` is written last, so an interrupted write never
+    leaves a folder that looks complete. Other files in the folder are left alone.
+
+    Parameters
+    ----------
+    pairs_dir : str or Path
+        Output folder (created).
+    lq, hq : ndarray, float32, shape (S, H, W)
+        Normalised, registered LQ (×2 upscaled) and HQ slices in [-1, 1].
+    mask : ndarray, bool, shape (H, W)
+        Reconstruction disc.
+    z : ndarray, int, shape (S,)
+        Slice index of each pair in the HQ volume.
+    split : ndarray of str, shape (S,)
+        ``"train"``, ``"val"`` or ``"test"``.
+    phi : dict
+        Registration report (see :func:`indi4d.registration.register_volumes`).
+    normalisation : dict
+        ``{"lq": params, "hq": params}``.
+    provenance : dict
+        Written as ``pairs.json``.
+
+    Returns
+    -------
+    Path
+        ``pairs_dir``.
+    """
+    arrays = _checked_arrays(lq, hq, mask, z, split)
+    pairs_dir = Path(pairs_dir)
+    pairs_dir.mkdir(parents=True, exist_ok=True)
+    discard_pairs(pairs_dir)
+    with atomic_path(pairs_file(pairs_dir, "pairs")) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    write_json(pairs_file(pairs_dir, "phi"), phi)
+    write_json(pairs_file(pairs_dir, "normalisation"), normalisation)
+    write_json(pairs_file(pairs_dir, "provenance"), provenance)  # last: marks the folder complete
+    return pairs_dir
+
+
+def _open_pairs(pairs_dir):
+    """The path of ``pairs.npz`` and the open file, after checking the folder is complete."""
+    path = pairs_file(pairs_dir, "pairs")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no pairs file; run `indi4d register` (chapter 02_registration) first")
+    mark = pairs_file(pairs_dir, "provenance")
+    if not mark.exists():
+        raise ValueError(f"{Path(pairs_dir)}: incomplete pairs folder ({mark.name} is missing: the run that wrote it "
+                         "did not finish); run `indi4d register` again")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable pairs file ({exc})") from exc
+    missing = set(ARRAYS) - set(data.files)
+    if missing:
+        data.close()
+        raise ValueError(f"{path}: missing arrays {sorted(missing)}")
+    return path, data
+
+
+def load_pairs(pairs_dir, split):
+    """Load the LQ/HQ slice pairs of one split.
+
+    Parameters
+    ----------
+    pairs_dir : str or Path
+        A folder written by :func:`save_pairs`.
+    split : {"train", "val", "test", "all"}
+        Which slices.
+
+    Returns
+    -------
+    lq, hq : ndarray, float32, shape (n, H, W)
+        Values in [-1, 1], in increasing z order.
+    """
+    if split not in SPLITS + ("all",):
+        raise ValueError(f"load_pairs: unknown split {split!r}; expected one of {SPLITS + ('all',)}")
+    _, data = _open_pairs(pairs_dir)
+    with data:
+        keep = np.ones(data["split"].shape, bool) if split == "all" else data["split"] == split
+        return data["lq"][keep].astype(np.float32), data["hq"][keep].astype(np.float32)
+
+
+def load_pairs_info(pairs_dir):
+    """Load the mask, slice indices and split labels of a ``pairs`` folder.
+
+    Returns
+    -------
+    dict
+        ``mask`` bool (H, W), ``z`` int (S,), ``split`` str (S,), and the parsed
+        ``phi``, ``normalisation`` and ``provenance`` JSON files.
+    """
+    _, data = _open_pairs(pairs_dir)
+    with data:
+        info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str)}
+    for key, what in _JSON.items():
+        info[key] = read_json(pairs_file(pairs_dir, key), what)
+    return info

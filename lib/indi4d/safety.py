@@ -1,0 +1,219 @@
+"""Output paths checked before any computation: never overwrite an input.
+
+Every command that writes (``indi4d enhance``, ``evaluate``, ``register``,
+``train``, ``simulate``) calls :func:`check_output` first with its inputs.
+Paths are compared as the file system sees them (resolved paths and inodes,
+so links and ``./x`` vs ``x`` are caught), and HDF5 specs ``file.h5:/dataset``
+by file: writing any dataset of an input HDF5 file rewrites that file, so it
+is refused whatever the dataset is called. A folder that a write would replace
+as a whole (a zarr store, a folder of TIFF slices) must hold nothing else, and
+:func:`check_folder_is_ours` keeps commands that write into a folder out of a
+folder of someone else's files.
+"""
+
+import os
+import re
+from pathlib import Path
+
+#: File suffixes read as HDF5 (:mod:`indi4d.io` uses the same list).
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+
+# ``file.h5:/path/in/file`` -> ("file.h5", "/path/in/file"); the suffix before
+# the colon keeps Windows drive letters ("C:\...") from being taken as one.
+_HDF5_SPEC = re.compile(
+    r"^(?P<file>.*?\.(?:" + "|".join(s.lstrip(".") for s in HDF5_SUFFIXES) + r")):(?P<dataset>.*)$", re.IGNORECASE
+)
+
+
+class UnsafeOutputError(ValueError):
+    """An output path would overwrite or sit inside an input, or cannot be written."""
+
+
+def split_spec(path):
+    """``file.h5:/a/b`` -> ``(Path("file.h5"), "a/b")``; any other path -> ``(Path(path), None)``.
+
+    Dataset names are normalised (no leading/trailing ``/``), so ``x.h5:/entry/data``
+    and ``x.h5:entry/data`` name the same dataset.
+    """
+    match = _HDF5_SPEC.match(str(path))
+    if match:
+        return Path(match.group("file")), match.group("dataset").strip().strip("/") or None
+    return Path(str(path)), None
+
+
+def _resolved(path):
+    return Path(os.path.abspath(os.path.realpath(Path(path).expanduser())))
+
+
+def same_file(a, b):
+    """True when ``a`` and ``b`` are the same file or folder (inode when both exist, else resolved path)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return _resolved(a) == _resolved(b)
+
+
+def _inside(child, parent):
+    """True when ``child`` lies strictly inside folder ``parent``."""
+    child, parent = _resolved(child), _resolved(parent)
+    return parent != child and parent in child.parents
+
+
+def overlapping(out, inp):
+    """Say how writing ``out`` would touch input ``inp`` (a sentence), or None when it would not."""
+    out_file, out_ds = split_spec(out)
+    in_file, in_ds = split_spec(inp)
+    if same_file(out_file, in_file):
+        if in_ds is not None or out_ds is not None:
+            if (out_ds or "volume") == (in_ds or "volume"):
+                return f"it is the input dataset {in_file}:/{in_ds or out_ds}"
+            return f"it is a dataset of the input file {in_file} (writing it rewrites that file)"
+        return f"it is the input {inp}"
+    if _inside(out_file, in_file):
+        return f"it lies inside the input folder {in_file}"
+    if _inside(in_file, out_file):
+        return f"the input {inp} lies inside it"
+    return None
+
+
+def _writable_parent(path):
+    """The nearest existing ancestor of ``path`` and whether we can create entries in it."""
+    parent = _resolved(path).parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent, parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
+    """Refuse an output path before any work is done.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output path (``file.h5:/dataset`` allowed for volumes).
+    inputs : sequence of str or Path or None
+        Every input of the command (None entries are skipped).
+    kind : {"volume", "json", "folder", "file"}
+        ``"volume"`` checks the suffix names a format :mod:`indi4d.io` writes;
+        ``"json"`` requires ``.json``; ``"folder"`` refuses an existing file.
+    who : str
+        Command name for the message.
+    overwrite : bool
+        When False, an existing ``out`` is refused too.
+
+    Returns
+    -------
+    Path
+        The output file (without any HDF5 dataset part).
+
+    Raises
+    ------
+    UnsafeOutputError
+        With a message naming ``out`` and the problem.
+    """
+    out_file, _ = split_spec(out)
+    for inp in inputs:
+        if inp is None:
+            continue
+        problem = overlapping(out, inp)
+        if problem:
+            raise UnsafeOutputError(f"{who}: output {out}: {problem}; choose another output name "
+                                    "(inputs are never overwritten)")
+    if kind == "volume":
+        from .io import volume_format
+
+        try:
+            volume_format(out)
+        except ValueError as exc:
+            # the message of volume_format starts with the file name
+            raise UnsafeOutputError(f"{who}: output {exc}; choose a name with one of those suffixes") from None
+        foreign = _foreign_entries(out_file)
+        if foreign:
+            raise UnsafeOutputError(f"{who}: output {out}: is a folder holding other files ({_some(foreign)}), "
+                                    "which writing the volume would delete; choose a new name")
+    elif kind == "json" and out_file.suffix.lower() != ".json":
+        raise UnsafeOutputError(f"{who}: output {out}: expected a .json file name; choose a name ending in .json")
+    if kind == "folder":
+        if out_file.exists() and not out_file.is_dir():
+            raise UnsafeOutputError(f"{who}: output folder {out}: exists and is a file; choose a folder name")
+    elif out_file.is_dir() and kind != "volume":
+        raise UnsafeOutputError(f"{who}: output {out}: is a folder, expected a file name; choose a file name")
+    if not overwrite and out_file.exists():
+        raise UnsafeOutputError(f"{who}: output {out}: exists already; choose another name")
+    parent, ok = _writable_parent(out_file if kind != "folder" or out_file.exists() else out_file / "x")
+    if out_file.exists() and not os.access(out_file if out_file.is_dir() else out_file.parent, os.W_OK):
+        raise UnsafeOutputError(f"{who}: output {out}: not writable (permission denied); "
+                                "choose a place you can write to")
+    if not ok:
+        why = "a file, not a folder" if not parent.is_dir() else "not writable (permission denied)"
+        raise UnsafeOutputError(f"{who}: output {out}: cannot write in {parent}, it is {why}; "
+                                "choose a place you can write to")
+    return out_file
+
+
+def _foreign_entries(folder):
+    """Entries of an existing volume folder that are not part of a volume (a volume folder is replaced whole).
+
+    A ``.zarr`` folder must be a zarr store (or empty); any other folder may
+    hold only TIFF slices.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if folder.suffix.lower() == ".zarr":
+        is_store = any((folder / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
+        return [] if is_store else visible
+    return [name for name in visible if Path(name).suffix.lower() not in (".tif", ".tiff")]
+
+
+def check_folder_is_ours(folder, own_names, what, who="indi4d", allowed=None, recognise=None):
+    """Refuse an existing output folder that holds someone else's files.
+
+    A command that writes files of known names into a folder (``simulate``,
+    ``register``, ``train``) may replace its own earlier output, but not
+    write over what a user keeps in a folder they named by mistake.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The output folder (it may not exist yet).
+    own_names : sequence of str
+        File names only this kind of output has (e.g. ``pairs.json``); a
+        folder holding one of them is an earlier output.
+    what : str
+        The kind of output, for the message (``"pairs"``).
+    who : str
+        Command name for the message.
+    allowed : collection of str, optional
+        When given, every visible entry must be one of these names (for a
+        command that replaces the folder as a whole).
+    recognise : callable, optional
+        ``recognise(folder) -> bool`` instead of ``own_names`` when a file
+        name alone is too common to tell (e.g. ``meta.json``).
+
+    Raises
+    ------
+    UnsafeOutputError
+        ``folder`` is not empty (hidden temporary entries aside) and is not
+        an earlier output, or holds an entry outside ``allowed``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if not visible:
+        return
+    ours = recognise(folder) if recognise is not None else any((folder / name).exists() for name in own_names)
+    if not ours:
+        raise UnsafeOutputError(f"{who}: output folder {folder}: holds other files ({_some(visible)}) and is "
+                                f"not an earlier {what} folder; choose a new or empty folder")
+    extra = [name for name in visible if allowed is not None and name not in allowed]
+    if extra:
+        raise UnsafeOutputError(f"{who}: output folder {folder}: holds files that are not part of the {what} "
+                                f"({_some(extra)}), which replacing the folder would delete; choose a new folder")
+
+
+def _some(names, n=3):
+    """The first ``n`` names for a message."""
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")

@@ -1,0 +1,55 @@
+"""Training (chapter 04): one loop for InDI, the CNN and the GAN, resumable and bounded by steps.
+
+:func:`train_indi` is what ``indi4d train PAIRS_DIR MODEL_DIR`` runs: it reads
+the registered pairs of chapter 02, builds the U-Net of :mod:`indi4d.model`
+and fits it with the InDI objective of :mod:`indi4d.indi` under a one-cycle
+cosine learning-rate schedule. The baselines of chapter 05 are trained by the
+same loop with their own step functions (:mod:`indi4d.baselines`).
+
+Modules:
+
+- :mod:`~indi4d.training.schedule`: :func:`one_cycle_cosine`;
+- :mod:`~indi4d.training.loop`: :func:`~indi4d.training.loop.run_loop`, the one
+  loop (epochs, validation, history, checkpoints, resume with data replay,
+  stop rules) over a :class:`~indi4d.training.loop.Method`: networks +
+  optimisers + a step function;
+- :mod:`~indi4d.training.checkpoints`: checkpoints of any set of networks and
+  optimisers (:class:`~indi4d.training.checkpoints.Part`);
+- :mod:`~indi4d.training.single_network`: the single-network step of InDI and the CNN, and :func:`fit`;
+- :mod:`~indi4d.training.data`: the crops of a pairs folder (shared, so every
+  method sees the same batches);
+- :mod:`~indi4d.training.indi_run`: :data:`PRESETS` and :func:`train_indi`.
+
+The model folder (a contract, see CONTRIBUTING.md; files owned by
+:mod:`indi4d.model_folder`)::
+
+    MODEL_DIR/model.keras          final weights (also written when stopped early)
+    MODEL_DIR/config.json          network and training parameters, seed, pairs
+    MODEL_DIR/normalisation.json   from the pairs folder
+    MODEL_DIR/history.json         per epoch: loss, val_loss, lr, seconds, steps
+    MODEL_DIR/summary.json         the last call: steps, stopped_by, resumed_from, ...
+    MODEL_DIR/checkpoints/ckpt_*   weights + optimiser state + loop position
+
+Reproducibility: the weights start from ``seed``; the batches of epoch ``e``
+come from ``pipeline.training_dataset(..., seed=seed * 1_000_003 + e)``; the
+times and noise of global step ``k`` from the stateless seed ``(seed, k)``. So
+a run that is stopped (``max_steps``, the wall-time safeguard, or killed) and
+started again from its last checkpoint replays exactly the batches it would
+have seen. The run is bounded by its step count; the wall-time budget
+(``max_minutes``) is a safeguard that is warned about and recorded as
+``stopped_by = "wall_time_budget"`` when it fires.
+"""
+
+from ..model_folder import save_network as save_model
+from .checkpoints import Part, load_checkpoint, save_checkpoint
+from .data import SEED_STRIDE, validation_batches
+from .single_network import adam, fit, objective_method, start_run
+from .indi_run import PRESETS, train_indi
+from .loop import STOP_RULES, Method, budget_spent, epoch_batches, run_loop
+from .schedule import OneCycleCosine, one_cycle_cosine
+
+__all__ = [
+    "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "budget_spent",
+    "epoch_batches", "fit", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
+    "save_checkpoint", "save_model", "start_run", "train_indi", "validation_batches",
+]

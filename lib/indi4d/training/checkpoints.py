@@ -1,0 +1,112 @@
+"""Checkpoints of any set of networks and optimisers: weights, optimiser state and loop state.
+
+A checkpoint is the folder ``MODEL_DIR/checkpoints/ckpt_<step>`` (written and
+found by :mod:`indi4d.model_folder`). For every :class:`Part` it holds the
+network's weights and its optimiser's variables, plus the loop state
+``state.json`` (written last: its presence marks a complete checkpoint)::
+
+    InDI, CNN:  model.weights.h5  optimizer.npz  state.json
+    GAN:        generator.weights.h5  discriminator.weights.h5
+                g_optimizer.npz  d_optimizer.npz  state.json
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .. import model_folder
+from ..files import write_json
+
+
+@dataclass
+class Part:
+    """One network the loop trains, its optimiser, and where each is stored.
+
+    Attributes
+    ----------
+    network : keras.Model
+    optimizer : keras.optimizers.Optimizer
+    weights_file, optimizer_file : str
+        File names inside a checkpoint folder.
+    final : str
+        Key of :data:`indi4d.model_folder.FILES` the trained network is saved
+        as when the loop ends (``"model"`` or ``"discriminator"``).
+    """
+
+    network: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    weights_file: str = "model.weights.h5"
+    optimizer_file: str = "optimizer.npz"
+    final: str = "model"
+
+    def build(self):
+        """Create the optimiser's (zero) variables for the network's trainable weights; once per run."""
+        self.optimizer.build(self.network.trainable_variables)
+
+
+def write_state(model_dir, parts, state, keep=2):
+    """Write every part's weights and optimiser variables and the loop ``state`` as one checkpoint.
+
+    The folder is assembled under a temporary name and renamed when complete
+    (:func:`indi4d.model_folder.write_checkpoint`), so a run killed while
+    saving keeps its previous checkpoint.
+
+    Parameters
+    ----------
+    model_dir : Path
+    parts : sequence of Part
+    state : dict
+        JSON-serialisable loop state; must hold ``global_step``.
+    keep : int
+        Most recent checkpoints kept.
+
+    Returns
+    -------
+    Path
+        The checkpoint folder.
+    """
+
+    def write(folder):
+        for part in parts:
+            part.network.save_weights(folder / part.weights_file)
+            np.savez(folder / part.optimizer_file, *[np.asarray(v.numpy()) for v in part.optimizer.variables])
+        write_json(folder / "state.json", state)
+
+    return model_folder.write_checkpoint(model_dir, state["global_step"], write, keep=keep)
+
+
+def restore_state(path, parts):
+    """Load what :func:`write_state` wrote into built parts; return the loop state (dict).
+
+    Raises
+    ------
+    ValueError, OSError
+        A missing, damaged or mismatched file (the caller falls back to an
+        older checkpoint).
+    """
+    path = Path(path)
+    state = model_folder.read_checkpoint_state(path)
+    for part in parts:
+        part.network.load_weights(path / part.weights_file)
+        with np.load(path / part.optimizer_file) as data:
+            values = [data[f"arr_{i}"] for i in range(len(data.files))]
+        if len(values) != len(part.optimizer.variables):
+            raise ValueError(f"{path / part.optimizer_file}: optimiser state has {len(values)} variables, "
+                             f"the optimiser {len(part.optimizer.variables)}")
+        for var, value in zip(part.optimizer.variables, values):
+            var.assign(value)
+    return state
+
+
+def save_checkpoint(model_dir, network, optimizer, state, keep=2):
+    """Write one network's checkpoint ``checkpoints/ckpt_<step>`` (see :func:`write_state`)."""
+    return write_state(model_dir, [Part(network, optimizer)], state, keep)
+
+
+def load_checkpoint(path, network, optimizer):
+    """Restore one network and its optimiser from a checkpoint folder; return the loop state (dict)."""
+    part = Part(network, optimizer)
+    part.build()
+    return restore_state(path, [part])

@@ -1,0 +1,146 @@
+"""``indi4d train PAIRS_DIR MODEL_DIR``: InDI trained on a pairs folder into a model folder."""
+
+import math
+from pathlib import Path
+
+import keras
+
+from .. import model_folder, pairs
+from ..files import file_sha256
+from ..presets import resolve
+from .data import load_training_slices, slice_batches
+from .single_network import adam, objective_method, start_run
+from .loop import run_loop
+
+#: ``network``: :data:`indi4d.model.PRESETS` keys. ``crop``/``batch_size``: the
+#: random training crops; ``steps_per_epoch`` None = one pass over the training
+#: slices' area in crops. ``epochs`` x ``steps_per_epoch`` is the run's length:
+#: the bound of the training and the one-cycle schedule's length. Crops lie at
+#: least ``min_inside`` inside the reconstruction disc of the pairs.
+#: ``max_minutes`` is only a wall-time safeguard, well above the expected time
+#: (the default run takes about 8 min on 2 cores): when it fires the run
+#: stops cleanly, says so, and records ``stopped_by = "wall_time_budget"``.
+#: ``val_crop``/``val_max_slices``: the fixed validation set (centre crops).
+#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`).
+PRESETS = {
+    "tiny": {
+        "network": "tiny", "crop": 16, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
+        "max_lr": 2e-3, "pct_start": 0.25, "val_crop": 32, "val_max_slices": 4, "max_minutes": None,
+        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+    },
+    "default": {
+        "network": "default", "crop": 96, "batch_size": 4, "epochs": 30, "steps_per_epoch": 100,
+        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
+        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+    },
+    "paper": {
+        "network": "paper", "crop": 640, "batch_size": 2, "epochs": 1600, "steps_per_epoch": None,
+        "max_lr": 5e-4, "pct_start": 0.25, "val_crop": 1024, "val_max_slices": 25, "max_minutes": None,
+        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": True, "min_inside": 1.0,
+    },
+}
+
+
+def _network_params(params):
+    """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
+    from .. import model
+
+    net = params["network"]
+    net = resolve(model.PRESETS, net) if isinstance(net, str) else dict(net)
+    net["dilations"] = [int(d) for d in net["dilations"]]
+    return net, 2 ** int(net["depth"])
+
+
+def indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch):
+    """The ``config.json`` of an InDI run: what must be equal for a resume (not the safeguard)."""
+    return {
+        "preset": preset, "seed": int(seed), "pairs_dir": str(Path(pairs_dir).resolve()),
+        "pairs_sha256": file_sha256(pairs.pairs_file(pairs_dir, "pairs")),
+        "network": net_params,
+        "training": {k: v for k, v in params.items() if k not in ("network", "max_minutes")}
+        | {"steps_per_epoch": int(steps_per_epoch)},
+        "objective": "indi",
+        "normalisation": "normalisation.json",
+    }
+
+
+def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=None, seed=0, *,
+               max_steps=None, overrides=None, restart=False, progress=True):
+    """Train InDI on a pairs folder and write a model folder (``indi4d train``).
+
+    Everything is checked before anything is written: the pairs, the
+    parameters (``epochs`` and ``max_steps`` at least 1) and the folder (a
+    run with other parameters, other pairs or another normalisation is
+    refused and left byte-identical unless ``restart``).
+
+    Parameters
+    ----------
+    pairs_dir : str or Path
+        From chapter 02 (``pairs.npz``, ``normalisation.json``).
+    model_dir : str or Path
+        Output model folder; an unfinished run there with the same parameters
+        is resumed from its newest intact checkpoint, a finished one is left
+        as it is (only its model is saved again).
+    preset : {"tiny", "default", "paper"}
+        :data:`PRESETS` entry.
+    epochs : int, optional
+        Overrides the preset's epochs.
+    max_minutes : float, optional
+        Overrides the preset's wall-time safeguard (per call).
+    seed : int
+        Weights, batches, times and noise all follow from it.
+    max_steps : int, optional
+        Stop after this many optimiser steps in this call (resume later).
+    overrides : dict, optional
+        Other preset parameters to replace (e.g. ``{"crop": 64}``); a
+        ``"network"`` entry may be a preset name or a dict of
+        :func:`indi4d.model.build_unet` arguments.
+    restart : bool
+        When ``model_dir`` holds a run with other parameters or other pairs
+        (their sha256 is part of the configuration), discard it and start
+        afresh instead of raising ``ModelFolderError`` (a ``ValueError``).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The loop's summary (:func:`indi4d.training.loop.run_loop`: ``stopped_by``
+        is ``"steps"``, ``"max_steps"`` or ``"wall_time_budget"``) plus
+        ``n_params``, ``n_train``, ``n_val`` and ``preset``; also written as
+        ``summary.json``.
+    """
+    from .. import indi, model
+
+    params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
+    if max_minutes is not None:
+        params["max_minutes"] = float(max_minutes)
+    net_params, factor = _network_params(params)
+    if params["crop"] % factor:
+        raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
+    slices = load_training_slices(pairs_dir, params["crop"])
+    steps_per_epoch = params["steps_per_epoch"]
+    if steps_per_epoch is None:  # one pass over the training area, counted in crops
+        steps_per_epoch = max(1, math.ceil(slices["lq_tr"].size / (params["crop"] ** 2 * params["batch_size"])))
+    epochs, steps_per_epoch = int(params["epochs"]), int(steps_per_epoch)
+    train_batches, val = slice_batches(slices, params, steps_per_epoch, seed, factor)
+    config = indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch)
+    start_run(model_dir, config, epochs, steps_per_epoch, val, "train", restart=restart,
+              normalisation=slices["normalisation"], max_steps=max_steps)
+
+    keras.utils.set_random_seed(int(seed))
+    network = model.build_unet(**net_params, seed=int(seed))
+
+    def objective(net, lq, hq, step_seed, training):
+        return indi.indi_objective(net, lq, hq, step_seed, p_one=params["p_one"], eps=params["eps"],
+                                   threshold=params["threshold"], training=training)
+
+    method = objective_method(network, objective, adam(params["max_lr"], epochs * steps_per_epoch,
+                                                       params["pct_start"]))
+    summary = run_loop(method, train_batches, val, model_dir, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       seed=int(seed), max_minutes=params["max_minutes"], max_steps=max_steps,
+                       jit_compile=bool(params["jit_compile"]), progress=progress)
+    summary.update(preset=preset, n_params=model.count_parameters(network),
+                   n_train=int(slices["lq_tr"].shape[0]), n_val=int(slices["lq_va"].shape[0]))
+    model_folder.write_summary(model_dir, summary)
+    return summary
