@@ -241,7 +241,7 @@ def test_killed_enhance_leaves_no_output_and_the_rerun_cleans_up(scans, model, t
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-c", code, "enhance", str(tmp_path / "t1.tif"), str(out),
-                                 "--model", str(model), "--steps", "400"], stderr=err, env=env)
+                                 "--model", str(model), "--steps", "400", "--force"], stderr=err, env=env)
     try:
         deadline = time.monotonic() + 180
         while "enhancing slices" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:

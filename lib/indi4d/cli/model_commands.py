@@ -2,7 +2,6 @@
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..model_folder import FALLBACK_STEPS, FILES, model_path, read_chosen_steps, read_config
 from ..safety import check_folder_is_ours, check_output
@@ -61,20 +60,24 @@ def _steps(args):
 
 
 def _cmd_enhance(args):
-    from ..io import VolumeError, read_metadata, volume_format
+    from ..inference.checks import check_enhance_input
 
-    # Before anything is read or computed: the output touches no input, and names a format we write.
-    check_output(args.output, [args.input, args.model], kind="volume", who=who(args))
-    if volume_format(args.output) == "tiff-folder":
-        raise VolumeError(f"{args.output}: name the output .tif, .h5 (file.h5:/dataset) or .zarr")
-    read_metadata(args.input)  # a missing or unreadable input is named before the network loads
-    if not Path(args.model).is_dir():
-        raise FileNotFoundError(f"{args.model}: no such model folder (made by indi4d train)")
+    # Before anything is computed: output, model, steps, input dtype/shape/voxel size (metadata only).
+    job = check_enhance_input(args.input, args.output, args.model, steps=args.steps, force=args.force,
+                              input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, who=who(args))
     steps, source = _steps(args)
-    print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source})", file=sys.stderr)
-    from ..inference import enhance_file
+    for note in job.notes:
+        print(f"indi4d enhance: note: {note}", file=sys.stderr)
+    where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
+             f"a LocalCluster of {args.workers} workers" if args.workers > 1 else "one local worker")
+    print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "
+          f"enhancing slices of a {tuple(job.volume.shape)} {job.volume.dtype} volume on {where}", file=sys.stderr)
+    from ..inference.chunked import enhance_chunked
 
-    enhance_file(args.input, args.output, model_dir=args.model, steps=steps, seed=args.seed)
+    enhance_chunked(args.input, args.output, model_dir=args.model, steps=steps, seed=args.seed,
+                    input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, force=args.force,
+                    workers=args.workers, scheduler=args.scheduler, chunk_slices=args.chunk_slices,
+                    progress=not args.no_progress, job=job)
     print(args.output)
 
 
@@ -92,6 +95,12 @@ Reads TIFF (a multi-page file or a folder of slices), HDF5 (file.h5:/dataset) an
 (store.zarr); writes TIFF, HDF5 or zarr, the format following OUTPUT's suffix
 (e.g. out.tif, out.h5:/entry/data, out.zarr). The output is written atomically and may not
 be the input, any dataset of an input HDF5 file, or inside the model folder.
+The volume is read lazily and enhanced chunk by chunk along z on dask (memory bounded by
+the chunk size): one local worker by default, a LocalCluster with --workers N, or a running
+cluster with --scheduler ADDRESS (e.g. dask-jobqueue's SLURMCluster(...).scheduler_address).
+Checked before any computation: the input is 2D/3D grey values of the training dtype
+(uint16; other dtypes need --input-range LO HI), its voxel size equals the model's LQ voxel
+size (--voxel-size-nm when the file has none), and --steps is at most 100 (unless --force).
 """
 
 
@@ -120,3 +129,16 @@ def add_parsers(sub):
                    help="InDI steps N (default: the N chosen by the evaluation, stored in "
                         f"MODEL_DIR/{FILES['steps']}; {FALLBACK_STEPS} when the model folder holds none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise")
+    p.add_argument("--input-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="map the input's grey values LO..HI onto the model's LQ training range (and the output "
+                        "back): needed for any dtype other than the training scan's (uint16)")
+    p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
+                   help="the input's voxel size, when the file carries none (default: the file's)")
+    p.add_argument("--force", action="store_true", help="allow --steps above 100")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="dask workers: 1 = the local threaded scheduler, N > 1 = a LocalCluster of N processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running dask.distributed scheduler (e.g. tcp://host:8786); overrides --workers")
+    p.add_argument("--chunk-slices", type=_positive_int, default=None, metavar="K",
+                   help="LQ z-slices per chunk (default: about 64 MiB of output per chunk)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -130,12 +130,24 @@ def enhance_volume(volume, enhancer, steps, eps=None, seed=0, stochastic=False, 
     norm = _require_normalisation(enhancer)
     out = np.empty((vol.shape[0], 2 * vol.shape[1], 2 * vol.shape[2]), np.float32)
     for z in tqdm(range(vol.shape[0]), desc="enhancing slices", disable=not progress):
-        u = preprocess.normalise(preprocess.upscale(vol[z], 2), norm["lq"])
-        restored = _enhance_one(enhancer, u, steps, eps, None if seed is None else (int(seed), z), stochastic)
-        out[z] = preprocess.denormalise(restored, norm["hq"])
+        z_seed = None if seed is None else (int(seed), z)
+        out[z] = enhance_grey_slice(enhancer, norm, vol[z], steps, eps, z_seed, stochastic)
     if z_upscale:
         out = preprocess.upscale(out, 2, axes=(0,))
     return out
+
+
+def enhance_grey_slice(enhancer, norm, image, steps, eps, seed, stochastic):
+    """One LQ (Y, X) slice of grey values -> (2Y, 2X) enhanced grey values (float32).
+
+    x2 cubic upscale, LQ normalisation, InDI, HQ grey values back: the one
+    per-slice path of :func:`enhance_volume` and of the chunked
+    :func:`indi4d.inference.chunked.enhance_lazy`. ``seed`` is the slice's own
+    seed, e.g. ``(seed, z)``.
+    """
+    u = preprocess.normalise(preprocess.upscale(image, 2), norm["lq"])
+    restored = _enhance_one(enhancer, u, steps, eps, seed, stochastic)
+    return preprocess.denormalise(restored, norm["hq"])
 
 
 def _enhance_one(enhancer, u, steps, eps, seed, stochastic):

@@ -1,0 +1,199 @@
+"""Checks of an ``indi4d enhance`` job before any computation: input, grey values, voxel size, output, steps.
+
+:func:`check_enhance_input` is called by the CLI and by
+:func:`indi4d.inference.chunked.enhance_chunked` before the network is loaded
+or a voxel is read: everything it checks comes from metadata (the input's
+header, the model folder's JSON files), so a refused job costs nothing and
+leaves every file untouched.
+"""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: ``--steps`` above this are refused unless ``force``: InDI's quality saturates
+#: long before, and the time grows linearly (``N`` network passes per slice).
+MAX_STEPS = 100
+
+#: Relative tolerance when comparing voxel sizes.
+VOXEL_RTOL = 0.01
+
+#: The grey values InDI is trained on when the model folder does not say.
+TRAINED_DTYPE = "uint16"
+
+
+class EnhanceInputError(ValueError):
+    """An enhancement job refused before any computation (the message names the file and the problem)."""
+
+
+@dataclass
+class EnhanceJob:
+    """What :func:`check_enhance_input` found: everything the computation needs."""
+
+    in_path: str
+    out_path: str
+    model_dir: str
+    steps: int
+    volume: object  # dask.array.Array (Z, Y, X) or (Y, X), nothing read yet
+    meta: dict
+    voxel_size_nm: float
+    input_range: tuple = None
+    model_lq: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def model_lq_record(model_dir):
+    """``{"voxel_size_nm", "dtype"}`` of the LQ scan the model was trained on (values None when unknown).
+
+    Looked up in ``config.json`` (``lq_voxel_size_nm`` / ``lq_dtype`` when
+    present) and then in the provenance of the pairs folder it was trained on
+    (``config["pairs_dir"]/pairs.json``, ``inputs.lq``).
+    """
+    from ..files import read_json
+    from ..model_folder import read_config
+
+    record = {"voxel_size_nm": None, "dtype": None, "source": None}
+    try:
+        config = read_config(model_dir)
+    except (OSError, ValueError):
+        return record
+    if config.get("lq_voxel_size_nm") is not None:
+        record.update(voxel_size_nm=float(config["lq_voxel_size_nm"]), dtype=config.get("lq_dtype"),
+                      source=f"{Path(model_dir) / 'config.json'}")
+        return record
+    pairs_dir = config.get("pairs_dir")
+    if pairs_dir:
+        path = Path(pairs_dir) / "pairs.json"
+        try:
+            lq = read_json(path, "the pairs' provenance").get("inputs", {}).get("lq", {})
+        except (OSError, ValueError, AttributeError):
+            lq = {}
+        if lq.get("voxel_size_nm") is not None:
+            record.update(voxel_size_nm=float(lq["voxel_size_nm"]), source=str(path))
+        if lq.get("dtype"):
+            record.update(dtype=str(lq["dtype"]), source=str(path))
+    return record
+
+
+def _check_range(input_range, in_path):
+    if input_range is None:
+        return None
+    lo, hi = (float(v) for v in input_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise EnhanceInputError(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
+    return lo, hi
+
+
+def _check_shape(volume, in_path):
+    shape = tuple(volume.shape)
+    if len(shape) not in (2, 3):
+        raise EnhanceInputError(f"{in_path}: shape {shape} is not a 2D slice or a 3D (Z, Y, X) stack; "
+                                "4D/RGB data are refused: extract one grey channel or time step first")
+    if len(shape) == 3 and shape[-1] in (3, 4):
+        raise EnhanceInputError(f"{in_path}: shape {shape} looks like RGB(A) colour channels on the last axis; "
+                                "InDI enhances grey-value scans: convert to one grey channel first")
+    if min(shape[-2:]) < 2:
+        raise EnhanceInputError(f"{in_path}: slices of shape {shape[-2:]} are too small to enhance")
+
+
+def _nm(value):
+    return "unrecorded" if value is None else f"{float(value):g} nm"
+
+
+def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
+    stored = meta.get("voxel_size_nm")
+    if voxel_size_nm is not None:
+        voxel_size_nm = float(voxel_size_nm)
+        if not (math.isfinite(voxel_size_nm) and voxel_size_nm > 0):
+            raise EnhanceInputError(f"{in_path}: --voxel-size-nm must be a positive number, got {voxel_size_nm}")
+        if stored is not None and not math.isclose(float(stored), voxel_size_nm, rel_tol=VOXEL_RTOL):
+            raise EnhanceInputError(f"{in_path}: the file states a voxel size of {float(stored):g} nm "
+                                    f"but --voxel-size-nm says {voxel_size_nm:g} nm")
+    elif stored is None:
+        raise EnhanceInputError(f"{in_path}: the file carries no voxel size; state it with --voxel-size-nm "
+                                f"(the model was trained on {_nm(model_lq['voxel_size_nm'])} LQ voxels)")
+    else:
+        voxel_size_nm = float(stored)
+    trained = model_lq.get("voxel_size_nm")
+    if trained is None:
+        notes.append(f"{model_dir}: the LQ voxel size of the training scan is not recorded; "
+                     f"{voxel_size_nm:g} nm accepted unchecked")
+    elif not math.isclose(voxel_size_nm, trained, rel_tol=VOXEL_RTOL):
+        raise EnhanceInputError(f"{in_path}: voxel size {voxel_size_nm:g} nm, but the model {model_dir} was trained "
+                                f"on {trained:g} nm LQ voxels ({model_lq['source']}); resample the scan first")
+    return voxel_size_nm
+
+
+def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, input_range=None,
+                        voxel_size_nm=None, chunks=None, who="indi4d enhance"):
+    """Refuse a bad enhancement job before anything is loaded or computed.
+
+    Checks, in order: the output (writable, a format we write, not an input
+    nor inside the model folder: :func:`indi4d.safety.check_output`); the
+    model folder and its normalisation; ``steps`` (1..:data:`MAX_STEPS`
+    unless ``force``); the input (readable, opened lazily, 2D or 3D grey
+    values: RGB or 4D refused); its dtype against the training scan's
+    (uint16 unless the model says otherwise; another dtype needs
+    ``input_range``); its voxel size against the model's LQ voxel size.
+
+    Parameters
+    ----------
+    in_path, out_path : str or Path
+        As for :func:`indi4d.inference.enhance_file`.
+    model_dir : str or Path
+    steps : int, optional
+        None = the model's chosen N (:func:`indi4d.model_folder.default_steps`).
+    force : bool
+        Allow ``steps`` > :data:`MAX_STEPS`.
+    input_range : (float, float), optional
+        Grey values ``LO, HI`` of the input mapped linearly onto the model's
+        LQ training range (and the output mapped back), for inputs of another
+        dtype or scale, e.g. ``(0, 1)`` for a float scan.
+    voxel_size_nm : float, optional
+        The input's voxel size when the file carries none (must agree with it otherwise).
+    chunks : tuple, optional
+        Dask chunks to open the input with.
+
+    Returns
+    -------
+    EnhanceJob
+
+    Raises
+    ------
+    EnhanceInputError, indi4d.safety.UnsafeOutputError, indi4d.io.VolumeError, FileNotFoundError
+        Nothing was read beyond metadata, nothing was written.
+    """
+    from ..io import VolumeError, open_volume_lazy, volume_format
+    from ..model_folder import default_steps, read_normalisation
+    from ..safety import check_output
+
+    check_output(out_path, inputs=[in_path, model_dir], kind="volume", who=who)
+    if volume_format(out_path) == "tiff-folder":
+        raise VolumeError(f"{out_path}: name the output .tif, .h5 (file.h5:/dataset) or .zarr")
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such model folder (made by indi4d train)")
+    norm = read_normalisation(model_dir)
+    steps = default_steps(model_dir) if steps is None else steps
+    if int(steps) != steps or steps < 1:
+        raise EnhanceInputError(f"{who}: steps must be an integer >= 1, got {steps!r}")
+    if steps > MAX_STEPS and not force:
+        raise EnhanceInputError(f"{who}: {steps} InDI steps is more than {MAX_STEPS} (each step is one network "
+                                "pass per slice, and quality saturates long before); pass --force to run it anyway")
+    input_range = _check_range(input_range, in_path)
+    volume, meta = open_volume_lazy(in_path, chunks=chunks)
+    _check_shape(volume, in_path)
+    model_lq = model_lq_record(model_dir)
+    trained = np.dtype(model_lq.get("dtype") or TRAINED_DTYPE)
+    lq = norm["lq"]
+    if input_range is None and volume.dtype != trained:
+        raise EnhanceInputError(
+            f"{in_path}: dtype {volume.dtype}, but the model {model_dir} expects {trained} grey values like its "
+            f"training scan (LQ grey range {lq['lo']:g}..{lq['hi']:g}); give --input-range LO HI to map this "
+            "file's grey values onto that range")
+    notes = []
+    voxel = _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes)
+    return EnhanceJob(in_path=str(in_path), out_path=str(out_path), model_dir=str(model_dir), steps=int(steps),
+                      volume=volume, meta=meta, voxel_size_nm=voxel, input_range=input_range, model_lq=model_lq,
+                      notes=notes)

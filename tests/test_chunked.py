@@ -1,0 +1,176 @@
+"""Volumes at scale: chunked dask enhancement == in-memory, a 2-worker cluster == one process, bad inputs refused first."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from indi4d import preprocess
+from indi4d.cli import main
+from indi4d.inference import (
+    EnhanceInputError,
+    check_enhance_input,
+    enhance_chunked,
+    enhance_lazy,
+    enhance_volume,
+    load_enhancer,
+)
+from indi4d.inference import chunked
+from indi4d.io import read_volume, write_volume
+from indi4d.model import PRESETS, build_unet
+from indi4d.training import save_model
+
+NET = dict(PRESETS["tiny"], dilations=[1, 2])
+
+
+def _model(folder, pairs_dir=None):
+    """A model folder as training writes it (random weights), optionally with the pairs' provenance."""
+    folder.mkdir(parents=True)
+    save_model(build_unet(**NET, seed=0), folder / "model.keras")
+    config = {"network": NET, "training": {"eps": 0.0}}
+    if pairs_dir is not None:
+        pairs_dir.mkdir(parents=True)
+        (pairs_dir / "pairs.json").write_text(json.dumps(
+            {"inputs": {"lq": {"voxel_size_nm": 100.0, "dtype": "uint16"}, "hq": {"voxel_size_nm": 50.0}}}))
+        config["pairs_dir"] = str(pairs_dir)
+    (folder / "config.json").write_text(json.dumps(config))
+    grey = np.linspace(0, 60000, 100).reshape(10, 10)
+    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
+            "hq": preprocess.fit_normalisation(grey, method="none")}
+    (folder / "normalisation.json").write_text(json.dumps(norm))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    return _model(root / "model", pairs_dir=root / "pairs")
+
+
+def _scan(shape=(20, 24, 20), seed=0):
+    return np.random.default_rng(seed).integers(1000, 50000, shape).astype(np.uint16)
+
+
+def _rel(a, b):
+    return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
+
+
+def test_chunked_equals_in_memory_and_would_show_seams(model, monkeypatch):
+    import dask
+
+    enh = load_enhancer(model, preset="tiny")
+    vol = _scan()
+    whole = enhance_volume(vol, enh, steps=2, progress=False)
+    with dask.config.set(scheduler="threads", num_workers=1):
+        lazy = enhance_lazy(vol, enh, steps=2, chunk_slices=3)  # 7 z-chunks
+        assert lazy.numblocks[0] == 7
+        out = lazy.compute()
+        assert out.shape == whole.shape == (40, 48, 40)
+        assert _rel(out, whole) < 1e-5
+        flat = enhance_lazy(vol, enh, steps=2, chunk_slices=3, z_upscale=False).compute()
+        assert _rel(flat, enhance_volume(vol, enh, steps=2, z_upscale=False, progress=False)) < 1e-5
+        # Without the z halo the chunk seams are visible: the comparison above would catch them.
+        monkeypatch.setattr(chunked, "Z_HALO", 0)
+        assert _rel(enhance_lazy(vol, enh, steps=2, chunk_slices=3).compute(), whole) > 1e-4
+
+
+def test_two_worker_cluster_equals_one_process_in_every_format(model, tmp_path):
+    vol = _scan((9, 16, 16), seed=1)
+    write_volume(tmp_path / "lq.zarr", vol, voxel_size_nm=100)
+    one = enhance_chunked(tmp_path / "lq.zarr", tmp_path / "one.zarr", model, steps=1, chunk_slices=2,
+                          preset="tiny", progress=False)
+    two = enhance_chunked(tmp_path / "lq.zarr", tmp_path / "two.h5:/x", model, steps=1, chunk_slices=2,
+                          preset="tiny", workers=2, processes=False, progress=False)
+    a, meta = read_volume(one)
+    b, meta_b = read_volume(two)
+    assert a.shape == (18, 32, 32) and a.dtype == np.uint16
+    np.testing.assert_array_equal(a, b)
+    assert meta["voxel_size_nm"] == meta_b["voxel_size_nm"] == 50.0 and meta["indi4d_enhance"]["chunked"]
+    enhance_chunked(tmp_path / "lq.zarr", tmp_path / "three.tif", model, steps=1, chunk_slices=4, preset="tiny",
+                    progress=False)
+    np.testing.assert_array_equal(read_volume(tmp_path / "three.tif")[0], a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lq.zarr", "one.zarr", "three.tif", "two.h5"]
+
+
+def test_input_range_maps_a_float_scan_and_back(model, tmp_path):
+    vol = _scan((2, 16, 16)).astype(np.float32) / 60000.0
+    write_volume(tmp_path / "f.tif", vol, voxel_size_nm=100)
+    with pytest.raises(EnhanceInputError, match=r"f\.tif: dtype float32.*uint16.*--input-range"):
+        check_enhance_input(tmp_path / "f.tif", tmp_path / "o.tif", model, steps=1)
+    out = enhance_chunked(tmp_path / "f.tif", tmp_path / "o.tif", model, steps=1, input_range=(0, 1), preset="tiny",
+                          progress=False)
+    enhanced = read_volume(out)[0]
+    assert enhanced.dtype == np.float32 and enhanced.shape == (4, 32, 32)
+    assert 0.0 <= enhanced.min() and enhanced.max() <= 1.0
+
+
+def _bad_inputs(d):
+    """``{name: (input path, extra CLI args, words the error must hold)}``, files written into ``d``."""
+    write_volume(d / "u8.tif", np.full((2, 16, 16), 100, np.uint8), voxel_size_nm=100)
+    write_volume(d / "f01.h5:/data", np.full((2, 16, 16), 0.5, np.float32), voxel_size_nm=100)
+    tifffile.imwrite(d / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    write_volume(d / "rgb16.tif", np.zeros((32, 32, 3), np.uint16), voxel_size_nm=100)
+    tifffile.imwrite(d / "novoxel.tif", np.full((2, 16, 16), 20000, np.uint16))
+    write_volume(d / "v200.zarr", np.full((2, 16, 16), 20000, np.uint16), voxel_size_nm=200)
+    write_volume(d / "ok.tif", np.full((2, 16, 16), 20000, np.uint16), voxel_size_nm=100)
+    (d / "garbage.tif").write_bytes(b"not a tiff at all")
+    tifffile.imwrite(d / "4d.tif", np.zeros((2, 3, 16, 16), np.uint16), imagej=True)
+    return {
+        "uint8": ("u8.tif", [], ["u8.tif", "dtype uint8", "uint16", "--input-range"]),
+        "float": ("f01.h5:/data", [], ["f01.h5", "dtype float32", "--input-range"]),
+        "rgb": ("rgb.tif", ["--input-range", "0", "255"], ["rgb.tif"]),
+        "rgb16": ("rgb16.tif", [], ["rgb16.tif", "RGB"]),
+        "4D": ("4d.tif", [], ["4d.tif", "(2, 3, 16, 16)", "4D"]),
+        "no voxel": ("novoxel.tif", [], ["novoxel.tif", "no voxel size", "--voxel-size-nm", "100 nm LQ"]),
+        "wrong voxel": ("v200.zarr", [], ["v200.zarr", "200 nm", "100 nm"]),
+        "flag against file": ("ok.tif", ["--voxel-size-nm", "50"], ["ok.tif", "100 nm", "50 nm"]),
+        "too many steps": ("ok.tif", ["--steps", "101"], ["101", "--force"]),
+        "unreadable": ("garbage.tif", [], ["garbage.tif"]),
+        "output is input": ("ok.tif", ["OUT=ok.tif"], ["ok.tif"]),
+        "bad range": ("ok.tif", ["--input-range", "5", "5"], ["LO < HI"]),
+    }
+
+
+def test_bad_inputs_are_refused_before_any_work(model, tmp_path, monkeypatch, capsys):
+    def no_work(*args, **kwargs):
+        raise AssertionError("computation started")
+
+    monkeypatch.setattr(chunked, "enhance_lazy", no_work)
+    monkeypatch.setattr(chunked.ModelRef, "get", no_work)
+    cases = _bad_inputs(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for name, (src, extra, words) in cases.items():
+        out = str(tmp_path / "out.zarr")
+        if extra and extra[0].startswith("OUT="):
+            out, extra = str(tmp_path / extra[0][4:]), extra[1:]
+        assert main(["enhance", str(tmp_path / src), out, "--model", str(model), *extra]) == 2, name
+        err = capsys.readouterr().err
+        for word in words:
+            assert word in err, (name, word, err)
+        assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "out.zarr").exists()
+    # the same voxel size stated for a file without one, and --force, are accepted
+    check_enhance_input(tmp_path / "novoxel.tif", tmp_path / "o.zarr", model, steps=101, force=True,
+                        voxel_size_nm=100)
+    with pytest.raises(EnhanceInputError, match="RGB"):
+        check_enhance_input(tmp_path / "rgb.tif", tmp_path / "o.zarr", model, steps=1, input_range=(0, 255))
+
+
+@pytest.mark.parametrize("suffix", ["zarr", "tif"])
+def test_a_failed_run_leaves_no_complete_looking_output(model, tmp_path, monkeypatch, suffix):
+    write_volume(tmp_path / "lq.tif", _scan((6, 16, 16)), voxel_size_nm=100)
+    finish, calls = chunked._finish, []
+
+    def dies_on_the_second_chunk(block, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return finish(block, *args)
+
+    monkeypatch.setattr(chunked, "_finish", dies_on_the_second_chunk)
+    out = tmp_path / f"out.{suffix}"
+    with pytest.raises(RuntimeError, match="killed"):
+        enhance_chunked(tmp_path / "lq.tif", out, model, steps=1, chunk_slices=2, preset="tiny", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lq.tif"]
