@@ -29,3 +29,20 @@ def make_pairs(pairs_dir, n=12, size=64, seed=0, grey_max=30000):
     preprocess.save_pairs(pairs_dir, lq, hq, np.ones((size, size), bool), np.arange(n), split,
                           phi={"status": "synthetic"}, normalisation=norm, provenance={"synthetic": True})
     return pairs_dir
+
+
+def write_model_folder(folder, network, config):
+    """A model folder as training writes it: ``network`` (random weights do for plumbing tests),
+    ``config`` and a linear uint16 grey-value normalisation."""
+    import json
+
+    from indi4d.training import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(network, folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps(config))
+    grey = np.linspace(0, 60000, 100).reshape(10, 10)
+    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
+            "hq": preprocess.fit_normalisation(grey, method="none")}
+    (folder / "normalisation.json").write_text(json.dumps(norm))
+    return folder

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from indi4d import preprocess
 from indi4d.cli import main
 from indi4d.inference import (
     EnhanceInputError,
@@ -19,27 +18,20 @@ from indi4d.inference import (
 from indi4d.inference import chunked
 from indi4d.io import read_volume, write_volume
 from indi4d.model import PRESETS, build_unet
-from indi4d.training import save_model
+from synthetic import write_model_folder
 
 NET = dict(PRESETS["tiny"], dilations=[1, 2])
 
 
 def _model(folder, pairs_dir=None):
     """A model folder as training writes it (random weights), optionally with the pairs' provenance."""
-    folder.mkdir(parents=True)
-    save_model(build_unet(**NET, seed=0), folder / "model.keras")
     config = {"network": NET, "training": {"eps": 0.0}}
     if pairs_dir is not None:
         pairs_dir.mkdir(parents=True)
         (pairs_dir / "pairs.json").write_text(json.dumps(
             {"inputs": {"lq": {"voxel_size_nm": 100.0, "dtype": "uint16"}, "hq": {"voxel_size_nm": 50.0}}}))
         config["pairs_dir"] = str(pairs_dir)
-    (folder / "config.json").write_text(json.dumps(config))
-    grey = np.linspace(0, 60000, 100).reshape(10, 10)
-    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
-            "hq": preprocess.fit_normalisation(grey, method="none")}
-    (folder / "normalisation.json").write_text(json.dumps(norm))
-    return folder
+    return write_model_folder(folder, build_unet(**NET, seed=0), config)
 
 
 @pytest.fixture(scope="module")

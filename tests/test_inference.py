@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from indi4d import preprocess
 from indi4d.indi import indi_sample
 from indi4d import model_folder
 from indi4d.inference import (
@@ -26,7 +25,7 @@ from indi4d.inference import (
 )
 from indi4d.io import read_volume, write_volume
 from indi4d.model import PRESETS, build_unet, influence_radius
-from indi4d.training import save_model
+from synthetic import write_model_folder
 
 NET = dict(PRESETS["tiny"], dilations=[1, 2])
 CONFIG = {"network": NET, "training": {"eps": 0.0}}
@@ -40,14 +39,7 @@ def network():
 @pytest.fixture(scope="module")
 def model_dir(network, tmp_path_factory):
     """A model folder as training writes it (random weights are enough to test the plumbing)."""
-    d = tmp_path_factory.mktemp("model")
-    save_model(network, d / "model.keras")
-    (d / "config.json").write_text(json.dumps(CONFIG))
-    grey = np.linspace(0, 60000, 100).reshape(10, 10)
-    norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
-            "hq": preprocess.fit_normalisation(grey, method="none")}
-    (d / "normalisation.json").write_text(json.dumps(norm))
-    return d
+    return write_model_folder(tmp_path_factory.mktemp("model"), network, CONFIG)
 
 
 def _image(shape, seed=0):
