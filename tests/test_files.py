@@ -8,7 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from indi4d.files import atomic_dir, atomic_path, json_ready, read_json, remove_stale_temps, write_json
+from indi4d.files import (
+    atomic_dir,
+    atomic_path,
+    json_ready,
+    read_json,
+    remove_stale_temps,
+    remove_stale_temps_in,
+    write_json,
+)
 
 
 def _dead_pid():
@@ -81,3 +89,15 @@ def test_read_json_names_the_file(tmp_path):
     (tmp_path / "c.json").write_text("{not json")
     with pytest.raises(ValueError, match="c.json: the model's configuration is not valid JSON"):
         read_json(tmp_path / "c.json", "the model's configuration")
+
+
+def test_remove_stale_temps_in_takes_every_dead_writers_temp_of_a_folder(tmp_path):
+    dead = [tmp_path / f".ckpt_000000100.{_dead_pid()}.a1.part", tmp_path / f".ckpt_000000200.{_dead_pid()}.b2.old"]
+    for d in dead:
+        d.mkdir()
+    live = tmp_path / f".ckpt_000000300.{os.getppid()}.c3.part"
+    live.mkdir()
+    complete = tmp_path / "ckpt_000000050"
+    complete.mkdir()
+    assert remove_stale_temps_in(tmp_path) == dead
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, complete.name])

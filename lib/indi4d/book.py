@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .files import atomic_path
+from .files import atomic_path, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -172,8 +172,8 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
     index = build_html(root / "book")
-    with atomic_path(run_dir / "book_timings.json") as tmp:  # run_dir is absolute here
-        tmp.write_text(json.dumps({"chapters_s": dict(timings), "total_s": time.perf_counter() - t0}, indent=2))
+    # run_dir is absolute here
+    write_json(run_dir / "book_timings.json", {"chapters_s": dict(timings), "total_s": time.perf_counter() - t0})
     return index
 
 

@@ -57,6 +57,26 @@ def _pid_alive(pid):
     return True
 
 
+def _remove_dead_writers_temps(folder, final_name=None):
+    """Delete the temps in ``folder`` whose writer is gone (only those of ``final_name`` when given)."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        match = _TEMP.match(entry.name)
+        if not match or _pid_alive(int(match.group("pid"))):
+            continue
+        if final_name is not None and match.group("name") != final_name:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def remove_stale_temps(path):
     """Delete temporary siblings of ``path`` left by a writer that no longer runs.
 
@@ -72,19 +92,20 @@ def remove_stale_temps(path):
         What was removed.
     """
     path = Path(path)
-    removed = []
-    if not path.parent.is_dir():
-        return removed
-    for entry in path.parent.iterdir():
-        match = _TEMP.match(entry.name)
-        if not match or match.group("name") != path.name or _pid_alive(int(match.group("pid"))):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+    return _remove_dead_writers_temps(path.parent, path.name)
+
+
+def remove_stale_temps_in(folder):
+    """Delete every temp in ``folder`` left by a writer that no longer runs, whatever its final name.
+
+    For folders whose entries each have their own name (``checkpoints/ckpt_<step>``).
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    return _remove_dead_writers_temps(folder)
 
 
 @contextlib.contextmanager

@@ -17,12 +17,11 @@ raise errors that name the file. Nothing is written by :func:`accept_config`
 until the configuration has been compared with what the folder already holds.
 """
 
-import re
 import shutil
 import warnings
 from pathlib import Path
 
-from .files import atomic_dir, atomic_path, read_json, remove_stale_temps, write_json
+from .files import atomic_dir, atomic_path, read_json, remove_stale_temps_in, write_json
 from .runs import FILES as _RUN_FILES
 
 FILES = _RUN_FILES["model"]
@@ -254,16 +253,9 @@ def default_steps(model_dir, fallback=FALLBACK_STEPS):
 # --------------------------------------------------------------------------- checkpoints
 
 
-_CHECKPOINT_TEMP = re.compile(r"^\.(ckpt_\d+)\.")
-
-
 def remove_stale_checkpoint_temps(model_dir):
     """Delete the half-written checkpoint folders that a killed run left in ``checkpoints/``."""
-    folder = model_path(model_dir, "checkpoints")
-    if not folder.is_dir():
-        return []
-    names = {m.group(1) for m in map(_CHECKPOINT_TEMP.match, (p.name for p in folder.iterdir())) if m}
-    return [removed for name in sorted(names) for removed in remove_stale_temps(folder / name)]
+    return remove_stale_temps_in(model_path(model_dir, "checkpoints"))
 
 
 def read_checkpoint_state(path):
