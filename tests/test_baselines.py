@@ -143,6 +143,32 @@ def test_regression_objective_known_values():
         baselines.regression_objective("l3")
 
 
+def test_two_channel_targets_use_channel_1_and_lq_as_input():
+    # a network that returns its input: the loss is |lq - target| with target = channel 1 of hq
+    net = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Lambda(lambda x: x * 1.0)])
+    rng = np.random.default_rng(3)
+    lq, target = (rng.uniform(-1, 1, (2, 8, 8, 1)).astype(np.float32) for _ in range(2))
+    other = rng.uniform(-1, 1, target.shape).astype(np.float32)
+    for loss in ("mae", "mse"):
+        objective = baselines.regression_objective(loss)
+        one = objective(net, lq, target, None, False)
+        assert float(objective(net, lq, np.concatenate([other, target], -1), None, False)) == pytest.approx(float(one))
+        assert float(objective(net, lq, np.concatenate([target, target], -1), None, False)) == pytest.approx(
+            float(one))
+    from indi4d.model import build_unet
+
+    gen = build_unet(**budget()["network"], time_embedding=False, seed=0)
+    disc = baselines.build_patchgan(1, base_filters=4, n_layers=1, norm="none", seed=1)
+    method = baselines.gan_method(gen, disc, *baselines.gan_optimizers(1e-3, 4, 0.25))
+    val_one = method.val_loss(tf.constant(lq), tf.constant(target), None)
+    val_two = method.val_loss(tf.constant(lq), tf.constant(np.concatenate([other, target], -1)), None)
+    expected = np.mean(np.abs(np.asarray(gen(lq)) - target))
+    assert float(val_two) == pytest.approx(float(val_one), rel=1e-6) and float(val_one) == pytest.approx(expected,
+                                                                                                         rel=1e-5)
+    out = method.train_step(tf.constant(lq), tf.constant(np.concatenate([other, target], -1)), None)
+    assert np.isfinite(float(out["g_loss"]))
+
+
 # --------------------------------------------------------------------------- training on pairs
 
 

@@ -74,6 +74,26 @@ def test_every_chapter_has_the_cookbook_frame():
         assert text.count(":tags: [parameters]") == 1, f"{md.name}: needs exactly one parameters cell"
 
 
+def test_insitu_chapter_scores_every_time_step(tiny_run):
+    """Chapter 06 wrote its enhanced volumes and metrics; the truth scored against itself is perfect."""
+    if "06_insitu" not in EXECUTED:
+        pytest.skip("chapter 06 did not execute")
+    from indi4d import runs
+    from indi4d.files import read_json
+    from indi4d.io import read_metadata
+
+    run = tiny_run / "run"
+    results = read_json(runs.artifact(run, "insitu", "metrics"))
+    assert results["times"] == ["T0", "T1", "T2"]
+    for method in ("lq", "indi_xy", "truth"):
+        assert len(results["scores"][method]) == 3, method
+    truth = results["scores"]["truth"]
+    assert all(s["psnr_db"] == float("inf") and s["mae"] == 0.0 and s["n_false_particles"] == 0 for s in truth)
+    for name in results["files"]["indi_xy"]:
+        path = runs.artifact(run, "insitu", "enhanced") / name
+        assert read_metadata(path)["indi4d_insitu"]["steps"] == results["steps"]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

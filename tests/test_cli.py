@@ -122,11 +122,12 @@ def test_interrupt_exits_130_without_traceback(tmp_path):
     log = tmp_path / "stderr.txt"
     code = "import sys; from indi4d.cli import main; sys.exit(main(sys.argv[1:]))"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-c", code, "simulate", str(tmp_path / "sim"), "--preset", "tiny"],
+        # the default preset takes minutes, so the interrupt surely lands while it works, however busy the machine
+        proc = subprocess.Popen([sys.executable, "-c", code, "simulate", str(tmp_path / "sim"), "--preset", "default"],
                                 stderr=err, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
         deadline = time.monotonic() + 120
-        while "simulate tiny" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        while "simulate default" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert proc.poll() is None, log.read_text()
         proc.send_signal(signal.SIGINT)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from indi4d.indi import berhu_loss, degrade, indi_objective, indi_sample, sample_t
+from indi4d.indi import berhu_loss, degrade, indi_objective, indi_sample, loss_scale, noise_std, sample_t
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-1, 1, (2, 16, 16, 1)).astype(np.float32)  # the "HQ" truth
@@ -153,3 +153,80 @@ def test_objective_is_zero_for_the_oracle_and_seeded():
     b = indi_objective(half, Y, X, tf.constant([1, 2]), eps=0.1)
     c = indi_objective(half, Y, X, tf.constant([1, 3]), eps=0.1)
     assert float(a) == float(b) and float(a) != float(c) and float(a) > 0
+
+
+def test_two_channel_objective_equals_one_channel_when_the_channels_are_equal():
+    def half(inputs, training):
+        return 0.5 * inputs[0]
+
+    for kw in ({}, {"eps": 0.1, "p_one": 0.3}, {"loss_weighting": "min_snr", "noise_schedule": "brownian", "eps": 0.05}):
+        one = indi_objective(half, Y, X, tf.constant([4, 1]), **kw)
+        two = indi_objective(half, Y, np.concatenate([X, X], -1), tf.constant([4, 1]), **kw)
+        assert float(one) == pytest.approx(float(two), rel=1e-6) and float(one) > 0
+    # channel 0 builds x_t, channel 1 is the target: a network returning channel 1 has zero loss
+    other = np.flip(X, axis=1).copy()
+    assert float(indi_objective(lambda inputs, training: tf.constant(other), Y, np.concatenate([X, other], -1),
+                                tf.constant([4, 1]))) == 0.0
+    with pytest.raises(ValueError, match="1 or 2 channels"):
+        indi_objective(half, Y, np.concatenate([X, X, X], -1), tf.constant([4, 1]))
+
+
+def test_min_snr_scale_is_finite_and_capped():
+    t = tf.constant([0.0, 1e-6, 0.05, 0.1, 0.5, 1.0])
+    np.testing.assert_allclose(loss_scale(t, "min_snr", t_min=0.1).numpy(), [10, 10, 10, 10, 2, 1], rtol=1e-6)
+    np.testing.assert_array_equal(loss_scale(t, "none").numpy(), np.ones(6))
+    with pytest.raises(ValueError, match="loss_weighting"):
+        loss_scale(t, "snr")
+
+
+def test_min_snr_objective_is_the_berhu_of_the_scaled_error():
+    # F = x + c: the x error is c everywhere, so the loss is mean_b berhu(c / max(t_b, 0.1)) (MAE branch: c / 0.1 < 0.5)
+    c = 0.02
+    seed = tf.constant([3, 9])
+    loss = indi_objective(lambda inputs, training: X + c, Y, X, seed, p_one=0.0, loss_weighting="min_snr")
+    t = sample_t(X.shape[0], seed, p_one=0.0).numpy()
+    assert float(loss) == pytest.approx(np.mean(c / np.maximum(t, 0.1)), rel=1e-5)
+
+
+def test_noise_std_schedules():
+    assert noise_std(0.25, 0.1) == pytest.approx(0.025)  # linear: t eps
+    assert noise_std(0.25, 0.1, "brownian") == pytest.approx(0.05)  # Brownian: sqrt(t) eps
+    noise = np.ones_like(X)
+    out = degrade(X, Y, np.array([0.25, 0.25], np.float32), eps=0.1, noise=noise, schedule="brownian").numpy()
+    np.testing.assert_allclose(out, 0.75 * X + 0.25 * Y + 0.05, atol=1e-6)
+
+
+BIG_X = np.random.default_rng(11).uniform(-0.5, 0.5, (4, 64, 64, 1)).astype(np.float32)
+BIG_Y = np.random.default_rng(12).uniform(-0.5, 0.5, BIG_X.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "brownian"])
+def test_stochastic_sampler_keeps_the_training_noise_level(schedule):
+    # with the oracle F = x, iterate k is the clean blend (1 - t) x + t y plus noise of std sigma_t (noise_std)
+    steps, eps = 8, 0.1
+    _, traj = indi_sample(lambda inputs, training=False: BIG_X, BIG_Y, steps, eps=eps, seed=2, stochastic=True,
+                          noise_schedule=schedule, return_trajectory=True)
+    for k in range(steps):
+        t = 1.0 - k / steps
+        level = np.std(traj[k] - ((1 - t) * BIG_X + t * BIG_Y))
+        assert level == pytest.approx(noise_std(t, eps, schedule), rel=0.03)
+    np.testing.assert_allclose(traj[-1], BIG_X, atol=1e-6)  # the last step replaces everything by F = x
+
+
+def test_linear_schedule_stochastic_differs_from_deterministic_only_by_the_start():
+    a = indi_sample(lambda inputs, training=False: 0.5 * inputs[0], Y, 4, eps=0.1, seed=5, stochastic=True)
+    b = indi_sample(lambda inputs, training=False: 0.5 * inputs[0], Y, 4, eps=0.1, seed=5, stochastic=False)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # InDI's increment is zero when eps_t is constant
+
+
+def test_unbounded_network_output_is_clipped_only_at_the_end():
+    from indi4d.model import PRESETS, build_unet
+
+    net = build_unet(**PRESETS["tiny"], head="linear", seed=0)
+    head = net.get_layer("head_7x7")
+    kernel, bias = head.get_weights()
+    head.set_weights([np.zeros_like(kernel), np.full_like(bias, 3.0)])  # F = 3 everywhere
+    _, traj = indi_sample(net, Y, 2, return_trajectory=True)
+    np.testing.assert_allclose(traj[1], 0.5 * 3.0 + 0.5 * Y, atol=1e-6)  # not clipped on the way
+    np.testing.assert_array_equal(traj[-1], np.ones_like(Y))  # the result is
+    np.testing.assert_allclose(indi_sample(net, Y, 2, clip=False), 3.0)

@@ -1,4 +1,5 @@
-"""The InDI U-Net: shapes, range, time conditioning, ICNR start, receptive field, FLOP count."""
+"""The InDI U-Net: shapes, range, time conditioning, ICNR start, receptive field, FLOP count, residual form and
+linear head."""
 
 import keras
 import numpy as np
@@ -7,10 +8,12 @@ import pytest
 from indi4d.model import (
     ICNR,
     PRESETS,
+    ResidualParametrisation,
     build_unet,
     conv_flops_per_pixel,
     count_parameters,
     influence_radius,
+    output_is_bounded,
     receptive_field,
 )
 
@@ -116,3 +119,50 @@ def test_bad_arguments_raise():
         build_unet(depth=0)
     with pytest.raises(ValueError, match="dilations"):
         build_unet(dilations=(1, 0))
+
+
+def _with_head(net, bias):
+    """Zero the head's kernel and set its bias: the head then outputs ``bias`` everywhere."""
+    head = net.get_layer("head_7x7")
+    kernel, b = head.get_weights()
+    head.set_weights([np.zeros_like(kernel), np.full_like(b, bias)])
+    return net
+
+
+def test_residual_form_with_g_zero_returns_x_t_and_subtracts_t_g():
+    net = _with_head(build_unet(**PRESETS["tiny"], head="linear", parametrisation="residual", seed=0), 0.0)
+    x = np.random.default_rng(7).uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_array_equal(_run(net, x, [0.3, 1.0]), x)  # g = 0: F = x_t
+    _with_head(net, 0.5)  # g = 0.5 everywhere: F = x_t - t * 0.5
+    np.testing.assert_allclose(_run(net, x, [0.2, 1.0]), x - np.array([0.1, 0.5]).reshape(2, 1, 1, 1), atol=1e-6)
+    baseline = _with_head(build_unet(**{**PRESETS["tiny"], "time_embedding": False}, head="linear",
+                                     parametrisation="residual", seed=0), 0.25)
+    np.testing.assert_allclose(np.asarray(baseline(x)), x - 0.25, atol=1e-6)  # no time input: F = x - g
+
+
+def test_linear_head_is_unbounded_and_tanh_head_is_not():
+    x = np.zeros((1, 16, 16, 1), np.float32)
+    linear = _with_head(build_unet(**PRESETS["tiny"], head="linear", seed=0), 5.0)
+    np.testing.assert_allclose(_run(linear, x, [0.5]), 5.0)
+    tanh = _with_head(build_unet(**PRESETS["tiny"], seed=0), 5.0)
+    np.testing.assert_allclose(_run(tanh, x, [0.5]), np.tanh(5.0), rtol=1e-6)
+    assert output_is_bounded(tanh) and not output_is_bounded(linear)
+    assert not output_is_bounded(build_unet(**PRESETS["tiny"], parametrisation="residual", seed=0))
+
+
+def test_residual_linear_model_saves_and_loads(tmp_path):
+    net = build_unet(**PRESETS["tiny"], head="linear", parametrisation="residual", seed=3)
+    net.save(tmp_path / "net.keras")
+    again = keras.saving.load_model(tmp_path / "net.keras", compile=False)
+    x = np.random.default_rng(8).uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_array_equal(_run(net, x, [0.3]), _run(again, x, [0.3]))
+    assert any(isinstance(layer, ResidualParametrisation) for layer in again.layers)
+
+
+def test_bad_head_or_parametrisation_raise():
+    with pytest.raises(ValueError, match="head"):
+        build_unet(**PRESETS["tiny"], head="relu")
+    with pytest.raises(ValueError, match="parametrisation"):
+        build_unet(**PRESETS["tiny"], parametrisation="v")
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        build_unet(**PRESETS["tiny"], parametrisation="residual", in_channels=2)

@@ -98,3 +98,34 @@ def test_evaluation_dataset_is_finite_centred_and_unaugmented(slices):
     assert [a.shape[0] for a, _ in batches] == [3, 1]
     np.testing.assert_array_equal(batches[0][0][0, ..., 0], slices[0, 7:17, 7:17])
     np.testing.assert_array_equal(batches[0][1][0, ..., 0], slices[0, 7:17, 7:17] + 1)
+
+
+def test_two_hq_channels_move_with_lq_and_swap_at_random_per_sample(slices):
+    """HQ halves (n, H, W, 2): same crop/flip/rotation as LQ; channels swapped about half the time, seeded."""
+    hq = np.stack([-slices, 0.5 * slices], axis=-1)  # channel a = -lq, channel b = lq / 2, pixel by pixel
+    ds = pipeline.training_dataset(slices, hq, crop=8, batch_size=4, seed=5)
+    batches = _batches(ds, 25)
+    swapped = []
+    for a, b in batches:
+        assert a.shape == (4, 8, 8, 1) and b.shape == (4, 8, 8, 2) and b.dtype == np.float32
+        for lq_c, hq_c in zip(a[..., 0], b):
+            straight = np.array_equal(hq_c[..., 0], -lq_c) and np.array_equal(hq_c[..., 1], 0.5 * lq_c)
+            crossed = np.array_equal(hq_c[..., 1], -lq_c) and np.array_equal(hq_c[..., 0], 0.5 * lq_c)
+            assert straight != crossed  # aligned, and exactly one of the two orders
+            swapped.append(crossed)
+    assert 0.3 < np.mean(swapped) < 0.7
+    again = _batches(pipeline.training_dataset(slices, hq, crop=8, batch_size=4, seed=5), 25)
+    for (a1, b1), (a2, b2) in zip(batches, again):
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(b1, b2)
+    # one channel given as (n, H, W, 1) is the (n, H, W) stream, draw for draw
+    for (a1, b1), (a2, b2) in zip(_batches(pipeline.training_dataset(slices, slices[..., None], 8, 4, seed=5), 4),
+                                  _batches(pipeline.training_dataset(slices, slices, 8, 4, seed=5), 4)):
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(b1, b2)
+    # evaluation: channels stay in order
+    (a, b), = list(pipeline.evaluation_dataset(slices[:2], hq[:2], batch_size=2, crop=8).as_numpy_iterator())
+    assert b.shape == (2, 8, 8, 2)
+    np.testing.assert_array_equal(b[..., 0], -a[..., 0])
+    with pytest.raises(ValueError, match="channels"):
+        pipeline.training_dataset(slices, np.stack([slices] * 3, -1), 8, 4, seed=0)

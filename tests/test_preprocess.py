@@ -119,6 +119,27 @@ def test_none_is_linear(scan):
     assert P.normalise(np.array([0.0, 70000.0]), params).tolist() == [-1.0, 1.0]  # clipped
 
 
+def test_percentile_is_linear_robust_and_invertible_between_its_ends(scan):
+    vol, mask = scan
+    params = json.loads(json.dumps(P.fit_normalisation(vol, mask, method="percentile", percentiles=(1.0, 99.0))))
+    inside = vol[:, mask].astype(np.float64)
+    lo, hi = np.percentile(inside, [1.0, 99.0])
+    assert params["lo"] == pytest.approx(lo) and params["hi"] == pytest.approx(hi) and params["invertible"]
+    np.testing.assert_allclose(P.normalise(np.array([lo, (lo + hi) / 2, hi]), params), [-1, 0, 1], atol=1e-6)
+    u = P.normalise(vol, params)[:, mask]
+    assert np.mean(u == -1.0) == pytest.approx(0.01, abs=0.003) and np.mean(u == 1.0) == pytest.approx(0.01, abs=0.003)
+    # linear: the normalised mean of two values is the normalised value of their mean (Noise2Noise stays unbiased)
+    a, b = inside.ravel()[:1000], inside.ravel()[1000:2000]
+    between = (a > lo) & (a < hi) & (b > lo) & (b < hi)
+    np.testing.assert_allclose(((P.normalise(a, params) + P.normalise(b, params)) / 2)[between],
+                               P.normalise((a + b) / 2, params)[between], atol=1e-6)
+    back = P.denormalise(P.normalise(vol, params), params)[:, mask]
+    keep = (inside >= lo) & (inside <= hi)
+    assert np.abs(back[keep] - inside[keep]).max() <= 1.0
+    with pytest.raises(ValueError, match="percentiles"):
+        P.fit_normalisation(vol, mask, method="percentile", percentiles=(50, 10))
+
+
 def test_clahe_range_and_approximate_inverse(scan):
     vol, mask = scan
     params = P.fit_normalisation(vol, mask, method="clahe")

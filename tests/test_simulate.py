@@ -13,7 +13,8 @@ from indi4d.files import file_sha256
 from indi4d.io import read_volume
 from indi4d.presets import resolve
 
-FILES = ["lq.tif", "hq.tif", "truth_labels_hq.tif", "truth_mu_hq.tif"] + [
+FILES = ["lq.tif", "hq.tif", "hq_ideal.tif", "hq_half_a.tif", "hq_half_b.tif", "truth_labels_hq.tif",
+         "truth_mu_hq.tif"] + [
     f"insitu_t{k}{s}.tif" for k in range(3) for s in ("", "_labels")
 ]
 
@@ -199,6 +200,56 @@ def test_rings_appear_with_flat_field_errors_only():
     assert idx[True] > 5 * idx[False]
 
 
+def test_scan_products_ideal_is_the_noise_free_mean_and_halves_share_rings_not_noise():
+    """One scan, four reconstructions: ideal = mean of the scan; halves average to it; rings shared, noise not."""
+    mu, centre = sim.calibration_disc(64, 20.0, 0.08, n_slices=6)
+    kw = dict(n_angles=96, blur_sigma_nm=150.0, gain_nonuniformity=0.05, flat_field_error=0.01, seed=5)
+    out = sim.acquire_scan_products(mu, 100.0, dose=2000.0, products=sim.SCAN_PRODUCTS, **kw)
+    assert set(out) == set(sim.SCAN_PRODUCTS) and all(v.dtype == np.float32 for v in out.values())
+    # the same seed gives the same noisy scan whatever else is reconstructed
+    assert np.array_equal(out["scan"], sim.acquire_slices(mu, 100.0, dose=2000.0, **kw))
+    yy, xx = np.indices(out["scan"].shape[1:])
+    disc = np.hypot(yy - centre[0], xx - centre[1]) < 28
+    # FBP is linear and iradon divides by the number of angles: the halves average to the scan
+    assert np.abs((out["half_a"] + out["half_b"]) / 2 - out["scan"]).max() < 1e-5
+    # at infinite dose and without rings the scan is the ideal; the ideal does not depend on the dose
+    ideal_at_dose = sim.acquire_scan_products(mu, 100.0, dose=1e12, rings=False, products=("scan", "ideal"), **kw)
+    assert np.abs(ideal_at_dose["scan"] - ideal_at_dose["ideal"]).max() < 1e-3 * 0.08
+    assert np.array_equal(ideal_at_dose["ideal"], out["ideal"])
+    # the ideal is the scan's noise-free mean: the residual is zero-mean noise (and rings)
+    res = {k: out[k] - out["ideal"] for k in ("scan", "half_a", "half_b")}
+    assert abs(res["scan"][:, disc].mean()) < 0.1 * res["scan"][:, disc].std()
+    # each half has about twice the noise variance of the full scan
+    assert res["half_a"][:, disc].var() / res["scan"][:, disc].var() == pytest.approx(2.0, rel=0.2)
+    # rings (azimuthal means over 1-px radii, where noise averages out) are the same in both halves...
+    prof = {k: np.stack([sim.radial_profile(r, centre, bin_width=1.0, r_max=26)[1][2:] for r in res[k]])
+            for k in ("half_a", "half_b")}
+    assert np.corrcoef(prof["half_a"].ravel(), prof["half_b"].ravel())[0, 1] > 0.8
+    assert sim.ring_index(out["ideal"], centre, 2, 16) < 0.2 * sim.ring_index(out["half_a"], centre, 2, 16)
+    # ...while their pixel noise is independent: without rings the residuals are uncorrelated, with
+    # (strong) rings the shared part correlates them
+    no_rings = sim.acquire_scan_products(mu, 100.0, dose=2000.0, rings=False, products=sim.SCAN_PRODUCTS, **kw)
+    d_a, d_b = (no_rings[k] - no_rings["ideal"] for k in ("half_a", "half_b"))
+    assert abs(np.corrcoef(d_a[:, disc].ravel(), d_b[:, disc].ravel())[0, 1]) < 0.05
+    assert np.corrcoef(res["half_a"][:, disc].ravel(), res["half_b"][:, disc].ravel())[0, 1] > 0.1
+    with pytest.raises(ValueError, match="products"):
+        sim.acquire_scan_products(mu, 100.0, dose=10.0, products=("scan", "quarter"), **kw)
+    with pytest.raises(ValueError, match="halves"):
+        sim.acquire_scan_products(mu, 100.0, dose=10.0, products=("half_a",), **dict(kw, n_angles=95))
+
+
+def test_measured_psf_matches_the_calibration_and_the_optics():
+    psf = sim.measured_psf("tiny", seed=0, which="hq")
+    fwhm = sim.acquisition_characteristics("tiny", seed=0)["hq"]["fwhm_nm"]
+    assert psf["fwhm_nm"] == pytest.approx(fwhm)
+    assert psf["fwhm_nm"] == pytest.approx(2 * math.sqrt(2 * math.log(2)) * psf["sigma_nm"])
+    # detector blur, pixel box and the FBP filter: a little wider than the detector blur alone
+    assert psf["detector_blur_sigma_nm"] < psf["sigma_nm"] < 1.25 * psf["detector_blur_sigma_nm"]
+    assert "calibration disc" in psf["source"]
+    with pytest.raises(ValueError, match="which"):
+        sim.measured_psf("tiny", which="mq")
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="square"):
         sim.acquire_slices(np.zeros((2, 8, 10)), 100.0, n_angles=8, blur_sigma_nm=0, dose=10)
@@ -241,6 +292,11 @@ def test_files_shapes_and_meta_follow_the_contract(tiny_runs):
     stop = np.array(disk["hq_region_in_lq"]["stop_vox"])
     assert np.all(start >= 0) and np.all(stop <= lq.shape)
     assert np.array_equal(np.array(hq.shape), 2 * (stop - start))
+    for name in ("hq_ideal.tif", "hq_half_a.tif", "hq_half_b.tif"):
+        other, mo = read_volume(a / name)
+        assert other.shape == hq.shape and other.dtype == np.uint16 and mo["voxel_size_nm"] == 50.0
+    assert set(disk["psf"]["hq"]) >= {"sigma_nm", "fwhm_nm", "source"}
+    assert 100 < disk["psf"]["hq"]["sigma_nm"] < 200
     tl, _ = read_volume(a / "truth_labels_hq.tif")
     tm, _ = read_volume(a / "truth_mu_hq.tif")
     assert tl.dtype == np.uint8 and tm.dtype == np.float32 and tl.shape == tm.shape == hq.shape
@@ -265,6 +321,23 @@ def test_reruns_are_byte_identical_and_seeds_differ(tiny_runs):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "lq.tif").read_bytes() != (c / "lq.tif").read_bytes()
     assert json.loads((c / "meta.json").read_text())["seed"] == 1
+
+
+def test_ideal_and_halves_of_the_hq_scan_on_disk(tiny_runs):
+    """hq_ideal is hq without noise; the halves average to hq and their noise is uncorrelated."""
+    a = tiny_runs[0]
+    hq, ideal, half_a, half_b = (read_volume(a / f"{n}.tif")[0].astype(np.float64)
+                                 for n in ("hq", "hq_ideal", "hq_half_a", "hq_half_b"))
+    n = hq.shape[1]
+    disc = np.broadcast_to(np.hypot(*np.meshgrid(np.arange(n) - (n - 1) / 2, np.arange(n) - (n - 1) / 2,
+                                                 indexing="ij")) < n / 2 - 4, hq.shape)
+    noise = (hq - ideal)[disc]
+    assert abs(noise.mean()) < 0.05 * noise.std()  # the ideal is the noise-free mean of the scan
+    # mean of the halves = the full FBP, up to grey rounding (and a few pixels of a noisy half clipped at 0)
+    gap = np.abs((half_a + half_b) / 2 - hq)[disc]
+    assert np.median(gap) <= 1.0 and np.mean(gap > 1.0) < 0.005
+    assert abs(np.corrcoef((half_a - ideal)[disc], (half_b - ideal)[disc])[0, 1]) < 0.1
+    assert (half_a - ideal)[disc].std() > 1.2 * noise.std()
 
 
 def test_truth_volumes_carry_the_meta_misalignment(tiny_runs):

@@ -197,3 +197,76 @@ def test_cli_train(pairs, tmp_path, capsys):
     assert main(["train", str(pairs), str(tmp_path / "m"), "--preset", "tiny", "--epochs", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["epochs_done"] == 1 and (tmp_path / "m" / "model.keras").exists()
+
+
+def test_ema_weights_follow_the_recursion_and_differ_from_the_raw_ones():
+    from indi4d.training import Part, adam
+    from indi4d.training.checkpoints import averaged_weights
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    opt = adam(0.1, 10, 0.25, ema=0.5)
+    part = Part(net, opt)
+    part.build()
+    with averaged_weights([part]):  # no step yet: nothing to average, the weights stay
+        w0 = net.get_weights()[0].copy()
+    raw = []
+    for g in (1.0, -2.0):
+        opt.apply_gradients([(np.full((2, 1), g, np.float32), net.trainable_variables[0])])
+        raw.append(net.get_weights()[0].copy())
+    assert not np.allclose(raw[0], w0)
+    expected = 0.5 * raw[0] + 0.5 * raw[1]  # a_1 = w_1, a_2 = m a_1 + (1 - m) w_2
+    with averaged_weights([part]):
+        np.testing.assert_allclose(net.get_weights()[0], expected, rtol=1e-6)
+        assert np.abs(net.get_weights()[0] - raw[1]).max() > 1e-3
+    np.testing.assert_array_equal(net.get_weights()[0], raw[1])  # the raw weights are back, exactly
+    with pytest.raises(ValueError, match="ema"):
+        adam(0.1, 10, 0.25, ema=1.0)
+
+
+#: every new option away from its default, and whole 64 x 64 slices as crops
+OPTIONS = {"parametrisation": "residual", "head": "linear", "loss_weighting": "min_snr", "ema": 0.9, "eps": 0.01,
+           "noise_schedule": "brownian", "p_one": 1 / 3, "crop": 64, "val_crop": 64, "min_inside": 0.0}
+
+
+def test_new_options_resume_exactly_save_the_ema_weights_and_are_recorded(pairs, tmp_path):
+    from indi4d import inference
+    from indi4d.indi import indi_sample
+
+    whole = train_indi(pairs, tmp_path / "whole", overrides=OPTIONS, **SEED1)
+    part = train_indi(pairs, tmp_path / "split", max_steps=3, overrides=OPTIONS, **SEED1)
+    assert part["global_step"] == 3
+    rest = train_indi(pairs, tmp_path / "split", overrides=OPTIONS, **SEED1)
+    assert rest["resumed_from"] == 3 and rest["global_step"] == whole["global_step"] == 8
+    h1, h2 = _history(tmp_path / "whole"), _history(tmp_path / "split")
+    np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
+    w1, w2 = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    assert max(float(np.abs(a - b).max()) for a, b in zip(w1, w2)) < 1e-4
+    # model.keras holds the EMA weights, the last checkpoint the raw ones
+    ckpt = model_folder.checkpoints(tmp_path / "whole")[-1]
+    raw = keras.saving.load_model(tmp_path / "whole" / "model.keras", compile=False)
+    raw.load_weights(ckpt / "model.weights.h5")
+    assert max(float(np.abs(a - b).max()) for a, b in zip(w1, raw.get_weights())) > 1e-6
+    training = model_folder.read_config(tmp_path / "whole")["training"]
+    for key, value in OPTIONS.items():
+        assert training[key] == pytest.approx(value) if isinstance(value, float) else training[key] == value
+    assert training["target"] == "hq" and training["psf_sigma_nm"] is None
+    # the one prediction path loads it; the sampler reads the schedule and clips the linear head's result
+    enhancer = inference.load_enhancer(tmp_path / "whole", preset="tiny")
+    out = indi_sample(enhancer, np.full((1, 64, 64, 1), 0.99, np.float32), 3, eps=training["eps"], seed=0,
+                      stochastic=True)
+    assert out.shape == (1, 64, 64, 1) and np.all(np.abs(out) <= 1.0)
+    with pytest.raises(ValueError, match="other parameters"):  # a resume with another value is refused
+        train_indi(pairs, tmp_path / "split", overrides={**OPTIONS, "ema": 0.99}, **SEED1)
+
+
+def test_bad_option_values_are_refused_before_anything_is_written(pairs, tmp_path):
+    for key, value in (("head", "relu"), ("parametrisation", "v"), ("loss_weighting", "snr"), ("ema", 1.5),
+                       ("noise_schedule", "cosine"), ("target", "truth")):
+        with pytest.raises(ValueError, match=key):
+            train_indi(pairs, tmp_path / "m", preset="tiny", overrides={key: value}, progress=False)
+    assert not (tmp_path / "m").exists()
+    assert all(PRESETS[p][k] == v for p in PRESETS for k, v in
+               {"target": "hq", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+                "loss_weighting": "none", "ema": 0.0, "p_one": 0.1, "eps": 0.0, "noise_schedule": "linear"}.items())

@@ -9,7 +9,13 @@ The architecture follows the paper's description (Materials and methods of
 * few down-sampling blocks; the bottleneck instead stacks residual blocks of
   plain (dilation 1) and dilated convolutions, which widens the receptive field
   without losing resolution;
-* swish activations, ``tanh`` on the output;
+* swish activations, ``tanh`` on the output (``head="tanh"``, the paper's) or
+  none (``head="linear"``);
+* ``parametrisation="x"``: the network returns the restored image directly
+  (the paper's); ``"residual"``: it returns ``F = x_t - t g(x_t, t)``, where
+  the U-Net's output ``g`` estimates the velocity ``y - x`` (for the noise-free
+  blend ``x_t - t (y - x) = x``), so at small ``t`` each step only refines
+  ``x_t`` instead of re-drawing the whole image (:class:`ResidualParametrisation`);
 * the time ``t`` enters through a sin/cos embedding, a dense layer, and a
   per-block dense projection added inside every residual block;
 * the last up-sampling is a sub-pixel convolution (convolution to ``4 C``
@@ -19,15 +25,22 @@ The architecture follows the paper's description (Materials and methods of
 :func:`build_unet` returns a Keras 3 functional model with inputs
 ``[image (B, H, W, C), t (B,)]`` (or only ``image`` with
 ``time_embedding=False``, the form chapter 05 uses for its CNN/GAN baselines)
-and output ``(B, H, W, out_channels)`` in [-1, 1]. ``H`` and ``W`` may be any
+and output ``(B, H, W, out_channels)`` (in [-1, 1] for the default tanh head
+and x-parametrisation: :func:`output_is_bounded`). ``H`` and ``W`` may be any
 multiple of ``2 ** depth``.
 """
 
-import math
-
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
+
+from .network_layers import ICNR, DepthToSpace, ResidualParametrisation, SinusoidalTimeEmbedding
+
+__all__ = [
+    "HEADS", "ICNR", "PARAMETRISATIONS", "PRESETS", "DepthToSpace", "ResidualParametrisation",
+    "SinusoidalTimeEmbedding", "architecture_table", "build_unet", "conv_flops_per_pixel", "count_parameters",
+    "influence_radius", "output_is_bounded", "receptive_field",
+]
 
 #: Network sizes. ``tiny``: tests (thousands of parameters); ``default``: the
 #: book on two CPU cores (DESIGN.md section 8: base 16, one down block, dilated
@@ -41,101 +54,31 @@ PRESETS = {
 }
 
 
-@keras.saving.register_keras_serializable(package="indi4d")
-class ICNR(keras.initializers.Initializer):
-    """ICNR initialiser for a convolution followed by depth-to-space.
+#: ``head`` and ``parametrisation`` values of :func:`build_unet`.
+HEADS = ("tanh", "linear")
+PARAMETRISATIONS = ("x", "residual")
 
-    Draws a kernel for ``C = filters / scale**2`` output channels and repeats it
-    for each of the ``scale**2`` sub-pixel positions. After
-    ``depth_to_space(scale)`` every output pixel of a ``scale x scale`` block
-    then gets the same value: the layer starts as convolution + nearest-neighbour
-    up-sampling (Aitken et al. 2017, "Checkerboard artifact free sub-pixel
-    convolution").
+
+def output_is_bounded(network):
+    """True when a network's output is guaranteed in [-1, 1]: its last layer is a tanh convolution.
 
     Parameters
     ----------
-    scale : int
-        The depth-to-space block size.
-    initializer : str or keras.initializers.Initializer
-        Draws the base kernel.
-    seed : int, optional
-        Seed of the base initialiser.
+    network : keras.Model
+        e.g. from :func:`build_unet`.
+
+    Returns
+    -------
+    bool
+        False for a linear head or the residual parametrisation (whose output
+        the InDI sampler clips at its end), and for anything that is not a
+        Keras model.
     """
-
-    def __init__(self, scale=2, initializer="glorot_uniform", seed=None):
-        self.scale = int(scale)
-        self.initializer = keras.initializers.get(initializer)
-        if seed is not None and hasattr(self.initializer, "seed"):
-            self.initializer.seed = seed
-        self.seed = seed
-
-    def __call__(self, shape, dtype=None):
-        kh, kw, c_in, c_out = shape
-        n = self.scale**2
-        if c_out % n:
-            raise ValueError(f"ICNR: {c_out} output channels are not a multiple of scale**2 = {n}")
-        base = self.initializer((kh, kw, c_in, c_out // n), dtype=dtype)
-        # depth_to_space reads channel (dy * scale + dx) * C + c for sub-pixel (dy, dx):
-        # tiling the base kernel scale**2 times gives all sub-pixels channel c's kernel.
-        return ops.tile(base, (1, 1, 1, n))
-
-    def get_config(self):
-        return {
-            "scale": self.scale,
-            "initializer": keras.initializers.serialize(self.initializer),
-            "seed": self.seed,
-        }
-
-
-@keras.saving.register_keras_serializable(package="indi4d")
-class DepthToSpace(layers.Layer):
-    """Pixel shuffle: ``(B, H, W, C * s**2) -> (B, s H, s W, C)``."""
-
-    def __init__(self, block_size=2, **kwargs):
-        super().__init__(**kwargs)
-        self.block_size = int(block_size)
-
-    def call(self, x):
-        return ops.depth_to_space(x, self.block_size)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        s = self.block_size
-        return (b, None if h is None else h * s, None if w is None else w * s, c // (s * s))
-
-    def get_config(self):
-        return {**super().get_config(), "block_size": self.block_size}
-
-
-@keras.saving.register_keras_serializable(package="indi4d")
-class SinusoidalTimeEmbedding(layers.Layer):
-    """sin/cos embedding of a scalar time per sample, as in Transformers and DDPM.
-
-    ``emb(t) = [sin(s t w_k), cos(s t w_k)]``, ``w_k = max_period ** (-k / (dim/2))``,
-    ``k = 0 .. dim/2 - 1``; ``s = scale`` stretches t in [0, 1] over many periods.
-
-    Input ``(B,)`` float32; output ``(B, dim)`` float32.
-    """
-
-    def __init__(self, dim=64, scale=1000.0, max_period=10000.0, **kwargs):
-        super().__init__(**kwargs)
-        if dim % 2:
-            raise ValueError(f"SinusoidalTimeEmbedding: dim must be even, got {dim}")
-        self.dim = int(dim)
-        self.scale = float(scale)
-        self.max_period = float(max_period)
-
-    def call(self, t):
-        half = self.dim // 2
-        freqs = ops.exp(-math.log(self.max_period) * ops.arange(half, dtype="float32") / half)
-        angles = self.scale * ops.reshape(ops.cast(t, "float32"), (-1, 1)) * ops.reshape(freqs, (1, -1))
-        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.dim)
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "scale": self.scale, "max_period": self.max_period}
+    if not isinstance(network, keras.Model) or not network.layers:
+        return False
+    last = network.layers[-1]
+    activation = getattr(last, "activation", None)
+    return isinstance(last, layers.Conv2D) and getattr(activation, "__name__", "") == "tanh"
 
 
 def _conv(filters, kernel, name, dilation=1, strides=1, activation=None, initializer="glorot_uniform"):
@@ -174,6 +117,8 @@ def build_unet(
     subpixel_init="icnr",
     seed=None,
     name="indi_unet",
+    head="tanh",
+    parametrisation="x",
 ):
     """Build the InDI U-Net.
 
@@ -206,13 +151,22 @@ def build_unet(
         are reproducible.
     name : str
         Model name.
+    head : {"tanh", "linear"}
+        Activation of the last 7x7 convolution: ``tanh`` (output in [-1, 1],
+        the paper's) or none.
+    parametrisation : {"x", "residual"}
+        ``"x"``: the output is the last convolution's. ``"residual"``: the
+        last convolution gives ``g`` and the model returns ``x_t - t g``
+        (:class:`ResidualParametrisation`; ``image - g`` without time input);
+        needs ``in_channels == out_channels``.
 
     Returns
     -------
     keras.Model
         Inputs ``image`` (B, H, W, in_channels) float32 and, with
         ``time_embedding``, ``t`` (B,) float32 in [0, 1]; output
-        (B, H, W, out_channels) float32 in [-1, 1].
+        (B, H, W, out_channels) float32, in [-1, 1] for ``head="tanh"`` with
+        ``parametrisation="x"`` (:func:`output_is_bounded`).
     """
     if int(depth) < 1:
         raise ValueError(f"build_unet: depth must be >= 1, got {depth}")
@@ -222,6 +176,13 @@ def build_unet(
         raise ValueError(f"build_unet: dilations must be positive integers, got {dilations}")
     if subpixel_init not in ("icnr", "random"):
         raise ValueError(f"build_unet: subpixel_init must be 'icnr' or 'random', got {subpixel_init!r}")
+    if head not in HEADS:
+        raise ValueError(f"build_unet: head must be one of {HEADS}, got {head!r}")
+    if parametrisation not in PARAMETRISATIONS:
+        raise ValueError(f"build_unet: parametrisation must be one of {PARAMETRISATIONS}, got {parametrisation!r}")
+    if parametrisation == "residual" and int(in_channels) != int(out_channels):
+        raise ValueError(f"build_unet: the residual parametrisation needs in_channels == out_channels, got "
+                         f"{in_channels} and {out_channels}")
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
 
@@ -262,7 +223,10 @@ def build_unet(
         for b in range(blocks_per_level):
             x = _residual_block(x, temb, filters[level], f"up{level}_res{b}")
 
-    out = _conv(out_channels, 7, "head_7x7", activation="tanh")(x)
+    out = _conv(out_channels, 7, "head_7x7", activation="tanh" if head == "tanh" else None)(x)
+    if parametrisation == "residual":
+        # the head estimates the velocity g ~ y - x; F = x_t - t g (t = 1 without time input)
+        out = ResidualParametrisation(name="residual_x_t_minus_t_g")(inputs + [out])
     model = keras.Model(inputs if time_embedding else image, out, name=name)
     return model
 

@@ -4,7 +4,10 @@ Files (names from :data:`indi4d.runs.FILES` ``["pairs"]``):
 
 - ``pairs.npz``: ``lq`` and ``hq`` float32 (S, H, W) in [-1, 1], ``mask`` bool
   (H, W) (reconstruction disc), ``z`` int (S,) slice index in the HQ volume,
-  ``split`` str (S,) in :data:`SPLITS`;
+  ``split`` str (S,) in :data:`SPLITS`; optionally ``hq_a`` and ``hq_b``
+  float32 (S, H, W), two independent reconstructions of the HQ scan (the
+  Noise2Inverse halves, ``indi4d register --hq-halves``) on HQ's grid with
+  HQ's mask and normalisation;
 - ``phi.json``: the registration report (:func:`indi4d.registration.register_volumes`);
 - ``normalisation.json``: ``{"lq": params, "hq": params}`` for
   :func:`indi4d.preprocess.normalise` / :func:`indi4d.preprocess.denormalise`;
@@ -30,6 +33,9 @@ SPLITS = ("train", "val", "test")
 
 #: The arrays of ``pairs.npz``.
 ARRAYS = ("lq", "hq", "mask", "z", "split")
+
+#: Optional arrays of ``pairs.npz``: the two HQ halves (written together or not at all).
+HALVES = ("hq_a", "hq_b")
 
 #: The JSON files of a pairs folder: key of ``runs.FILES["pairs"]`` -> what it holds (for messages).
 _JSON = {"phi": "the registration report", "normalisation": "the grey-value normalisation",
@@ -68,8 +74,11 @@ def write_registration_report(pairs_dir, report):
     return write_json(pairs_file(pairs_dir, "phi"), report)
 
 
-def _checked_arrays(lq, hq, mask, z, split):
+def _checked_arrays(lq, hq, mask, z, split, hq_a=None, hq_b=None):
     """The pairs as the dtypes ``pairs.npz`` stores, or ValueError saying what is wrong."""
+    if (hq_a is None) != (hq_b is None):
+        raise ValueError("save_pairs: give both HQ halves hq_a and hq_b, or neither")
+    halves = {} if hq_a is None else {"hq_a": np.asarray(hq_a, np.float32), "hq_b": np.asarray(hq_b, np.float32)}
     lq, hq = np.asarray(lq, np.float32), np.asarray(hq, np.float32)
     mask, z, split = np.asarray(mask, bool), np.asarray(z, np.int64), np.asarray(split).astype("<U5")
     if lq.ndim != 3 or lq.shape != hq.shape:
@@ -78,13 +87,16 @@ def _checked_arrays(lq, hq, mask, z, split):
         raise ValueError("save_pairs: mask must be (H, W), z and split (S,)")
     if not set(split.tolist()) <= set(SPLITS):
         raise ValueError(f"save_pairs: split labels must be in {SPLITS}, got {sorted(set(split.tolist()))}")
-    for name, a in (("lq", lq), ("hq", hq)):
+    for name, a in halves.items():
+        if a.shape != hq.shape:
+            raise ValueError(f"save_pairs: {name} {a.shape} must have the shape of hq {hq.shape}")
+    for name, a in (("lq", lq), ("hq", hq), *halves.items()):
         if not np.all(np.isfinite(a)) or a.min() < -1.0 or a.max() > 1.0:
             raise ValueError(f"save_pairs: {name} must be finite and in [-1, 1]")
-    return {"lq": lq, "hq": hq, "mask": mask, "z": z, "split": split}
+    return {"lq": lq, "hq": hq, "mask": mask, "z": z, "split": split, **halves}
 
 
-def save_pairs(pairs_dir, lq, hq, mask, z, split, phi, normalisation, provenance):
+def save_pairs(pairs_dir, lq, hq, mask, z, split, phi, normalisation, provenance, hq_a=None, hq_b=None):
     """Write a ``pairs`` folder: ``pairs.npz``, ``phi.json``, ``normalisation.json``, ``pairs.json``.
 
     Every file is written atomically; the files of an earlier run are removed
@@ -109,13 +121,16 @@ def save_pairs(pairs_dir, lq, hq, mask, z, split, phi, normalisation, provenance
         ``{"lq": params, "hq": params}``.
     provenance : dict
         Written as ``pairs.json``.
+    hq_a, hq_b : ndarray, float32, shape (S, H, W), optional
+        Two independent reconstructions of the HQ scan (Noise2Inverse halves),
+        normalised with HQ's parameters, in [-1, 1]; stored as ``hq_a`` and ``hq_b``.
 
     Returns
     -------
     Path
         ``pairs_dir``.
     """
-    arrays = _checked_arrays(lq, hq, mask, z, split)
+    arrays = _checked_arrays(lq, hq, mask, z, split, hq_a, hq_b)
     pairs_dir = Path(pairs_dir)
     pairs_dir.mkdir(parents=True, exist_ok=True)
     discard_pairs(pairs_dir)
@@ -171,18 +186,61 @@ def load_pairs(pairs_dir, split):
         return data["lq"][keep].astype(np.float32), data["hq"][keep].astype(np.float32)
 
 
+def has_hq_halves(pairs_dir):
+    """Whether a pairs folder holds the two HQ halves (``hq_a``, ``hq_b`` in ``pairs.npz``)."""
+    _, data = _open_pairs(pairs_dir)
+    with data:
+        return set(HALVES) <= set(data.files)
+
+
+def load_hq_halves(pairs_dir, split):
+    """Load the two HQ halves (Noise2Inverse reconstructions) of one split.
+
+    Parameters
+    ----------
+    pairs_dir : str or Path
+        A folder written by :func:`save_pairs` with ``hq_a`` and ``hq_b``
+        (``indi4d register ... --hq-halves A B``).
+    split : {"train", "val", "test", "all"}
+
+    Returns
+    -------
+    hq_a, hq_b : ndarray, float32, shape (n, H, W)
+        In [-1, 1] (HQ's normalisation), the same slices in the same order as
+        :func:`load_pairs` returns.
+
+    Raises
+    ------
+    ValueError
+        The folder has no halves: the message names ``pairs.npz`` and says how to make them.
+    """
+    if split not in SPLITS + ("all",):
+        raise ValueError(f"load_hq_halves: unknown split {split!r}; expected one of {SPLITS + ('all',)}")
+    path, data = _open_pairs(pairs_dir)
+    with data:
+        if not set(HALVES) <= set(data.files):
+            raise ValueError(
+                f"{path}: no HQ halves (arrays {list(HALVES)}); register with two independent HQ reconstructions, "
+                "e.g. `indi4d register LQ HQ OUT --hq-halves hq_half_a.tif hq_half_b.tif` "
+                "(register_scans(..., hq_halves=(a, b))), or train on target='hq'")
+        keep = np.ones(data["split"].shape, bool) if split == "all" else data["split"] == split
+        return data["hq_a"][keep].astype(np.float32), data["hq_b"][keep].astype(np.float32)
+
+
 def load_pairs_info(pairs_dir):
     """Load the mask, slice indices and split labels of a ``pairs`` folder.
 
     Returns
     -------
     dict
-        ``mask`` bool (H, W), ``z`` int (S,), ``split`` str (S,), and the parsed
+        ``mask`` bool (H, W), ``z`` int (S,), ``split`` str (S,), ``hq_halves``
+        (bool: ``pairs.npz`` holds ``hq_a`` and ``hq_b``), and the parsed
         ``phi``, ``normalisation`` and ``provenance`` JSON files.
     """
     _, data = _open_pairs(pairs_dir)
     with data:
-        info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str)}
+        info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str),
+                "hq_halves": set(HALVES) <= set(data.files)}
     for key, what in _JSON.items():
         info[key] = read_json(pairs_file(pairs_dir, key), what)
     return info

@@ -6,6 +6,12 @@ stream is a pure function of ``seed``: every random draw of element ``i`` uses
 the stateless seed ``(seed, i)``, so the same seed gives the same batches in
 the same order, whatever the parallelism.
 
+HQ may carry a channel axis, (n, H, W, 2): two independent HQ targets of the
+same slices (the Noise2Inverse halves). Channel 0 is the image InDI builds
+``x_t`` from and channel 1 the loss target (Noise2Noise); the training stream
+swaps the two at random per sample (a seeded draw), so each half is the target
+half of the time.
+
 TensorFlow is imported inside the functions, so importing this module is cheap.
 """
 
@@ -20,11 +26,16 @@ PRESETS = {
 
 
 def _check_pairs(lq, hq, what="training_dataset"):
+    """Both stacks as float32, HQ with a channel axis (n, H, W, c), c in {1, 2}; ValueError if they do not pair."""
     lq, hq = np.asarray(lq), np.asarray(hq)
-    if lq.ndim != 3 or hq.ndim != 3:
-        raise ValueError(f"{what}: lq and hq must be (n, H, W) stacks of slices, got shapes {lq.shape} and {hq.shape}")
-    if lq.shape != hq.shape:
-        raise ValueError(f"{what}: lq {lq.shape} and hq {hq.shape} must have the same shape")
+    if lq.ndim != 3 or hq.ndim not in (3, 4):
+        raise ValueError(f"{what}: lq must be an (n, H, W) stack and hq (n, H, W) or (n, H, W, 2), got shapes "
+                         f"{lq.shape} and {hq.shape}")
+    if hq.ndim == 3:
+        hq = hq[..., None]
+    if lq.shape != hq.shape[:3] or hq.shape[3] not in (1, 2):
+        raise ValueError(f"{what}: lq {lq.shape} and hq {hq.shape} must have the same shape (n, H, W), hq with 1 or "
+                         "2 channels")
     if lq.shape[0] == 0:
         raise ValueError(f"{what}: no slices")
     for name, a in (("lq", lq), ("hq", hq)):
@@ -83,8 +94,11 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
 
     Parameters
     ----------
-    lq, hq : ndarray, float32, shape (n, H, W)
-        Paired slices in [-1, 1] (:func:`indi4d.pairs.load_pairs`).
+    lq : ndarray, float32, shape (n, H, W)
+        LQ slices in [-1, 1] (:func:`indi4d.pairs.load_pairs`).
+    hq : ndarray, float32, shape (n, H, W) or (n, H, W, 2)
+        Their HQ targets; with two channels (two independent HQ halves) the
+        channels are swapped at random per sample (seeded).
     crop : int
         Side of the square crops, pixels.
     batch_size : int
@@ -98,7 +112,8 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
     Returns
     -------
     tf.data.Dataset
-        Yields ``(lq, hq)``, each float32 of shape (batch_size, crop, crop, 1);
+        Yields ``(lq, hq)`` float32, lq (batch_size, crop, crop, 1) and hq
+        (batch_size, crop, crop, c) with c the channels of ``hq`` (1 or 2);
         infinite (it repeats): take ``steps_per_epoch`` batches per epoch.
     """
     lq, hq = _check_pairs(lq, hq)
@@ -107,15 +122,16 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
     origins = crop_origins(lq.shape[1:], crop, mask, min_inside)
     import tensorflow as tf
 
-    crop, n = int(crop), lq.shape[0]
-    # LQ and HQ as the two channels of one tensor: every op below moves them together
-    stack = tf.constant(np.stack([lq, hq], axis=-1))
+    crop, n, c = int(crop), lq.shape[0], hq.shape[-1]
+    # LQ and HQ as the channels of one tensor: every op below moves them together
+    stack = tf.constant(np.concatenate([lq[..., None], hq], axis=-1))
     origins_t = tf.constant(origins)
     n_origins = origins.shape[0]
     base = tf.constant(int(seed), tf.int64)
 
     def sample(i):
-        seeds = tf.random.experimental.stateless_split(tf.stack([base, i]), num=5)
+        # a sixth draw (the swap of two HQ channels) only when there are two: one-channel streams are unchanged
+        seeds = tf.random.experimental.stateless_split(tf.stack([base, i]), num=5 if c == 1 else 6)
 
         def draw(k, hi):
             return tf.random.stateless_uniform([], seed=seeds[k], minval=0, maxval=hi, dtype=tf.int32)
@@ -125,8 +141,11 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
         pair = tf.cond(draw(2, 2) > 0, lambda: tf.reverse(pair, [1]), lambda: pair)  # left-right
         pair = tf.cond(draw(3, 2) > 0, lambda: tf.reverse(pair, [0]), lambda: pair)  # up-down
         pair = tf.image.rot90(pair, k=draw(4, 4))
-        pair = tf.ensure_shape(pair, [crop, crop, 2])
-        return pair[..., :1], pair[..., 1:]
+        pair = tf.ensure_shape(pair, [crop, crop, 1 + c])
+        target = pair[..., 1:]
+        if c == 2:  # Noise2Noise: either half builds x_t, the other is the target
+            target = tf.cond(draw(5, 2) > 0, lambda: tf.reverse(target, [-1]), lambda: target)
+        return pair[..., :1], target
 
     ds = tf.data.Dataset.counter(dtype=tf.int64)
     ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -138,7 +157,9 @@ def evaluation_dataset(lq, hq, batch_size=1, crop=None):
 
     Parameters
     ----------
-    lq, hq : ndarray, float32, shape (n, H, W)
+    lq : ndarray, float32, shape (n, H, W)
+    hq : ndarray, float32, shape (n, H, W) or (n, H, W, 2)
+        With two channels they stay in order (no swap).
     batch_size : int
     crop : int, optional
         Take the centred ``crop`` x ``crop`` window of each slice; default whole slices.
@@ -146,7 +167,7 @@ def evaluation_dataset(lq, hq, batch_size=1, crop=None):
     Returns
     -------
     tf.data.Dataset
-        Yields ``(lq, hq)`` float32 of shape (B, crop, crop, 1) (last batch may be smaller).
+        Yields ``(lq, hq)`` float32, lq (B, crop, crop, 1) and hq (B, crop, crop, c) (last batch may be smaller).
     """
     lq, hq = _check_pairs(lq, hq, "evaluation_dataset")
     if crop is not None:
@@ -158,5 +179,5 @@ def evaluation_dataset(lq, hq, batch_size=1, crop=None):
         lq, hq = lq[:, y0 : y0 + crop, x0 : x0 + crop], hq[:, y0 : y0 + crop, x0 : x0 + crop]
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((lq[..., None], hq[..., None]))
+    ds = tf.data.Dataset.from_tensor_slices((lq[..., None], hq))
     return ds.batch(int(batch_size))

@@ -6,7 +6,8 @@ The steps, in the order :func:`indi4d.registration.register_scans` runs them:
 2. :func:`disc_mask` / :func:`estimate_disc_radius` -- the reconstruction disc of
    every xy slice; outside it a filtered back-projection has no data.
 3. :func:`fit_normalisation` / :func:`normalise` / :func:`denormalise` --
-   histogram equalisation (none, global or CLAHE) and scaling to [-1, 1], with
+   histogram equalisation (none, global or CLAHE) or a linear robust scaling
+   (percentile) to [-1, 1], with
    the statistics kept in a JSON-serialisable dict so network outputs map back
    to grey values.
 4. :func:`split_slices` -- train/val/test split by contiguous blocks of z slices.
@@ -29,7 +30,7 @@ import scipy.ndimage as ndi
 from .pairs import SPLITS, load_pairs, load_pairs_info, save_pairs  # noqa: F401
 
 #: The equalisation methods :func:`fit_normalisation` knows.
-EQUALISATIONS = ("none", "global", "clahe")
+EQUALISATIONS = ("none", "global", "clahe", "percentile")
 
 #: Largest number of voxels used to fit a normalisation (a regular stride
 #: subsample above it: deterministic, no random numbers involved).
@@ -194,7 +195,8 @@ def _quantile_table(values, n_quantiles):
     return unique.tolist(), (2.0 * level - 1.0).tolist()
 
 
-def fit_normalisation(volume, mask=None, method="global", n_quantiles=1024, clahe_kernel=None, clahe_clip=0.01):
+def fit_normalisation(volume, mask=None, method="global", n_quantiles=1024, clahe_kernel=None, clahe_clip=0.01,
+                      percentiles=(0.1, 99.9)):
     """Fit the map from grey values to [-1, 1] on the voxels inside a mask.
 
     Parameters
@@ -214,12 +216,19 @@ def fit_normalisation(volume, mask=None, method="global", n_quantiles=1024, clah
         equalisation per xy slice (``skimage.exposure.equalize_adapthist``).
         CLAHE is local, so its inverse is only approximate: a quantile table of
         CLAHE output against input grey values (``"invertible": false``).
+        ``"percentile"``: linear, the ``percentiles[0]`` % quantile -> -1 and
+        the ``percentiles[1]`` % quantile -> +1, values beyond clipped; exactly
+        invertible in between. Being linear it commutes with averaging
+        (``E f(x) = f(E x)`` away from the clipped tails), which Noise2Noise
+        targets need and an equalisation breaks.
     n_quantiles : int
         Size of the quantile table (``"global"``, ``"clahe"``).
     clahe_kernel : int, optional
         CLAHE tile size in pixels; default 1/8 of the slice (skimage's default).
     clahe_clip : float
         CLAHE clip limit in (0, 1].
+    percentiles : (float, float)
+        Lower and upper percentiles (``"percentile"``), 0 <= lo < hi <= 100.
 
     Returns
     -------
@@ -233,6 +242,15 @@ def fit_normalisation(volume, mask=None, method="global", n_quantiles=1024, clah
     values = _masked_values(volume, mask, what="fit_normalisation")
     lo, hi = float(values.min()), float(values.max())
     params = {"method": method, "lo": lo, "hi": hi, "invertible": method != "clahe", "n_fit_voxels": int(values.size)}
+    if method == "percentile":
+        q_lo, q_hi = (float(q) for q in percentiles)
+        if not 0.0 <= q_lo < q_hi <= 100.0:
+            raise ValueError(f"fit_normalisation: percentiles must satisfy 0 <= lo < hi <= 100, got {percentiles}")
+        stride = max(1, values.size // _MAX_FIT_SAMPLES)
+        lo, hi = (float(v) for v in np.percentile(values[::stride], [q_lo, q_hi]))
+        # lo -> -1, hi -> +1: u = 2 (x - lo) / (hi - lo) - 1 (the "none" map with robust ends)
+        params.update({"lo": lo, "hi": hi, "percentiles": [q_lo, q_hi], "min": float(values.min()),
+                       "max": float(values.max())})
     if method == "global":
         grey, level = _quantile_table(values, n_quantiles)
         params["quantiles"] = {"grey": grey, "level": level}
@@ -301,7 +319,9 @@ def denormalise(array, params):
 
     Exact (up to float32 rounding) for ``"none"`` and ``"global"``: for every
     value inside the fitted range, ``denormalise(normalise(x)) == x`` within one
-    grey level. For ``"clahe"`` the inverse is a global approximation.
+    grey level; for ``"percentile"`` the same between its two percentiles
+    (values beyond them were clipped). For ``"clahe"`` the inverse is a global
+    approximation.
 
     Parameters
     ----------
@@ -317,7 +337,7 @@ def denormalise(array, params):
     """
     _check_params(params)
     u = np.clip(np.asarray(array, dtype=np.float64), -1.0, 1.0)
-    if params["method"] == "none":
+    if params["method"] in ("none", "percentile"):
         # x = lo + (u + 1) / 2 * (hi - lo)
         x = params["lo"] + (u + 1.0) / 2.0 * (params["hi"] - params["lo"])
     else:

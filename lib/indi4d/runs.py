@@ -7,6 +7,8 @@ A run folder holds one sub-folder per stage::
     RUN_DIR/model/      chapter 04: the trained InDI network (a model folder)
     RUN_DIR/baselines/  chapter 05: CNN and GAN baselines (model folders cnn/ and gan/)
     RUN_DIR/eval/       chapter 05: metrics
+    RUN_DIR/ablation/   chapter 04: one short InDI run per training change, and ablation.json
+    RUN_DIR/insitu/     chapter 06: the in situ series enhanced, and its metrics
     RUN_DIR/figures/    PNG copies of every chapter figure
 
 This module is the one place that knows the file names inside each stage
@@ -24,6 +26,8 @@ STAGES = {
     "model": ("model", "04_training"),
     "baselines": ("baselines", "05_evaluation"),
     "eval": ("eval", "05_evaluation"),
+    "insitu": ("insitu", "06_insitu"),
+    "ablation": ("ablation", "04_training"),
     "figures": ("figures", None),
 }
 
@@ -32,6 +36,10 @@ FILES = {
     "data": {
         "lq": "lq.tif", "hq": "hq.tif", "meta": "meta.json",
         "truth_labels_hq": "truth_labels_hq.tif", "truth_mu_hq": "truth_mu_hq.tif",
+        # the HQ scan at infinite dose without rings (same optics, same motion): the ceiling of HQ targets
+        "hq_ideal": "hq_ideal.tif",
+        # two independent HQ reconstructions of the same scan, odd and even projection angles (Noise2Inverse)
+        "hq_half_a": "hq_half_a.tif", "hq_half_b": "hq_half_b.tif",
         **{f"insitu_t{k}": f"insitu_t{k}.tif" for k in range(3)},
         **{f"insitu_t{k}_labels": f"insitu_t{k}_labels.tif" for k in range(3)},
     },
@@ -42,6 +50,8 @@ FILES = {
               "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json"},
     "baselines": {"cnn": "cnn", "gan": "gan"},
     "eval": {"metrics": "metrics.json"},
+    "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},
+    "ablation": {"results": "ablation.json"},
     "figures": {},
 }
 

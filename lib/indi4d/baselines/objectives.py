@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ..indi import split_target
 from ..training.checkpoints import Part, restore_state, write_state
 from ..training.single_network import adam, start_run
 from ..training.loop import Method, run_loop
@@ -30,14 +31,18 @@ def regression_objective(loss="mae"):
     -------
     callable
         ``objective(network, lq, hq, seed, training)`` -> scalar float32 tensor;
-        ``seed`` is unused (a direct regressor has no randomness).
+        ``seed`` is unused (a direct regressor has no randomness). ``hq`` is
+        (B, H, W, 1) or (B, H, W, 2); with two channels (independent HQ
+        halves) the target ``x`` is channel 1 (:func:`indi4d.indi.split_target`),
+        the input is always ``lq``.
     """
     if loss not in ("mae", "mse"):
         raise ValueError(f"regression_objective: loss must be 'mae' or 'mse', got {loss!r}")
 
     def objective(network, lq, hq, seed, training):
         del seed
-        err = network(lq, training=training) - tf.cast(hq, tf.float32)
+        _, target = split_target(hq)  # two channels: the target is channel 1
+        err = network(lq, training=training) - target
         return tf.reduce_mean(tf.abs(err)) if loss == "mae" else tf.reduce_mean(tf.square(err))
 
     return objective
@@ -89,7 +94,8 @@ def gan_method(generator, discriminator, g_opt, d_opt, l1_weight=100.0):
     ``(lq, G(lq))`` (generated) and the generator on ``adv + l1_weight L1``
     (:func:`gan_losses`), both from the same forward pass. The validation loss
     is the mean ``|G(lq) - hq|``. Neither draws random numbers, so the step
-    seed is unused.
+    seed is unused. With a two-channel ``hq`` (independent HQ halves) the
+    real image and the L1 target are channel 1 (:func:`indi4d.indi.split_target`).
 
     Parameters
     ----------
@@ -112,6 +118,7 @@ def gan_method(generator, discriminator, g_opt, d_opt, l1_weight=100.0):
 
     def train_step(lq, hq, step_seed):
         del step_seed
+        _, hq = split_target(hq)  # two channels: the target is channel 1
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = generator(lq, training=True)
             d_real = discriminator([lq, hq], training=True)
@@ -125,7 +132,8 @@ def gan_method(generator, discriminator, g_opt, d_opt, l1_weight=100.0):
 
     def val_loss(lq, hq, val_seed):
         del val_seed
-        return tf.reduce_mean(tf.abs(generator(lq, training=False) - hq))
+        _, target = split_target(hq)
+        return tf.reduce_mean(tf.abs(generator(lq, training=False) - target))
 
     return Method(parts=gan_parts(generator, discriminator, g_opt, d_opt), train_step=train_step,
                   val_loss=val_loss, terms=GAN_TERMS, show=(("g_l1", "l1"), ("d_loss", "d")), desc="GAN training")

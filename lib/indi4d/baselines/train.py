@@ -38,6 +38,7 @@ def _config(kind, preset, seed, pairs_dir, budget, p, minutes):
                                    "pct_start")}
     return {"baseline": kind, "preset": preset, "seed": seed, "pairs_dir": str(Path(pairs_dir).resolve()),
             "network": budget["network"], "indi_budget": indi,
+            "target": {"target": budget.get("target", "hq"), "psf_sigma_nm": budget.get("psf_sigma_nm")},
             "budget": {"factor": p["budget_factor"], "minutes": minutes},
             "normalisation": "normalisation.json"}
 
@@ -65,7 +66,9 @@ def _train_baseline(kind, pairs_dir, model_dir, budget, p, config, seed, minutes
     stored = _reusable(model_dir, config)
     if stored is not None:
         return dict(stored, reused=True)
-    slices = load_training_slices(pairs_dir, int(budget["crop"]))
+    # InDI's targets (the HQ scan, or two HQ halves: then the target is channel 1)
+    slices = load_training_slices(pairs_dir, int(budget["crop"]), target=budget.get("target", "hq"),
+                                  psf_sigma_nm=budget.get("psf_sigma_nm"))
     epochs, steps_per_epoch = int(budget["epochs"]), int(budget["steps_per_epoch"])
     factor = 2 ** int(budget["network"]["depth"])
     # the very batches InDI saw: its seed, crops and epochs
@@ -97,7 +100,9 @@ def train_cnn(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
         configuration is reused, an unfinished one resumed, another one
         refused (folder unchanged) unless ``restart``.
     budget : dict
-        :func:`indi_budget` of the InDI run to match.
+        :func:`indi_budget` of the InDI run to match; optional ``target`` and
+        ``psf_sigma_nm`` (InDI's targets, default ``"hq"``: with two HQ halves
+        the batches' ``hq`` has two channels and the target is channel 1).
     preset : {"tiny", "default", "paper"}
         :data:`PRESETS` entry; ``**overrides`` replace single parameters.
     seed : int, optional
@@ -197,6 +202,9 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
     indi_dir = runs.require_artifact(run_dir, "model", "config").parent
     budget = indi_budget(indi_dir)
+    indi_training = model_folder.read_config(indi_dir)["training"]
+    for key, default in (("target", "hq"), ("psf_sigma_nm", None)):  # InDI's targets, for the same batches
+        budget.setdefault(key, indi_training.get(key, default))
     out = runs.stage_dir(run_dir, "baselines", create=True)
     kw = dict(seed=seed, minutes=minutes, progress=progress, restart=restart)
     cnn = train_cnn(pairs_dir, out / runs.file_name("baselines", "cnn"), budget, preset, **kw)

@@ -5,7 +5,7 @@ from .common import add_parser, add_preset, announce_preset, print_json, who
 
 #: Expected time of ``indi4d register`` per preset (chapter 02's measurements).
 REGISTER_TIMES = {
-    "tiny": "seconds (32-64^3 volumes, too small and noisy for spam to converge)",
+    "tiny": "seconds (32-64^3 volumes, too small and noisy to register: refused with advice unless --allow-unconverged)",
     "default": "about 10-30 s on 2 CPU cores (128^3 LQ voxels)",
     "paper": "a large machine (2048^3 HQ voxels)",
 }
@@ -14,7 +14,7 @@ REGISTER_TIMES = {
 def _cmd_register(args):
     from ..runs import FILES
 
-    check_output(args.out_dir, [args.lq, args.hq, args.meta], kind="folder", who=who(args))
+    check_output(args.out_dir, [args.lq, args.hq, args.meta, *(args.hq_halves or [])], kind="folder", who=who(args))
     # pairs.json (the provenance) tells an earlier pairs folder; pairs.npz alone is too common a name
     check_folder_is_ours(args.out_dir, [FILES["pairs"]["provenance"]], "pairs", who=who(args))
     announce_preset(args, REGISTER_TIMES)
@@ -24,7 +24,7 @@ def _cmd_register(args):
     # unless --allow-unconverged is given
     phi = register_scans(
         args.lq, args.hq, args.out_dir, meta_path=args.meta, preset=args.preset, seed=args.seed,
-        allow_unconverged=args.allow_unconverged, hq_start_vox=args.hq_start,
+        allow_unconverged=args.allow_unconverged, hq_start_vox=args.hq_start, hq_halves=args.hq_halves,
     )
     keys = ("translation_vox", "rotation_deg", "zoom", "status", "converged", "iterations",
             "residual_before", "residual_after", "error_vs_applied")
@@ -34,6 +34,7 @@ def _cmd_register(args):
 REGISTER_HELP = """\
 Upscale the LQ scan x2, register it onto the HQ scan with spam, and write the registered,
 normalised slice pairs (pairs.npz, phi.json, normalisation.json, pairs.json) into OUT_DIR.
+With --hq-halves A B, two independent HQ reconstructions (same grid as HQ) are stored too.
 LQ and HQ: TIFF (file or folder of slices), HDF5 (file.h5:/dataset) or zarr.
 OUT_DIR must be new, empty, or an earlier pairs folder, and not hold an input.
 """
@@ -51,6 +52,10 @@ def add_parsers(sub):
                         "then --hq-start, or a search)")
     p.add_argument("--hq-start", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
                    help="coarse start of the HQ region inside LQ, in LQ voxels (default: from --meta)")
+    p.add_argument("--hq-halves", nargs=2, default=None, metavar=("A", "B"),
+                   help="two independent reconstructions of the HQ scan on HQ's grid (e.g. the even and odd "
+                        "projection angles: hq_half_a.tif hq_half_b.tif of a simulation), stored as hq_a, hq_b "
+                        "in pairs.npz for Noise2Noise targets (default: none)")
     p.add_argument("--allow-unconverged", action="store_true",
                    help="write the pairs even when spam did not converge (flagged in phi.json)")
     add_preset(p, REGISTER_TIMES, "the registration")

@@ -259,9 +259,11 @@ def plot_hallucination(scores, steps=None):
 
 
 def sweep_references(scores):
-    """Bicubic, HQ and CNN numbers to draw beside the sweep (:func:`plot_sweep`), scored as InDI is."""
+    """Bicubic, HQ, CNN and (when present) ideal-HQ numbers to draw beside the sweep (:func:`plot_sweep`)."""
     references = {}
-    for m in ("bicubic", "hq", "cnn"):
+    for m in ("bicubic", "hq", "cnn", "hq_ideal"):
+        if m not in scores:
+            continue
         ref = scores[m]["vs_truth"] or scores[m]["vs_hq"]
         if ref is not None:
             references[METHODS[m]] = ref
@@ -285,7 +287,7 @@ def comparison_panels(preds, test, steps, index, roi_fraction):
     h, w = test["lq"].shape[1:]
     labels = test["truth_labels"][index] if test["truth_labels"] is not None else test["hq"][index] > 0
     roi = pick_roi(labels, test["mask"], max(8, int(roi_fraction * min(h, w))))
-    images = {m: preds[m][index] for m in METHODS}
+    images = {m: preds[m][index] for m in METHODS if m in preds}
     titles = dict(METHODS, indi=f"InDI (N = {steps})")
     if test["truth_mu"] is not None:
         images["truth"] = test["truth_mu"][index]

@@ -89,6 +89,19 @@ def findings(scores, choice=None, unc=None, goals=None, sweep=None):
                   "the smooth conditional mean, which is exactly what a direct regressor learns.")
         out.append(s)
 
+    refs = {m: v(m, "psnr", "truth") for m in ("hq_ideal", "classical", "indi")}
+    if refs["hq_ideal"] is not None or refs["classical"] is not None:
+        parts = []
+        if refs["hq_ideal"] is not None:
+            parts.append(f"the ideal HQ scan (infinite dose, the ceiling of any method trained on HQ targets) scores "
+                         f"{refs['hq_ideal']:.2f} dB against the truth")
+        if refs["classical"] is not None:
+            parts.append(f"bicubic LQ with a tuned classical denoiser scores {refs['classical']:.2f} dB")
+        s = "**Reference rows.** " + "; ".join(parts)
+        if refs["indi"] is not None:
+            s += f"; InDI {refs['indi']:.2f} dB"
+        out.append(s + ".")
+
     lq, ind = v("bicubic", "sift_congruent_points", "hq"), v("indi", "sift_congruent_points", "hq")
     if lq is not None and ind is not None:
         s = f"**Congruent features.** SIFT congruent points with the HQ scan per slice: LQ {lq:.1f}, InDI {ind:.1f}"
@@ -149,8 +162,11 @@ def findings(scores, choice=None, unc=None, goals=None, sweep=None):
     if goals:
         met = [g for g in goals if g["passed"]]
         missed = [g["name"] for g in goals if g["passed"] is False]
+        unmeasured = [g for g in goals if g["passed"] is None]
         s = f"**Goals.** {len(met)} of {len(goals)} project goals met."
         if missed:
             s += " Not met: " + "; ".join(missed) + "."
+        if unmeasured:
+            s += f" Not measured in this run: {len(unmeasured)}."
         out.append(s)
     return "\n".join(f"- {s}" for s in out)

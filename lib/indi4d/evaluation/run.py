@@ -16,19 +16,21 @@ from pathlib import Path
 
 from ..presets import resolve
 from .predictions import load_method, predict_methods
-from .scores import check_goals, score_methods
+from .goals import check_goals
+from .references import reference_predictions
+from .scores import score_methods, scoring_conventions
+from .spectra import method_spectra
 from .settings import PAPER_RESULTS, PRESETS
 from .sweep import select_steps, step_sweep
 from .testset import load_test_set
 from .uncertainty import uncertainty
 
 #: the numbers of :func:`~indi4d.evaluation.uncertainty.uncertainty` kept in the results (not the maps)
-UNCERTAINTY_NUMBERS = ("spearman", "spearman_block", "samples", "eps", "steps", "block_px")
+UNCERTAINTY_NUMBERS = ("spearman", "spearman_block", "samples", "eps", "eps_source", "steps", "block_px", "units",
+                       "fit")
 
 
 @dataclass
-
-
 class Evaluation:
     """Chapter 05 on one run folder, one stage per method; each stage keeps its result as an attribute.
 
@@ -68,6 +70,10 @@ class Evaluation:
     sweep_predictions: dict = field(init=False, default=None)
     choice: dict = field(init=False, default=None)
     predictions: dict = field(init=False, default=None)
+    physical: dict = field(init=False, default=None)
+    classical: dict = field(init=False, default=None)
+    spectra: dict = field(init=False, default=None)
+    budget_numbers: dict = field(init=False, default=None)
     scores: dict = field(init=False, default=None)
     uncertainty: dict = field(init=False, default=None)
     goals: list = field(init=False, default=None)
@@ -136,19 +142,35 @@ class Evaluation:
                                         **details)
 
     def predict_and_score(self):
-        """Every method's output at the chosen N and its metrics against HQ and the truth.
+        """Every method's output at the chosen N, the reference rows, and their metrics.
+
+        The reference rows (:func:`~indi4d.evaluation.references.reference_predictions`)
+        are the ideal HQ scan (when the run has ``hq_ideal.tif``) and the
+        classical denoiser tuned on the validation slices. Scores are against
+        HQ (the paper's), the truth and HQ in physical units
+        (:func:`~indi4d.evaluation.scores.score_methods`).
 
         Returns
         -------
         dict
-            :func:`~indi4d.evaluation.scores.score_methods`; the outputs are kept in :attr:`predictions`.
+            The scores; the outputs are kept in :attr:`predictions` (normalised)
+            and :attr:`physical` (physical units), the classical tuning in
+            :attr:`classical`, the radial power spectra in :attr:`spectra`.
         """
+        from .units import method_side, to_physical
+
         with self._stage("scores"):
             methods = {kind: self._method(kind) for kind in ("indi", "cnn", "gan")}
             self.predictions = predict_methods(self.run_dir, self.test, self.steps, self.preset,
                                                indi_prediction=self.sweep_predictions.get(self.steps),
                                                methods=methods)
-            self.scores = score_methods(self.predictions, self.test, self.preset, self.seed, self.progress)
+            extra, physical, self.classical = reference_predictions(self.run_dir, self.test)
+            self.predictions.update(extra)
+            self.physical = {m: physical[m] if m in physical else to_physical(x, method_side(m), self.test)
+                             for m, x in self.predictions.items()}
+            self.scores = score_methods(self.predictions, self.test, self.preset, self.seed, self.progress,
+                                        physical=self.physical)
+            self.spectra = method_spectra(self.physical, self.test)
         return self.scores
 
     def estimate_uncertainty(self):
@@ -162,15 +184,41 @@ class Evaluation:
         if self.test["truth_mu"] is None:
             return None
         p = self.params
+        enhancer = self._method("indi")
+        trained_eps = float((enhancer.config or {}).get("training", {}).get("eps", 0.0) or 0.0)
+        # sample at the noise the network was trained with; only a network trained without noise
+        # falls back to the preset's eps, and the results say that those samples are out of distribution
+        eps = trained_eps if trained_eps > 0 else p["uncertainty_eps"]
         with self._stage("uncertainty"):
-            self.uncertainty = uncertainty(self._method("indi"), self.test, self.steps, p["uncertainty_samples"],
-                                           p["uncertainty_eps"], self.seed, p["block_px"], self.progress)
+            self.uncertainty = uncertainty(enhancer, self.test, self.steps, p["uncertainty_samples"],
+                                           eps, self.seed, p["block_px"], self.progress)
+        self.uncertainty["eps_source"] = ("the training eps" if trained_eps > 0 else
+                                          "the preset's eps: the network was trained without noise (out of distribution)")
         return self.uncertainty
 
-    def check_goals(self):
-        """The project's goals measured on the scores (:func:`~indi4d.evaluation.scores.check_goals`)."""
-        self.goals = check_goals(self.scores)
+    def check_goals(self, budget=None):
+        """The project's goals measured (:func:`~indi4d.evaluation.goals.check_goals`).
+
+        Parameters
+        ----------
+        budget : dict, optional
+            ``book_minutes`` (the whole book's build, known only to its caller)
+            and ``max_training_minutes``; by default the longest training of
+            InDI, the CNN and the GAN as recorded in their model folders.
+        """
+        self.budget_numbers = dict(self._training_minutes(), **(budget or {}))
+        self.goals = check_goals(self.scores, sweep=self.sweep, uncertainty=self.uncertainty,
+                                 budget=self.budget_numbers)
         return self.goals
+
+    def _training_minutes(self):
+        """``{"max_training_minutes": ...}`` from the training records, or {} when unknown."""
+        if not self.trained:
+            return {}
+        minutes = [self.trained.get("budget", {}).get("minutes")]
+        minutes += [self.trained.get(k, {}).get("minutes_done") for k in ("cnn", "gan")]
+        minutes = [float(m) for m in minutes if m is not None]
+        return {"max_training_minutes": max(minutes)} if minutes else {}
 
     def results(self):
         """Every number of the evaluation as one JSON-ready dict (what :meth:`save` writes)."""
@@ -180,6 +228,8 @@ class Evaluation:
                 "baseline_minutes": self.minutes, "test_slices": self.test["z"].tolist(),
                 "pixel_size_nm": self.test["pixel_size_nm"], "sweep": self.sweep, "choice": self.choice,
                 "steps": self.steps, "scores": self.scores, "uncertainty": unc, "goals": self.goals,
+                "scoring": scoring_conventions(self.test), "classical": self.classical, "spectra": self.spectra,
+                "budget_numbers": self.budget_numbers,
                 "paper": PAPER_RESULTS, "seconds": {k: round(v, 1) for k, v in self.seconds.items()}}
 
     def save(self):

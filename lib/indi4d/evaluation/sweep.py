@@ -9,7 +9,11 @@ from .settings import PRESETS
 
 
 def step_sweep(enhancer, test, steps=None, preset="default", seed=0, progress=True):
-    """InDI at several step counts N, scored against the truth (or HQ without truth).
+    """InDI at several step counts N, scored against the truth in physical units (or HQ without truth).
+
+    Against the truth every output is mapped to physical units first and
+    scored without a grey fit (:func:`~indi4d.evaluation.scores.score`,
+    reference ``"truth"``); without a truth, against HQ as the paper does.
 
     Parameters
     ----------
@@ -29,7 +33,8 @@ def step_sweep(enhancer, test, steps=None, preset="default", seed=0, progress=Tr
         ``psnr``, ``psnr_std``, ``ssim``, ``ssim_std``, ``sift_congruent_points``,
         ``fwhm_nm``, ``fwhm_nm_std``, ``edge_overshoot``, ``cnr``,
         ``false_particles_per_mm2``, ``false_edge_fraction``, ``flat_region_error``,
-        ``seconds`` (the restoration's wall time).
+        ``self_aligned_fwhm_nm``, ``edge_placement_rms_nm`` (None without truth),
+        ``units`` (of PSNR/SSIM), ``seconds`` (the restoration's wall time).
     predictions : dict
         N -> float32 (n, H, W) InDI output.
     """
@@ -41,7 +46,8 @@ def step_sweep(enhancer, test, steps=None, preset="default", seed=0, progress=Tr
         raise ValueError(f"step_sweep: step counts must be integers >= 1, got {steps}")
     reference = "truth" if test["truth_mu"] is not None else "hq"
     keys = ("psnr", "psnr_std", "ssim", "ssim_std", "sift_congruent_points", "fwhm_nm", "fwhm_nm_std",
-            "edge_overshoot", "cnr", "false_particles_per_mm2", "false_edge_fraction", "flat_region_error")
+            "edge_overshoot", "cnr", "false_particles_per_mm2", "false_edge_fraction", "flat_region_error",
+            "self_aligned_fwhm_nm", "edge_placement_rms_nm", "units")
     rows, preds = [], {}
     for n in tqdm(steps, desc="step sweep", disable=not progress):
         t0 = time.perf_counter()

@@ -29,11 +29,21 @@ def _markdown(head, rows):
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
-def metrics_table(scores, steps=None, paper=PAPER_RESULTS):
+def metrics_table(scores, steps=None, paper=PAPER_RESULTS, scoring=None):
     """A Markdown table of every method's metrics with spreads, and the paper's numbers beside them.
 
     ± is the standard deviation over test slices (PSNR, SSIM, SIFT) or over
-    groups of edges (FWHM).
+    groups of edges (FWHM). Against HQ: the paper's way (normalised units,
+    affine grey fit); against the truth: physical units, no grey fit.
+
+    Parameters
+    ----------
+    scores : dict
+    steps : int, optional
+    paper : dict
+    scoring : dict, optional
+        :func:`~indi4d.evaluation.scores.scoring_conventions`: adds a line on
+        each reference's units, fit and data range below the table.
 
     Returns
     -------
@@ -54,7 +64,16 @@ def metrics_table(scores, steps=None, paper=PAPER_RESULTS):
                      _fmt(nr.get("fwhm_nm"), 0, nr.get("fwhm_nm_std")), _fmt(nr.get("edge_overshoot"), 2),
                      _fmt(nr.get("cnr"), 2), _fmt(pp.get("fwhm_nm"), 0, pp.get("fwhm_nm_std")),
                      _fmt(pp.get("cnr"), 1)])
-    return _markdown(head, rows)
+    return _markdown(head, rows) + _conventions_note(scoring, ("hq", "truth"))
+
+
+def _conventions_note(scoring, references):
+    """A line per reference: units, grey fit and data range (empty without ``scoring``)."""
+    if not scoring:
+        return ""
+    lines = [f"vs {ref}: {scoring[ref]['units']}, grey fit {scoring[ref]['fit']}, data range = "
+             f"{scoring[ref]['data_range']}" for ref in references if ref in scoring]
+    return "\n\n" + "; ".join(lines) + "."
 
 
 def hallucination_table(scores, steps=None):
@@ -76,11 +95,57 @@ def hallucination_table(scores, steps=None):
     return _markdown(head, rows)
 
 
+def _condition_note(g):
+    """The extra conditions of a goal (``also``) as text, e.g. ``edge_overshoot 0.04 (target <= 0.05)``."""
+    return "; ".join(f"{c['metric']} {_fmt(c['measured'], 2)} (target {_fmt(c['target'], 2)})"
+                     for c in g.get("conditions", [])[1:])
+
+
 def goals_table(goals):
-    """A Markdown table of :func:`~indi4d.evaluation.scores.check_goals`' result."""
-    rows = [[g["name"], _fmt(g["measured"], 2), _fmt(g["target"], 2),
-             "–" if g["passed"] is None else ("yes" if g["passed"] else "no")] for g in goals]
-    return _markdown("| goal | measured | target | met |", rows)
+    """A Markdown table of :func:`~indi4d.evaluation.goals.check_goals`' result, with why a goal is not measured."""
+    rows = []
+    for g in goals:
+        note = g.get("why") or ""
+        extra = _condition_note(g)
+        note = "; ".join(x for x in (extra, note) if x)
+        rows.append([g["name"], _fmt(g["measured"], 2), _fmt(g["target"], 2),
+                     "–" if g["passed"] is None else ("yes" if g["passed"] else "no"), note or "–"])
+    return _markdown("| goal | measured | target | met | note |", rows)
+
+
+def truth_table(scores, steps=None, scoring=None):
+    """A Markdown table of every method against the truth in physical units, with the honest edge measures.
+
+    Columns: PSNR and SSIM against the true attenuation (no grey fit; the
+    units and data range are those of ``scoring["truth"]``), PSNR against HQ
+    in physical units, the averaged-profile FWHM, the self-aligned FWHM (each
+    edge aligned at its own 50 % crossing), the edge-placement RMS against the
+    true boundary, the overshoot, and the power ratio to the truth's spectrum
+    in the upper half of the frequencies (> 1: added noise; < 1: smoothed away).
+
+    Parameters
+    ----------
+    scores : dict
+        :func:`~indi4d.evaluation.scores.score_methods`.
+    steps : int, optional
+    scoring : dict, optional
+        :func:`~indi4d.evaluation.scores.scoring_conventions` (adds a line on units and fit).
+
+    Returns
+    -------
+    str
+    """
+    head = ("| method | PSNR vs truth (dB) | SSIM vs truth | PSNR vs HQ, physical (dB) | FWHM (nm) "
+            "| self-aligned FWHM (nm) | edge placement RMS (nm) | overshoot | power ratio, high f |")
+    rows = []
+    for method, name in _named_methods(scores, steps, truth_only=True):
+        t = scores[method]["vs_truth"]
+        hp = scores[method].get("vs_hq_physical") or {}
+        rows.append([name, _fmt(t.get("psnr"), 2, t.get("psnr_std")), _fmt(t.get("ssim"), 3, t.get("ssim_std")),
+                     _fmt(hp.get("psnr"), 2), _fmt(t.get("fwhm_nm"), 0, t.get("fwhm_nm_std")),
+                     _fmt(t.get("self_aligned_fwhm_nm"), 0), _fmt(t.get("edge_placement_rms_nm"), 0),
+                     _fmt(t.get("edge_overshoot"), 2), _fmt(t.get("power_ratio_high"), 2)])
+    return _markdown(head, rows) + _conventions_note(scoring, ("truth", "hq_physical"))
 
 
 def budget_table(trained, baseline_minutes=None):
@@ -115,6 +180,7 @@ def sweep_table(rows, steps=None):
     """A Markdown table of the step sweep (:func:`~indi4d.evaluation.sweep.step_sweep`), the chosen N marked ←."""
     ref = rows[0]["reference"] if rows else "truth"
     cells = [[f"{r['steps']}{' ←' if r['steps'] == steps else ''}", _fmt(r["psnr"], 2), _fmt(r["ssim"], 3),
-              _fmt(r["fwhm_nm"], 0), _fmt(r["edge_overshoot"], 2), _fmt(r["sift_congruent_points"], 1),
-              _fmt(r["seconds"], 1)] for r in rows]
-    return _markdown(f"| N | PSNR vs {ref} (dB) | SSIM | FWHM (nm) | overshoot | SIFT | time (s) |", cells)
+              _fmt(r["fwhm_nm"], 0), _fmt(r.get("self_aligned_fwhm_nm"), 0), _fmt(r.get("edge_placement_rms_nm"), 0),
+              _fmt(r["edge_overshoot"], 2), _fmt(r["sift_congruent_points"], 1), _fmt(r["seconds"], 1)] for r in rows]
+    return _markdown(f"| N | PSNR vs {ref} (dB) | SSIM | FWHM (nm) | self-aligned FWHM (nm) | placement RMS (nm) "
+                     "| overshoot | SIFT | time (s) |", cells)

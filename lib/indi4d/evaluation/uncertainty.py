@@ -60,15 +60,17 @@ def rank_correlation(a, b, mask=None):
 
 
 def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, progress=True):
-    """Per-pixel spread of K stochastic InDI samples against the true error.
+    """Per-pixel spread of K stochastic InDI samples against the true error, in physical units.
 
     Sample ``k`` starts from ``y + eps n`` and re-draws its noise at every step
     (the stochastic sampler of :func:`indi4d.indi.indi_sample`) with the seeds
-    ``(seed + k, slice)``. The spread ``s = std_k(x_k)`` is compared with the
-    error of the sample mean against the truth: ``e = |a mean_k(x_k) + b - mu|``
-    with ``(a, b)`` the least-squares grey-level fit of the mean onto the true
-    attenuation ``mu`` over the mask (:func:`indi4d.metrics.affine_fit`); the
-    spread is reported in the same units, ``|a| s``.
+    ``(seed + k, slice)``. Each sample is mapped to physical units
+    (:func:`~indi4d.evaluation.units.to_physical`, side "hq"); the spread
+    ``s = std_k(x_k)`` is compared with the error of the sample mean against
+    the true attenuation, ``e = |mean_k(x_k) - mu|``, without a grey fit. A
+    run without a grey mapping (or a test set without normalisation) falls
+    back to the least-squares grey fit ``(a, b)`` of the mean onto ``mu``
+    (:func:`indi4d.metrics.affine_fit`): ``e = |a mean + b - mu|``, ``s`` scaled by ``|a|``.
 
     Parameters
     ----------
@@ -90,13 +92,15 @@ def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, p
     Returns
     -------
     dict
-        ``mean``, ``std``, ``error``: float32 (n, H, W) (``std`` and ``error`` in
-        1/um); ``spearman`` (pixels in the mask), ``spearman_block`` (blocks
-        wholly inside the mask), ``samples``, ``eps``, ``steps``.
+        ``mean``, ``std``, ``error``: float32 (n, H, W) (``mean`` in the pairs'
+        normalised units; ``std`` and ``error`` in 1/um); ``spearman`` (pixels
+        in the mask), ``spearman_block`` (blocks wholly inside the mask),
+        ``samples``, ``eps``, ``steps``, ``units``, ``fit`` ("none" or "affine").
     """
     from tqdm.auto import tqdm
 
     from ..metrics import affine_fit
+    from .units import ATTENUATION, physical_units, to_physical
 
     if test["truth_mu"] is None:
         raise ValueError("uncertainty: needs the truth (truth_mu_hq.tif)")
@@ -104,13 +108,19 @@ def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, p
         raise ValueError(f"uncertainty: need samples >= 2 and eps > 0, got {samples}, {eps}")
     draws = np.stack([indi_restore(enhancer, test["lq"], steps, eps=eps, seed=seed + k, stochastic=True)
                       for k in tqdm(range(samples), desc="stochastic samples", disable=not progress)])
-    mean = draws.mean(axis=0)
-    mask = np.broadcast_to(test["mask"], mean.shape)
-    a, b = affine_fit(mean, test["truth_mu"], mask)
-    error = np.abs(a * mean + b - test["truth_mu"])  # |fitted mean - truth|, 1/um
-    std = abs(a) * draws.std(axis=0)  # spread in the same units
+    mask = np.broadcast_to(test["mask"], draws.shape[1:])
+    if physical_units(test) == ATTENUATION:
+        phys = to_physical(draws, "hq", test).astype(np.float64)
+        error = np.abs(phys.mean(axis=0) - test["truth_mu"])  # |mean - truth|, 1/um
+        std, fit = phys.std(axis=0), "none"
+    else:
+        mean = draws.mean(axis=0)
+        a, b = affine_fit(mean, test["truth_mu"], mask)
+        error = np.abs(a * mean + b - test["truth_mu"])  # |fitted mean - truth|, 1/um
+        std, fit = abs(a) * draws.std(axis=0), "affine"  # spread in the same units
     inner = block_mean(mask.astype(np.float64), block_px) == 1.0  # blocks wholly inside the mask
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "error": error.astype(np.float32),
-            "spearman": rank_correlation(std, error, mask),
+    return {"mean": draws.mean(axis=0).astype(np.float32), "std": std.astype(np.float32),
+            "error": error.astype(np.float32), "spearman": rank_correlation(std, error, mask),
             "spearman_block": rank_correlation(block_mean(std, block_px), block_mean(error, block_px), inner),
-            "samples": int(samples), "eps": float(eps), "steps": int(steps), "block_px": int(block_px)}
+            "samples": int(samples), "eps": float(eps), "steps": int(steps), "block_px": int(block_px),
+            "units": ATTENUATION, "fit": fit}

@@ -16,6 +16,12 @@ Where each metric lives (all are importable from ``indi4d.metrics``)
 * :mod:`~indi4d.metrics.sharpness`: resolution, the FWHM (nm) of the derivative
   of averaged grey-value profiles taken normal to automatically found particle
   boundaries, with the edge overshoot.
+* :mod:`~indi4d.metrics.edges`: against the true boundary, the edge placement
+  (RMS of the 50 % crossings, nm) and the self-aligned width (each profile
+  aligned at its own crossing before averaging), which tell blur apart from
+  sharp but misplaced edges.
+* :mod:`~indi4d.metrics.spectrum`: radial power spectra (frequency in 1/µm) and
+  their ratio to the truth's.
 * :mod:`~indi4d.metrics.contrast`: CNR, ``|mean(particles) − mean(background)| /
   std(background)`` on a segmentation, and that segmentation.
 * :mod:`~indi4d.metrics.hallucination`: against the truth, false and missed
@@ -38,11 +44,14 @@ Conventions
 """
 
 from .contrast import cnr, two_phase_masks
+from .edges import (aligned_mean_profile, edge_metrics, edge_placement, profile_crossings, rise_distance,
+                    self_aligned_width)
 from .evaluate import auto_valid_mask, evaluate_files, evaluate_pair, select_slices
 from .fidelity import affine_fit, psnr, ssim
 from .hallucination import detect_particles, hallucination_metrics
 from .presets import METRIC_KEYS, PRESETS
 from .sharpness import FWHM_PER_SIGMA, edge_profiles, edge_spread_width, fwhm_edge_resolution, otsu_edge_resolution
+from .spectrum import band_mean, power_ratio, radial_power_spectrum
 from .sift import sift_congruent_points, sift_match_points, to_uint8
 
 __all__ = [
@@ -52,5 +61,7 @@ __all__ = [
     "edge_profiles", "edge_spread_width", "fwhm_edge_resolution", "otsu_edge_resolution",
     "cnr", "two_phase_masks",
     "detect_particles", "hallucination_metrics",
+    "profile_crossings", "edge_placement", "rise_distance", "aligned_mean_profile", "self_aligned_width",
+    "edge_metrics", "radial_power_spectrum", "power_ratio", "band_mean",
     "select_slices", "evaluate_pair", "auto_valid_mask", "evaluate_files",
 ]

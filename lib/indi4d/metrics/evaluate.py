@@ -55,13 +55,15 @@ def _valid_slices(mask, shape, zs, is_2d):
     raise ValueError(f"mask: shape {mask.shape} matches neither the image {tuple(shape)} nor one slice")
 
 
-def _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress):
+def _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress,
+                     data_range=None):
     """Metrics of (n, H, W) float64 stacks; see :func:`evaluate_pair` for the keys."""
     from tqdm.auto import tqdm
 
     if not V.any():
         raise ValueError("mask: selects no pixel in the evaluated slices")
-    data_range = float(R[V].max() - R[V].min())  # one range for all slices, so they are comparable
+    if data_range is None:
+        data_range = float(R[V].max() - R[V].min())  # one range for all slices, so they are comparable
     psnrs, ssims, sifts = [], [], []
     for i in tqdm(range(len(P)), desc="metrics", disable=not progress):
         psnrs.append(psnr(P[i], R[i], V[i], data_range=data_range, fit=fit))
@@ -108,7 +110,8 @@ def _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particle
 
 
 def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, preset="default", fit="affine",
-                  particle_phase=PARTICLE, particles_bright=True, seed=0, progress=False, **overrides):
+                  particle_phase=PARTICLE, particles_bright=True, seed=0, progress=False, data_range=None,
+                  **overrides):
     """All metrics of a prediction against a reference, for a 2D slice or a 3D volume.
 
     Parameters
@@ -143,6 +146,9 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
         Seed of the random grouping and subsampling of edge profiles.
     progress : bool
         Show a progress bar over slices.
+    data_range : float, optional
+        ``R`` of PSNR and SSIM; default the reference's range (max − min) inside
+        the mask over the evaluated slices. Returned as ``data_range``.
 
     Returns
     -------
@@ -186,8 +192,15 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
     R = _as_float(_pick_slices(ref, zs, is_2d), "ref")
     L = None if labels is None else _pick_slices(labels, zs, is_2d)
     V = _valid_slices(mask, shape, zs, is_2d)
-    out = _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress)
-    out.update(slices=None if is_2d else [int(z) for z in zs], n_slices=len(zs), pixel_size_nm=float(pixel_size_nm),
+    if data_range is not None and not data_range > 0:
+        raise ValueError(f"evaluate_pair: data_range must be > 0, got {data_range}")
+    if not V.any():
+        raise ValueError("mask: selects no pixel in the evaluated slices")
+    used_range = float(data_range) if data_range is not None else float(R[V].max() - R[V].min())
+    out = _evaluate_slices(P, R, L, V, p, pixel_size_nm, fit, particle_phase, particles_bright, seed, progress,
+                           used_range)
+    out.update(data_range=used_range, slices=None if is_2d else [int(z) for z in zs], n_slices=len(zs),
+               pixel_size_nm=float(pixel_size_nm),
                fit=fit, segmentation="labels" if L is not None else "otsu", preset=preset, params=p)
     return json_ready(out, keep_inf=True)  # NaN -> None; +inf (a perfect PSNR) stays
 
@@ -293,7 +306,7 @@ def _read_mask_file(path, shape):
 
 
 def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", pixel_size_nm=None, preset="default",
-                   fit="affine", particle_phase=PARTICLE, seed=0, **overrides):
+                   fit="affine", particle_phase=PARTICLE, seed=0, units=None, **overrides):
     """Run :func:`evaluate_pair` on files and write the metrics as JSON (``indi4d evaluate``).
 
     The volumes are opened lazily (:func:`indi4d.io.open_volume_lazy`) and only
@@ -321,11 +334,14 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", p
         the files must agree (a file without one takes the others').
     preset, fit, particle_phase, seed, **overrides
         As in :func:`evaluate_pair`.
+    units : str, optional
+        What the files' values are (e.g. "attenuation (1/µm)"), recorded as the
+        result's ``units``; default: the files' own values, unconverted.
 
     Returns
     -------
     dict
-        The metrics of :func:`evaluate_pair` plus ``mask`` (``None`` for all
+        The metrics of :func:`evaluate_pair` plus ``units``, ``mask`` (``None`` for all
         pixels, ``"given"``, or ``{"disc_radius_px": r}`` when found
         automatically) and ``files`` (the input paths, the mask's too when it is a file).
 
@@ -370,6 +386,7 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", p
     if not is_2d:
         result["slices"] = [int(z) for z in zs]  # indices in the files, not in the picked stack
         result["params"]["max_slices"] = p["max_slices"]
+    result["units"] = units or "the files' own values (no conversion)"
     result["mask"] = mask_info
     result["files"] = {k: str(v) for k, v in paths.items()}
     if mask_file is not None:

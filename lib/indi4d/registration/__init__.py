@@ -18,6 +18,9 @@ Modules:
 - :mod:`.geometry` -- Φ (compute, decompose, compare, apply), the HQ region in
   the LQ scan, and the LQ scan resampled onto the HQ grid;
 - :mod:`.spam_driver` -- preparing the scans and running spam (:func:`register_volumes`);
+- :mod:`.convergence` -- whether a spam run converged, judged from Φ's stability over the
+  last iterations, the residual drop and Φ's plausibility (:func:`judge_convergence`), and
+  what to try when it did not (:func:`advice`);
 - :mod:`.parameters` -- :data:`PRESETS` of the whole step;
 - :mod:`.scans` -- :func:`register_scans`, the whole step: it writes the
   ``pairs`` folder (:mod:`indi4d.pairs`) that the training chapters read.
@@ -25,6 +28,7 @@ Modules:
 Every public name is importable from ``indi4d.registration`` itself.
 """
 
+from .convergence import advice, judge_convergence, phi_stability
 from .geometry import apply_phi, compute_phi, decompose_phi, hq_region, misalignment_error, resample_lq_onto_hq
 from .parameters import PRESETS, REGISTRATION_KEYS
 from .scans import build_pairs, register_scans
@@ -41,5 +45,5 @@ __all__ = [
     "PRESETS", "REGISTRATION_KEYS", "SPAM_STATUS", "RegistrationError",
     "decompose_phi", "compute_phi", "misalignment_error", "apply_phi", "hq_region", "resample_lq_onto_hq",
     "prepare_for_registration", "match_resolution", "coarse_translation", "register_volumes",
-    "build_pairs", "register_scans",
+    "build_pairs", "register_scans", "judge_convergence", "phi_stability", "advice",
 ]

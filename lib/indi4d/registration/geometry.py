@@ -190,11 +190,18 @@ def resample_lq_onto_hq(lq, start, stop, phi=None, order=3):
     # lq_up(p) = lq(start + (p + 0.5) / 2 - 0.5) on cell-centred grids.
     corners = np.array(np.meshgrid(*[[0, n - 1] for n in out_shape], indexing="ij")).reshape(3, -1).T
     p = (corners - c) @ a.T + b + c
-    reach = int(np.ceil(np.max(np.abs(p - corners)) / 2.0)) + order + 2  # LQ voxels needed beyond the crop
-    lo, hi = start - reach, stop + reach
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"resample_lq_onto_hq: Φ is not finite (a diverged registration?): {phi.tolist()}")
+    pad = order + 2  # LQ voxels the spline needs beyond the samples
+    reach = int(np.ceil(np.max(np.abs(p - corners)) / 2.0)) + pad  # LQ voxels needed beyond the crop
+    # the crop never needs more than the LQ volume and the spline's pad: beyond it the
+    # samples are edge values ("nearest") anyway. Without this bound a diverged Φ
+    # (translations of hundreds of voxels) asked for a crop of gigabytes.
+    lo = np.maximum(start - reach, -pad)
+    hi = np.minimum(stop + reach, np.asarray(lq.shape) + pad)
     # take the padded crop with edge values where it leaves the LQ volume
     idx = [np.clip(np.arange(l, h), 0, n - 1) for l, h, n in zip(lo, hi, lq.shape)]
     crop = lq[np.ix_(*idx)].astype(np.float32)
     matrix = a / 2.0
-    offset = (b + c - a @ c + 0.5) / 2.0 - 0.5 + reach  # q = (A/2) x + offset in crop voxels
+    offset = (b + c - a @ c + 0.5) / 2.0 - 0.5 + (start - lo)  # q = (A/2) x + offset in crop voxels
     return ndi.affine_transform(crop, matrix, offset=offset, output_shape=out_shape, order=order, mode="nearest").astype(np.float32)

@@ -47,7 +47,25 @@ def _disc_radius(params, meta, hq):
     return preprocess.estimate_disc_radius(hq), "estimated from the HQ data"
 
 
-def build_pairs(lq_aligned, hq, mask, params, seed):
+def _load_halves(paths, hq, hq_vs, hq_path):
+    """Read the two HQ halves and check they lie on HQ's grid (shape and voxel size), naming the file if not."""
+    if len(paths) != 2:
+        raise ValueError(f"hq_halves must be two files (half A, half B), got {len(paths)}: {list(paths)}")
+    halves = []
+    for path in paths:
+        half, vs = _load_scan(Path(path), "HQ half")
+        if half.shape != hq.shape:
+            raise ValueError(f"{path}: the HQ half has shape {half.shape}, but the HQ scan {hq_path} has "
+                             f"{hq.shape}; the halves must be reconstructions on HQ's grid")
+        if (vs is None) != (hq_vs is None) or (vs is not None and not np.isclose(float(vs), float(hq_vs),
+                                                                                   rtol=1e-3)):
+            raise ValueError(f"{path}: the HQ half has voxel size {vs} nm, but the HQ scan {hq_path} has "
+                             f"{hq_vs} nm; the halves must be reconstructions on HQ's grid")
+        halves.append(half)
+    return halves
+
+
+def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None):
     """Equalise, scale, mask and split two aligned volumes into xy slice pairs.
 
     Parameters
@@ -62,13 +80,19 @@ def build_pairs(lq_aligned, hq, mask, params, seed):
         ``z_margin``, ``val_fraction``, ``test_fraction``, ``guard_slices``).
     seed : int
         Seed of the split.
+    hq_halves : (ndarray, ndarray), optional
+        Two independent reconstructions of the HQ scan on HQ's grid (grey
+        values, shape of ``hq``). HQ is the fixed image of the registration, so
+        they need no resampling: they take HQ's slices, HQ's mask and HQ's
+        normalisation parameters (fitted on ``hq`` alone).
 
     Returns
     -------
     dict
         ``lq``, ``hq`` float32 (S, H, W) in [-1, 1]; ``z`` int (S,) slice
         indices; ``split`` str (S,); ``normalisation`` ``{"lq": params, "hq":
-        params}``; ``dropped_z`` int (the guard slices).
+        params}``; ``dropped_z`` int (the guard slices); with ``hq_halves``
+        also ``hq_a``, ``hq_b`` float32 (S, H, W) in [-1, 1].
     """
     method = params["equalisation"]
     normalisation = {
@@ -86,8 +110,16 @@ def build_pairs(lq_aligned, hq, mask, params, seed):
     # outside the reconstruction disc there is no data: both set to -1 (black)
     lq_n[:, ~mask] = -1.0
     hq_n[:, ~mask] = -1.0
-    return {"lq": lq_n, "hq": hq_n, "z": z, "split": labels[keep], "normalisation": normalisation,
-            "dropped_z": z_all[~keep]}
+    out = {"lq": lq_n, "hq": hq_n, "z": z, "split": labels[keep], "normalisation": normalisation,
+           "dropped_z": z_all[~keep]}
+    if hq_halves is not None:
+        for name, half in zip(("hq_a", "hq_b"), hq_halves):
+            if half.shape != hq.shape:
+                raise ValueError(f"build_pairs: {name} {half.shape} must have the shape of hq {hq.shape}")
+            # HQ's parameters: the halves live in HQ's grey units (values beyond HQ's range clip to ±1)
+            out[name] = preprocess.normalise(half[z], normalisation["hq"])
+            out[name][:, ~mask] = -1.0
+    return out
 
 
 def _input_record(path, volume, voxel_size_nm):
@@ -121,7 +153,7 @@ def _registration_report(lq, hq, start, stop, radius, meta, preset, params):
 
 
 def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", seed=0, hq_start_vox=None,
-                   allow_unconverged=False, progress=True, **overrides):
+                   allow_unconverged=False, progress=True, hq_halves=None, **overrides):
     """Register an LQ/HQ scan pair and write the training pairs (the ``indi4d register`` command).
 
     Steps: crop the LQ region under the HQ scan, upscale it ×2, register it
@@ -150,6 +182,12 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         Write the pairs even when spam did not converge (with a warning).
     progress : bool
         Show a progress bar over the steps.
+    hq_halves : (str or Path, str or Path), optional
+        Two independent reconstructions of the HQ scan (e.g. the even and odd
+        projection angles, Noise2Inverse: ``hq_half_a.tif``, ``hq_half_b.tif``
+        of a simulation), on HQ's grid: same shape and voxel size as the HQ
+        scan (checked before registering). They are stored in ``pairs.npz`` as
+        ``hq_a`` and ``hq_b`` with HQ's slices, mask and normalisation.
     **overrides
         Preset parameters to replace.
 
@@ -170,7 +208,9 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     """
     from tqdm import tqdm
 
-    check_output(out_dir, inputs=[lq_path, hq_path, meta_path], kind="folder", who="indi4d register")
+    halves_paths = None if hq_halves is None else [Path(h) for h in hq_halves]
+    check_output(out_dir, inputs=[lq_path, hq_path, meta_path, *(halves_paths or [])], kind="folder",
+                 who="indi4d register")
     params = resolve(PRESETS, preset, **overrides)
     lq_path, hq_path, out_dir = Path(lq_path), Path(hq_path), Path(out_dir)
     steps = tqdm(total=5, desc="register", disable=not progress)
@@ -179,6 +219,9 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     steps.set_postfix_str("reading")
     lq, lq_vs = _load_scan(lq_path, "LQ")
     hq, hq_vs = _load_scan(hq_path, "HQ")
+    halves = None if halves_paths is None else _load_halves(halves_paths, hq, hq_vs, hq_path)
+    halves_record = None if halves is None else [_input_record(path, half, hq_vs)
+                                                 for path, half in zip(halves_paths, halves)]
     if lq_vs and hq_vs and not np.isclose(float(lq_vs), 2.0 * float(hq_vs), rtol=1e-3):
         raise ValueError(f"{lq_path}, {hq_path}: voxel sizes {lq_vs} and {hq_vs} nm are not in a 2:1 ratio")
     meta = None
@@ -210,7 +253,8 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     steps.update()
 
     steps.set_postfix_str("normalising")
-    built = build_pairs(lq_aligned, hq, mask, params, seed)
+    built = build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=halves)
+    del halves
     steps.update()
 
     steps.set_postfix_str("writing")
@@ -221,6 +265,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
             "lq": _input_record(lq_path, lq, lq_vs),
             "hq": _input_record(hq_path, hq, hq_vs),
             "meta": None if meta_path is None else {"path": str(meta_path), "sha256": file_sha256(meta_path)},
+            "hq_halves": halves_record,
         },
         "preset": preset,
         "seed": int(seed),
@@ -231,9 +276,11 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
                  "shape": list(mask.shape)},
         "normalisation": {"method": params["equalisation"], "outside_mask_value": -1.0},
         "split": _split_record(built, params["guard_slices"]),
+        # the scans' point-spread functions as meta.json measured them (the HQ one deconvolves indi-deconv targets)
+        "psf": None if meta is None else meta.get("psf"),
     }
     pairs.save_pairs(out_dir, built["lq"], built["hq"], mask, built["z"], built["split"], report,
-                     built["normalisation"], provenance)
+                     built["normalisation"], provenance, hq_a=built.get("hq_a"), hq_b=built.get("hq_b"))
     steps.update()
     steps.close()
     return report

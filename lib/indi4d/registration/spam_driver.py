@@ -4,7 +4,10 @@
 finds a first translation (:func:`coarse_translation`), runs spam's image
 correlation (``spam.DIC.registerMultiscale`` / ``spam.DIC.register``), matches
 the HQ resolution to the LQ one (:func:`match_resolution`) and refines once
-more. Φ follows the convention of :mod:`.geometry`.
+more. Each spam run is judged by :mod:`.convergence` (Φ's stability, the
+residual drop, plausibility), not by spam's status alone; when the result is
+not converged, a coarse-to-fine retry on smoother scans follows. Φ follows the
+convention of :mod:`.geometry`.
 """
 
 import time
@@ -14,6 +17,7 @@ import scipy.ndimage as ndi
 
 from .._spam import import_spam
 from ..presets import resolve
+from .convergence import advice, judge_convergence
 from .geometry import apply_phi, decompose_phi
 from .parameters import REGISTRATION_KEYS, PRESETS
 
@@ -191,30 +195,65 @@ def _fit_mask(mask, sigma):
     return fit
 
 
-def _spam(a, b, fit_mask, phi_init, margin, p):
-    """One spam registration of prepared volumes: registerMultiscale from bin_start, else register."""
+
+def _bin_start_for(shape, margin, bin_start, min_side=16):
+    """The first binning level, halved until the binned volume keeps ``min_side`` voxels inside the margin.
+
+    spam's ``registerMultiscale`` bins both volumes by ``bin_start``; on a small
+    volume a large level leaves a few voxels (or none) between the margins.
+    """
+    k = max(1, int(bin_start))
+    while k > 1 and min(shape) // k - 2 * (margin // k) < min_side:
+        k //= 2
+    return k
+
+
+def _spam(a, b, fit_mask, phi_init, margin, p, bin_start):
+    """One spam run on prepared volumes: registerMultiscale from ``bin_start`` (> 1), else register.
+
+    The iteration journal (``debugIterations``) is kept: Φ's stability is judged from it.
+    """
     DIC = import_spam("DIC")
     kwargs = dict(
         im1mask=None if fit_mask is None else np.broadcast_to(fit_mask, a.shape).copy(),
-        PhiInit=phi_init, PhiRigid=bool(p["rigid"]), margin=margin,
+        PhiInit=np.asarray(phi_init, float), PhiRigid=bool(p["rigid"]), margin=margin,
         maxIterations=int(p["max_iterations"]), deltaPhiMin=float(p["delta_phi_min"]), verbose=False,
+        debugIterations=True,
     )
-    if int(p["bin_start"]) > 1:
-        return DIC.registerMultiscale(a, b, int(p["bin_start"]), binStop=1, **kwargs)
+    if bin_start > 1:
+        # forceChangeScale: always finish at full resolution (a coarse level that stops at its
+        # iteration limit would otherwise be returned as the result, its journal in binned voxels)
+        return DIC.registerMultiscale(a, b, bin_start, binStop=1, forceChangeScale=True, **kwargs)
     return DIC.register(a, b, **kwargs)
 
 
+def _interior(shape, margin, fit):
+    """The region residuals are measured on: inside the margin (applyPhi pulls in zeros there) and the fit mask."""
+    region = np.zeros(shape, bool)
+    region[margin:-margin, margin:-margin, margin:-margin] = True
+    return region if fit is None else region & fit
+
+
 def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
-    """Register the ×2-upscaled LQ crop onto the HQ scan with spam.
+    """Register the ×2-upscaled LQ crop onto the HQ scan with spam, and judge whether it converged.
 
     Steps: prepare both volumes (:func:`prepare_for_registration`), find a
     first translation (:func:`coarse_translation`), run spam
-    (``registerMultiscale`` from ``bin_start``, else ``register``). With
-    ``hq_blur_sigma="auto"`` the blur that makes HQ look like the registered
-    LQ is then measured (:func:`match_resolution`) and, when it is not zero,
-    spam runs again from the first Φ on the HQ blurred that much: once LQ and
-    HQ share one resolution, the model ``im1(x) = im2(Φ·x)`` holds and HQ noise
-    weighs less.
+    (``registerMultiscale`` from ``bin_start``, halved on small volumes, else
+    ``register``). With ``hq_blur_sigma="auto"`` the blur that makes HQ look
+    like the registered LQ is then measured (:func:`match_resolution`) and,
+    when it is not zero, spam runs again from the first Φ on the HQ blurred
+    that much: once LQ and HQ share one resolution, the model
+    ``im1(x) = im2(Φ·x)`` holds and HQ noise weighs less.
+
+    Every run is judged by :func:`.convergence.judge_convergence` (spam's
+    status, the stability of Φ over the last iterations, the residual drop,
+    Φ's plausibility), not by spam's status alone. When the result is not
+    converged, a coarse-to-fine retry follows for each of
+    ``retry_blur_factors``: spam from the coarse translation on scans smoothed
+    ``factor`` times more, then refined at the preset smoothing from there. The
+    first converged run wins; otherwise the first run is reported with
+    ``advice``.
 
     Parameters
     ----------
@@ -229,24 +268,26 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
     preset : str
         Key of :data:`PRESETS`.
     **overrides
-        Any preset parameter (``bin_start``, ``max_iterations``, ``delta_phi_min``,
-        ``rigid``, ``margin_fraction``, ``blur_sigma``, ``hq_blur_sigma``,
-        ``coarse_search``, ``coarse_max_shift_vox``).
+        Any entry of :data:`REGISTRATION_KEYS`.
 
     Returns
     -------
     dict
         ``phi`` (4×4 list, ``hq ≈ applyPhi(lq_up, Φ)``), ``translation_vox``,
         ``rotation_deg``, ``zoom``, ``status`` (spam's returnStatus of the
-        last run), ``status_text``, ``converged`` (status == 2 and the
-        residual did not grow),
-        ``iterations`` (of the last run, at full resolution), ``spam_error``,
-        ``residual_before`` / ``residual_after`` (RMS grey difference of the
-        prepared volumes inside the fit mask before and after applying Φ, in
-        units of their inter-quartile range), ``initial_translation_vox``,
-        ``hq_blur_sigma`` (the extra HQ blur of the last run), ``passes``
-        (status, iterations and Φ decomposition of each spam run), ``margin``,
-        ``wall_s``.
+        reported run), ``status_text`` (spam's status, and the judgement and
+        advice when not converged), ``converged`` (the judgement),
+        ``convergence`` (:func:`.convergence.judge_convergence` of the reported
+        run: stability numbers, residual drop, plausibility, reasons),
+        ``advice`` (list of str, empty when converged), ``iterations``,
+        ``spam_error``, ``residual_before`` / ``residual_after`` (RMS grey
+        difference of the prepared volumes inside the fit mask before and
+        after applying Φ, in units of their inter-quartile range),
+        ``initial_translation_vox``, ``hq_blur_sigma`` (the extra HQ blur of
+        the reported run), ``blur_sigma`` (its smoothing), ``bin_start`` (the
+        first binning level used), ``passes`` (every spam run: its role,
+        smoothing, status, iterations, judgement and Φ decomposition),
+        ``fit_mask_pixels``, ``margin``, ``parameters``, ``wall_s``.
     """
     p = resolve(PRESETS, preset, **overrides)
     lq_up, hq = np.asarray(lq_up), np.asarray(hq)
@@ -262,63 +303,97 @@ def register_volumes(lq_up, hq, mask=None, preset="default", **overrides):
     if min(hq.shape) < 2 * margin + 8:
         raise ValueError(f"register_volumes: volumes of shape {hq.shape} are too small to register (need > {2 * margin + 8} per side)")
     auto = p["hq_blur_sigma"] == "auto"
-    hq_sigma = 0.0 if auto else float(p["hq_blur_sigma"])
     t0 = time.perf_counter()
 
-    def prepared(hq_sigma):
+    def prepared(hq_sigma, blur):
         # HQ blurred to the LQ resolution, then like LQ: G_s * (G_h * hq) = G_sqrt(s^2 + h^2) * hq
-        sigma_b = float(np.hypot(p["blur_sigma"], hq_sigma))
-        a = prepare_for_registration(lq_up, mask, p["blur_sigma"])
+        sigma_b = float(np.hypot(blur, hq_sigma))
+        a = prepare_for_registration(lq_up, mask, blur)
         b = prepare_for_registration(hq, mask, sigma_b)
-        return a, b, _fit_mask(mask, max(p["blur_sigma"], sigma_b))
+        return a, b, _fit_mask(mask, max(blur, sigma_b))
 
-    a, b, fit = prepared(hq_sigma)
+    hq_sigma0 = 0.0 if auto else float(p["hq_blur_sigma"])
+    a, b, fit = prepared(hq_sigma0, p["blur_sigma"])
     phi_init = np.eye(4)
     if p["coarse_search"]:
         t_coarse = coarse_translation(a, b, fit, max_shift_vox=p["coarse_max_shift_vox"])
         phi_init[:3, 3] = t_coarse
         # spam compares im1 with the moved im2 inside the margin: keep the motion inside it
         margin = max(margin, int(np.ceil(np.abs(t_coarse).max())) + 2)
-    reg = _spam(a, b, fit, phi_init, margin, p)
-    passes = [{"hq_blur_sigma": hq_sigma, "status": int(reg["returnStatus"]), "iterations": int(reg["iterations"]),
-               **decompose_phi(reg["Phi"])}]
-    if auto and int(reg["returnStatus"]) == 2:
-        # the resolution gap, measured on the registered pair
-        aligned_lq = apply_phi(lq_up, reg["Phi"])
-        inner = slice(margin, -margin)  # along z; in-plane the fit mask keeps off the edges
-        hq_sigma, _ = match_resolution(aligned_lq[inner], hq[inner], fit)
-        if hq_sigma > 0:
-            a, b, fit = prepared(hq_sigma)
-            reg = _spam(a, b, fit, np.asarray(reg["Phi"], float), margin, p)
-            passes.append({"hq_blur_sigma": hq_sigma, "status": int(reg["returnStatus"]),
-                           "iterations": int(reg["iterations"]), **decompose_phi(reg["Phi"])})
-    phi = np.asarray(reg["Phi"], dtype=float)
-    status = int(reg["returnStatus"])
+    bin_start = _bin_start_for(hq.shape, margin, p["bin_start"])
+    passes = []
 
-    # residuals on the interior (the margin is where applyPhi pulls in zeros)
-    region = np.zeros(a.shape, bool)
-    region[margin:-margin, margin:-margin, margin:-margin] = True
-    if fit is not None:
-        region &= fit
-    residual_before = _residual(a, b, region)
-    residual_after = _residual(apply_phi(a, phi), b, region)
+    def run(role, hq_sigma, blur, init):
+        a, b, fit = prepared(hq_sigma, blur)
+        reg = _spam(a, b, fit, init, margin, p, bin_start)
+        phi = np.asarray(reg["Phi"], dtype=float)
+        region = _interior(a.shape, margin, fit)
+        before, after = _residual(a, b, region), _residual(apply_phi(a, phi), b, region)
+        d = decompose_phi(phi)
+        judged = judge_convergence(int(reg["returnStatus"]), reg.get("iterationsJournal"), d, init[:3, 3],
+                                   before, after, margin, p)
+        passes.append({"role": role, "hq_blur_sigma": float(hq_sigma), "blur_sigma": float(blur),
+                       "status": int(reg["returnStatus"]), "iterations": int(reg["iterations"]),
+                       "converged": judged["converged"], "residual_drop": judged["residual_drop"],
+                       "translation_change_vox": judged["translation_change_vox"],
+                       "rotation_change_deg": judged["rotation_change_deg"], **d})
+        return {"reg": reg, "phi": phi, "judged": judged, "hq_sigma": float(hq_sigma), "blur": float(blur),
+                "fit": fit, "before": before, "after": after}
+
+    first = result = run("first", hq_sigma0, p["blur_sigma"], phi_init)
+    if auto and result["judged"]["converged"]:
+        # the resolution gap, measured on the registered pair
+        inner = slice(margin, -margin)  # along z; in-plane the fit mask keeps off the edges
+        hq_sigma, _ = match_resolution(apply_phi(lq_up, result["phi"])[inner], hq[inner], result["fit"])
+        if hq_sigma > 0:
+            result = first = run("resolution matched", hq_sigma, p["blur_sigma"], result["phi"])
+    if not result["judged"]["converged"]:
+        # coarse to fine: smoother scans from the coarse start, then the preset smoothing from there
+        for factor in p["retry_blur_factors"]:
+            try:
+                coarse = run(f"retry: blur x{factor:g}", first["hq_sigma"], factor * p["blur_sigma"], phi_init)
+            except ValueError as exc:  # the smoothing is too wide for the mask: no retry at this level
+                passes.append({"role": f"retry: blur x{factor:g}", "hq_blur_sigma": first["hq_sigma"],
+                               "blur_sigma": float(factor * p["blur_sigma"]), "status": None, "iterations": 0,
+                               "converged": False, "skipped": str(exc)})
+                continue
+            if not coarse["judged"]["plausible"]:
+                continue
+            fine = run(f"retry: refine after blur x{factor:g}", first["hq_sigma"], p["blur_sigma"], coarse["phi"])
+            if fine["judged"]["converged"]:
+                result = fine
+                break
+            if coarse["judged"]["converged"]:
+                result = coarse
+                break
+        else:
+            result = first
+
+    reg, phi, judged = result["reg"], result["phi"], result["judged"]
+    status = int(reg["returnStatus"])
+    tips = [] if judged["converged"] else advice(judged, p, hq.shape, margin, phi_init[:3, 3])
+    status_text = SPAM_STATUS.get(status, "unknown")
+    if not judged["converged"]:
+        status_text += "; not converged: " + "; ".join(judged["reasons"]) + ". Try: " + "; ".join(tips)
     return {
         "phi": phi.tolist(),
         **decompose_phi(phi),
         "status": status,
-        "status_text": SPAM_STATUS.get(status, "unknown")
-        + ("" if residual_after <= residual_before else "; and the residual grew: a false optimum"),
-        # spam's own criterion, and a sanity check: a fit that makes the images differ more is no fit
-        "converged": status == 2 and residual_after <= residual_before,
+        "status_text": status_text,
+        "converged": bool(judged["converged"]),
+        "convergence": judged,
+        "advice": tips,
         "iterations": int(reg["iterations"]),
         "spam_error": float(reg["error"]),
-        "residual_before": residual_before,
-        "residual_after": residual_after,
+        "residual_before": result["before"],
+        "residual_after": result["after"],
         "residual_units": "RMS of the blurred, robust-z-scored grey difference inside the fit mask (IQR units)",
         "initial_translation_vox": [float(v) for v in phi_init[:3, 3]],
-        "hq_blur_sigma": float(hq_sigma),
+        "hq_blur_sigma": result["hq_sigma"],
+        "blur_sigma": result["blur"],
+        "bin_start": int(bin_start),
         "passes": passes,
-        "fit_mask_pixels": None if fit is None else int(fit.sum()),
+        "fit_mask_pixels": None if result["fit"] is None else int(result["fit"].sum()),
         "margin": int(margin),
         "parameters": {k: p[k] for k in REGISTRATION_KEYS},
         "wall_s": time.perf_counter() - t0,

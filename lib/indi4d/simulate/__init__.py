@@ -24,8 +24,9 @@ Modules
 ``presets``        :data:`PRESETS` (sample, acquisitions, grey mapping), :data:`ATTENUATION_PER_UM`
 ``phantom``        :class:`Phantom`, particle packing, binder, in situ cracks and dense phase
 ``rasterisation``  :func:`rasterise` a phantom on a grid; attenuation, phase fractions, block mode/mean
-``acquisition``    the scan model (:func:`acquire_slices`, :func:`scan_phantom`), grey mapping, misalignment
-``calibration``    what a scan resolves: edge FWHM, noise, CNR, rings
+``acquisition``    the scan model (:func:`acquire_slices`, :func:`scan_phantom`), the ideal scan and the
+                   Noise2Inverse halves of one scan (:func:`acquire_scan_products`), grey mapping, misalignment
+``calibration``    what a scan resolves: edge FWHM, noise, CNR, rings, the measured PSF (:func:`measured_psf`)
 ``real_volumes``   real CT volumes from ``spam.datasets`` through the same scans
 ``beamline``       :func:`simulate_beamline`, the files of chapter 01
 
@@ -34,10 +35,11 @@ are those of :mod:`indi4d.phases` (re-exported here).
 """
 
 from ..phases import BINDER, DENSE, PARTICLE, PHASE_NAMES, PORE
-from .acquisition import (acquire_slices, draw_misalignment, grey_to_mu, mu_to_grey, scan_axes, scan_phantom,
-                          subdivision_axes)
+from .acquisition import (SCAN_PRODUCTS, acquire_scan_products, acquire_slices, draw_misalignment, grey_to_mu,
+                          mu_to_grey, scan_axes, scan_phantom, subdivision_axes)
 from .beamline import simulate_beamline
-from .calibration import acquisition_characteristics, calibration_disc, disc_edge_fwhm, radial_profile, ring_index
+from .calibration import (acquisition_characteristics, calibration_disc, disc_edge_fwhm, measured_psf, radial_profile,
+                          ring_index)
 from .phantom import Phantom, add_insitu_features, build_phantom, insitu_state, lognormal_radii, random_rotations
 from .presets import ATTENUATION_PER_UM, PRESETS
 from .rasterisation import attenuation_of, block_mean, block_mode, phase_fractions, rasterise
@@ -46,9 +48,10 @@ from .real_volumes import REAL_VOLUMES, acquire_real_volume, segment_real_volume
 #: By topic, in the order of the modules above.
 __all__ = [
     "PORE", "BINDER", "PARTICLE", "DENSE", "PHASE_NAMES",
-    "scan_axes", "subdivision_axes", "acquire_slices", "mu_to_grey", "grey_to_mu", "scan_phantom", "draw_misalignment",
+    "scan_axes", "subdivision_axes", "acquire_slices", "SCAN_PRODUCTS", "acquire_scan_products", "mu_to_grey", "grey_to_mu", "scan_phantom", "draw_misalignment",
     "simulate_beamline",
     "radial_profile", "disc_edge_fwhm", "ring_index", "calibration_disc", "acquisition_characteristics",
+    "measured_psf",
     "Phantom", "lognormal_radii", "random_rotations", "build_phantom", "add_insitu_features", "insitu_state",
     "ATTENUATION_PER_UM", "PRESETS",
     "rasterise", "attenuation_of", "phase_fractions", "block_mode", "block_mean",

@@ -62,6 +62,10 @@ def _z_margin(acq, voxel_nm):
     return int(math.ceil(3 * acq["blur_sigma_nm"] / voxel_nm)) if acq["blur_sigma_nm"] > 0 else 0
 
 
+#: What :func:`acquire_scan_products` can reconstruct from one set of projections.
+SCAN_PRODUCTS = ("scan", "ideal", "half_a", "half_b")
+
+
 def acquire_slices(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_nonuniformity=0.0,
                    flat_field_error=0.0, rings=True, filter_name="shepp-logan", bin_factor=2, z_margin=0, seed=0,
                    progress=False, desc="scan"):
@@ -113,8 +117,14 @@ def acquire_slices(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_non
     ndarray, float32, shape (Z - 2 z_margin, M, M)
         Reconstructed attenuation (1/µm); zero outside the reconstruction circle.
     """
-    from skimage.transform import iradon, radon
+    return acquire_scan_products(mu, voxel_size_nm, n_angles=n_angles, blur_sigma_nm=blur_sigma_nm, dose=dose,
+                                 gain_nonuniformity=gain_nonuniformity, flat_field_error=flat_field_error,
+                                 rings=rings, filter_name=filter_name, bin_factor=bin_factor, z_margin=z_margin,
+                                 seed=seed, progress=progress, desc=desc)["scan"]
 
+
+def _check_mu(mu, bin_factor, z_margin, dose):
+    """Refuse an attenuation stack :func:`acquire_scan_products` cannot scan; return it as an array."""
     mu = np.asarray(mu)
     if mu.ndim != 3 or mu.shape[1] != mu.shape[2]:
         raise ValueError(f"acquire_slices: expected a stack of square slices (Z, N, N), got shape {mu.shape}")
@@ -133,11 +143,16 @@ def acquire_slices(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_non
                          "(radius N//2 around pixel N//2); mask the sample first")
     if dose <= 0:
         raise ValueError(f"acquire_slices: dose must be positive, got {dose}")
-    m = n // b
-    v_um = voxel_size_nm / 1000.0
-    theta = np.arange(n_angles) * 180.0 / n_angles
+    return mu
 
-    sino = np.empty((mu.shape[0], n, n_angles))
+
+def _detector_intensity(mu, voxel_size_nm, theta, blur_sigma_nm, bin_factor, z_margin, progress, desc):
+    """Noise-free transmitted intensity on the detector: (Z - 2 z_margin, M, n_angles), flat field = 1."""
+    from skimage.transform import radon
+
+    b = int(bin_factor)
+    v_um = voxel_size_nm / 1000.0
+    sino = np.empty((mu.shape[0], mu.shape[1], theta.size))
     for k in _steps(range(mu.shape[0]), progress, f"{desc}: project"):
         # radon sums fine pixels; times the fine pitch it is the line integral ∫μ dl (dimensionless)
         sino[k] = radon(mu[k].astype(np.float64), theta, circle=True, preserve_range=True) * (v_um / b)
@@ -152,7 +167,69 @@ def acquire_slices(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_non
         box = np.full(b + 1, 1.0 / b)
         box[[0, -1]] = 0.5 / b
         intensity = ndi.correlate1d(intensity, box, axis=1, mode="nearest")[:, ::b]
-    intensity = intensity[z_margin: intensity.shape[0] - z_margin]
+    return intensity[z_margin: intensity.shape[0] - z_margin]
+
+
+def _fbp(proj, theta, m, v_um, filter_name, progress, desc):
+    """Filtered back-projection of every slice of ``proj`` (Z, M, n_angles) at the angles ``theta``, 1/µm."""
+    from skimage.transform import iradon
+
+    out = np.empty((proj.shape[0], m, m), np.float32)
+    for k in _steps(range(proj.shape[0]), progress, f"{desc}: reconstruct"):
+        # iradon assumes unit pixel pitch and divides by the number of angles: it returns μ·v per pixel
+        out[k] = iradon(proj[k], theta, output_size=m, filter_name=filter_name, circle=True,
+                        preserve_range=True) / v_um
+    return out
+
+
+def acquire_scan_products(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_nonuniformity=0.0,
+                          flat_field_error=0.0, rings=True, filter_name="shepp-logan", bin_factor=2, z_margin=0,
+                          seed=0, products=("scan",), progress=False, desc="scan"):
+    """One scan of a stack of slices and the reconstructions a beamline user can make of it.
+
+    The sample is projected once (:func:`acquire_slices` explains the model);
+    from those projections:
+
+    - ``"scan"``: the noisy scan, FBP of every angle (what :func:`acquire_slices` returns);
+    - ``"ideal"``: the same acquisition at infinite dose: same blur, same
+      pixel integration, same motion, but no photon noise and a perfect flat
+      field (no rings), ``p = -log I``; the noise-free mean of ``"scan"``
+      up to the small bias of ``-log`` of Poisson counts;
+    - ``"half_a"`` / ``"half_b"``: FBP of the even-indexed angles (0, 2, 4, …;
+      the 1st, 3rd, … projections) / the odd-indexed angles (1, 3, 5, …) of the
+      *same* noisy sinogram as ``"scan"`` (Noise2Inverse). Their photon noise
+      is independent (disjoint projections), but the flat-field error is the
+      same at every angle, so both halves carry the *same* rings. FBP is
+      linear and ``iradon`` divides by the number of angles, so
+      ``(half_a + half_b) / 2 == scan`` up to float rounding; each half has
+      about twice the noise variance of the scan and the angular sampling of
+      ``n_angles / 2`` projections.
+
+    Parameters
+    ----------
+    mu, voxel_size_nm, n_angles, blur_sigma_nm, dose, gain_nonuniformity, flat_field_error, rings, filter_name,
+    bin_factor, z_margin, seed, progress, desc
+        As in :func:`acquire_slices`; the same ``seed`` gives the same ``"scan"``
+        whatever ``products`` asks for.
+    products : sequence of str
+        Any of :data:`SCAN_PRODUCTS`.
+
+    Returns
+    -------
+    dict
+        product name -> ndarray, float32, shape (Z - 2 z_margin, M, M), attenuation (1/µm).
+    """
+    unknown = sorted(set(products) - set(SCAN_PRODUCTS))
+    if unknown or not products:
+        raise ValueError(f"acquire_scan_products: products must be some of {SCAN_PRODUCTS}, got {list(products)}")
+    halves = {"half_a", "half_b"} & set(products)
+    if halves and n_angles % 2:
+        raise ValueError(f"acquire_scan_products: {n_angles} angles cannot be split into two equal halves")
+    mu = _check_mu(mu, bin_factor, z_margin, dose)
+    m = mu.shape[1] // int(bin_factor)
+    v_um = voxel_size_nm / 1000.0
+    theta = np.arange(n_angles) * 180.0 / n_angles
+    intensity = _detector_intensity(mu, voxel_size_nm, theta, blur_sigma_nm, bin_factor, z_margin, progress, desc)
 
     rng = np.random.default_rng(seed)
     gain = 1.0 + gain_nonuniformity * rng.standard_normal(intensity.shape[:2])
@@ -160,16 +237,21 @@ def acquire_slices(mu, voxel_size_nm, *, n_angles, blur_sigma_nm, dose, gain_non
     counts = rng.poisson(dose * gain[..., None] * intensity)
     gain_estimate = gain * (1.0 + residual) if rings else gain
     measured = counts / (dose * gain_estimate[..., None])
+    del counts
+    out = {}
+    if "ideal" in products:
+        # infinite dose, perfect flat field: p = -log I, no noise and no rings
+        out["ideal"] = _fbp(-np.log(intensity), theta, m, v_um, filter_name, progress, f"{desc} ideal")
+    del intensity
     # -log of the flat-field corrected transmission; a zero count is read as half a photon
     proj = -np.log(np.maximum(measured, 0.5 / dose))
-    del counts, measured, intensity
-
-    out = np.empty((proj.shape[0], m, m), np.float32)
-    for k in _steps(range(proj.shape[0]), progress, f"{desc}: reconstruct"):
-        # iradon assumes unit pixel pitch: it returns μ·v per pixel
-        out[k] = iradon(proj[k], theta, output_size=m, filter_name=filter_name, circle=True,
-                        preserve_range=True) / v_um
-    return out
+    del measured
+    if "scan" in products:
+        out["scan"] = _fbp(proj, theta, m, v_um, filter_name, progress, desc)
+    for name, first in (("half_a", 0), ("half_b", 1)):
+        if name in products:  # every other angle of the same sinogram: independent noise, the same rings
+            out[name] = _fbp(proj[..., first::2], theta[first::2], m, v_um, filter_name, progress, f"{desc} {name}")
+    return {name: out[name] for name in products}
 
 
 def mu_to_grey(mu, offset, per_inv_um):
@@ -202,7 +284,7 @@ def _support(mu, y_um, x_um, centre_yx_um, radius_um):
 
 
 def scan_phantom(phantom, start_vox, shape, voxel_nm, acq, attenuation_per_um, *, rings=True, motion=None,
-                 support_radius_vox=None, seed=0, progress=False, desc="scan"):
+                 support_radius_vox=None, seed=0, products=None, progress=False, desc="scan"):
     """Rasterise a phantom on a scan's projection grid and acquire it.
 
     Parameters
@@ -229,10 +311,13 @@ def scan_phantom(phantom, start_vox, shape, voxel_nm, acq, attenuation_per_um, *
         centre is in the beam (an idealised interior scan).
     seed : int
         Noise seed.
+    products : sequence of str, optional
+        Reconstructions of the one scan to return (see :func:`acquire_scan_products`);
+        default only the noisy scan, returned as an array.
 
     Returns
     -------
-    recon : ndarray, float32, shape ``shape``
+    recon : ndarray, float32, shape ``shape``, or dict of them when ``products`` is given
         Reconstructed attenuation, 1/µm.
     labels : ndarray, uint8
         Labels on the projection grid (z sub-samples without margins, fine in-plane).
@@ -250,8 +335,10 @@ def scan_phantom(phantom, start_vox, shape, voxel_nm, acq, attenuation_per_um, *
     centre = start_um[1:] + np.asarray(shape[1:]) * v / 2
     radius = (support_radius_vox if support_radius_vox is not None else shape[1] / 2 - 1) * v
     mu = _support(mu, y, x, centre, radius)
-    recon = acquire_slices(mu, voxel_nm, bin_factor=2, z_margin=m, rings=rings, seed=seed, progress=progress,
-                           desc=desc, **acq)
+    recon = acquire_scan_products(mu, voxel_nm, bin_factor=2, z_margin=m, rings=rings, seed=seed,
+                                  products=("scan",) if products is None else tuple(products), progress=progress,
+                                  desc=desc, **acq)
+    recon = recon["scan"] if products is None else recon
     keep = slice(2 * m, labels.shape[0] - 2 * m)
     return recon, labels[keep], inside[keep]
 

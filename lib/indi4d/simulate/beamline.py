@@ -9,6 +9,7 @@ from ..files import file_sha256, write_json
 from ..phases import PHASE_NAMES
 from ..presets import resolve
 from .acquisition import _z_margin, draw_misalignment, mu_to_grey, scan_phantom, subdivision_axes
+from .calibration import measured_psf
 from .phantom import add_insitu_features, build_phantom, insitu_state
 from .presets import PRESETS, _rng, _validate
 from .rasterisation import attenuation_of, block_mean, block_mode, phase_fractions, rasterise
@@ -21,11 +22,25 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
 
         lq.tif                  uint16 (Z, Y, X), 100 nm, whole volume of sample A
         hq.tif                  uint16 (2Z/2, ...), 50 nm, central 1/8 of A, sample moved by Φ
+        hq_ideal.tif            uint16, the same HQ acquisition at infinite dose: same blur and motion,
+                                no photon noise, no rings (the ceiling of any estimator trained on HQ)
+        hq_half_a.tif           uint16, FBP of the even-indexed angles (0, 2, 4, ...) of hq.tif's sinogram
+        hq_half_b.tif           uint16, FBP of the odd-indexed angles (1, 3, 5, ...) of the same sinogram
         truth_labels_hq.tif     uint8 labels on the HQ grid (mode of the 25 nm labels), moved by Φ
         truth_mu_hq.tif         float32 attenuation (1/µm) on the HQ grid (mean of 25 nm), moved by Φ
         insitu_t{0,1,2}.tif     uint16 LQ scans of sample B at three time steps
         insitu_t{k}_labels.tif  uint8 labels of B on the 50 nm grid (2x the LQ grid)
-        meta.json               geometry, Φ, doses, grey mapping, sha256 of every file
+        meta.json               geometry, Φ, doses, grey mapping, HQ point-spread function, sha256 of every file
+
+    The HQ sample is projected once; ``hq``, ``hq_ideal`` and the two halves
+    are reconstructions of that one scan
+    (:func:`indi4d.simulate.acquisition.acquire_scan_products`). The halves
+    (Noise2Inverse) have independent photon noise, since they use disjoint
+    projections, but the *same* rings, since the flat-field error is the same
+    at every angle; their mean is ``hq`` up to grey-value rounding.
+    ``meta["psf"]["hq"]`` is the HQ point-spread function measured on a
+    calibration disc (:func:`indi4d.simulate.measured_psf`): ``sigma_nm``,
+    ``fwhm_nm``, ``source``.
 
     Grey values: ``round(grey_offset + grey_per_inv_um · μ)`` clipped to uint16
     (``meta["grey_mapping"]``). The same preset and seed give byte-identical files.
@@ -36,7 +51,8 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
         Folder to write (created; existing files of the same names are replaced).
     preset : {"tiny", "default", "paper"}
         Sizes: tiny 32³ LQ voxels (seconds), default 128³ (about 3 CPU
-        minutes, 0.7 GB of memory), paper 512³ (for a large machine: hours of
+        minutes, 0.7 GB of memory; the HQ ideal and halves add ~35 CPU s of
+        reconstructions, the PSF calibration ~6 CPU s), paper 512³ (for a large machine: hours of
         CPU and ~20 GB of memory; the simulation does not use a GPU).
     seed : int
         Non-negative seed of every random draw.
@@ -66,7 +82,9 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
     m_lq, m_hq = _z_margin(p["lq"], v_lq), _z_margin(p["hq"], v_hq)
     # one bar over slices: rasterised planes (2 per slice), projected and reconstructed slices
     scan_units = lambda z, m: 2 * (z + 2 * m) + (z + 2 * m) + z  # noqa: E731
-    total = 4 * scan_units(shape[0], m_lq) + scan_units(2 * shape[0] // 2, m_hq) + 2 * shape[0] + 3 * 2 * shape[0]
+    # the HQ scan has three more reconstructions (ideal and two halves)
+    total = (4 * scan_units(shape[0], m_lq) + scan_units(2 * shape[0] // 2, m_hq) + 3 * shape[0] + 2 * shape[0]
+             + 3 * 2 * shape[0])
     bar = tqdm(total=total, desc=f"simulate {preset}", unit="slice", disable=not progress)
 
     def write(name, array, voxel, kind):
@@ -92,9 +110,15 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
     centre_um = start_um + np.asarray(hq_shape) * v_hq / 1000.0 / 2  # physical centre of the HQ volume
     motion = (phi[:3, :3], phi[:3, 3] * v_hq / 1000.0, centre_um)  # Φ's translation is in HQ voxels
     hq_disc = hq_shape[1] / 2 - 1
+    # one HQ scan, reconstructed four ways (the sample is projected once)
     hq_mu, _, _ = scan_phantom(phantom, 2 * start, hq_shape, v_hq, p["hq"], att, rings=p["rings"], motion=motion,
-                               support_radius_vox=hq_disc, seed=acq_seed("hq"), progress=bar, desc="HQ")
-    write("hq.tif", mu_to_grey(hq_mu, grey["offset"], grey["per_inv_um"]), v_hq, "hq scan")
+                               support_radius_vox=hq_disc, seed=acq_seed("hq"),
+                               products=("scan", "ideal", "half_a", "half_b"), progress=bar, desc="HQ")
+    for name, product, kind in (("hq.tif", "scan", "hq scan"),
+                                ("hq_ideal.tif", "ideal", "hq scan at infinite dose, no rings"),
+                                ("hq_half_a.tif", "half_a", "hq scan, FBP of the even-indexed angles"),
+                                ("hq_half_b.tif", "half_b", "hq scan, FBP of the odd-indexed angles")):
+        write(name, mu_to_grey(hq_mu.pop(product), grey["offset"], grey["per_inv_um"]), v_hq, kind)
     del hq_mu
     # truth on the HQ grid from the 25 nm sub-voxels, moved like the HQ scan
     fine = subdivision_axes(start_um, hq_shape, v_hq, factor=2)
@@ -123,7 +147,10 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
         del rec, labels_k, inside_k
 
     bar.close()
-    names = ["lq.tif", "hq.tif", "truth_labels_hq.tif", "truth_mu_hq.tif"]
+    # the HQ point-spread function as a user would measure it (calibration disc, erf fit of its edge)
+    psf_hq = measured_psf(preset, seed, "hq", **overrides)
+    names = ["lq.tif", "hq.tif", "hq_ideal.tif", "hq_half_a.tif", "hq_half_b.tif", "truth_labels_hq.tif",
+             "truth_mu_hq.tif"]
     names += [f"insitu_t{k}.tif" for k in range(3)] + [f"insitu_t{k}_labels.tif" for k in range(3)]
     meta = {
         "version": __version__,
@@ -139,6 +166,11 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
         "acquisition": {"lq": dict(p["lq"]), "hq": dict(p["hq"]), "rings": bool(p["rings"]),
                         "projection": "parallel beam over 180 deg, skimage radon/iradon, 2x finer projection grid"},
         "grey_mapping": grey,
+        "psf": {"hq": psf_hq},
+        "hq_halves": {"hq_half_a.tif": "FBP of the even-indexed projection angles (0, 2, 4, ...) of the hq.tif scan",
+                      "hq_half_b.tif": "FBP of the odd-indexed projection angles (1, 3, 5, ...) of the hq.tif scan",
+                      "noise": "independent (disjoint projections)",
+                      "rings": "shared (the flat-field error is the same at every angle)"},
         "attenuation_per_um": dict(att),
         "phases": {str(i): n for i, n in enumerate(PHASE_NAMES)},
         "sample": {

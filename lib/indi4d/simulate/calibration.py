@@ -153,6 +153,68 @@ def calibration_disc(width, radius_vox, mu_in, outer_radius_vox=None, mu_out=0.0
     return np.repeat(img[None], n_slices + 2 * z_margin, axis=0), (m // 2, m // 2)
 
 
+def _calibration_scan(p, which, seed, n_slices):
+    """Scan the calibration object with acquisition ``which`` of a resolved preset ``p``.
+
+    A binder-like cylinder filling the reconstruction disc (at least 96 pixels
+    across) with a particle-like disc of 40 % of its radius in the middle.
+
+    Returns
+    -------
+    rec : ndarray, float32, shape (n_slices, W, W)
+        Reconstruction, 1/µm.
+    centre : (y, x); r_in, r_out : float
+        Disc centre and the radii of the particle disc and the cylinder, pixels.
+    """
+    att = p["attenuation_per_um"]
+    voxel = p[f"{which}_voxel_nm"]
+    # at least 96 px across so that the edge, a flat core and a flat ring all fit beside the blur
+    width = max(96, int(p["lq_shape"][1]))
+    r_out = width / 2 - 2
+    r_in = 0.4 * r_out
+    # the object does not vary along z, so the z blur needs no margin slices
+    mu, centre = calibration_disc(width, r_in, att["particle"], r_out, att["binder"], n_slices)
+    rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(_rng(seed, which, 99).integers(2**31)), **p[which])
+    return rec, centre, r_in, r_out
+
+
+def measured_psf(preset="default", seed=0, which="hq", n_slices=6, **overrides):
+    """The point-spread function of one acquisition, measured as a user would: the edge of a calibration disc.
+
+    The calibration object of :func:`acquisition_characteristics` is scanned
+    with the preset's ``which`` acquisition (its detector blur, pixel
+    integration, FBP filter, noise and rings) and its particle edge is fitted
+    with an error function (:func:`disc_edge_fwhm`): the Gaussian that best
+    describes the whole scan's blur, which is what a deconvolution needs.
+
+    Parameters
+    ----------
+    preset : str
+    seed : int
+        Seed of the calibration scan (its own stream; the same as
+        :func:`acquisition_characteristics` uses, so both agree).
+    which : {"lq", "hq"}
+    n_slices : int
+        Slices of the calibration scan (the profile is pooled over them).
+
+    Returns
+    -------
+    dict
+        ``sigma_nm`` (Gaussian std), ``fwhm_nm`` (``2 √(2 ln 2) σ``),
+        ``detector_blur_sigma_nm`` (the preset's detector blur alone, for
+        comparison), ``voxel_nm`` and ``source`` (how it was measured).
+    """
+    if which not in ("lq", "hq"):
+        raise ValueError(f"measured_psf: which must be 'lq' or 'hq', got {which!r}")
+    p = resolve(PRESETS, preset, **overrides)
+    rec, centre, r_in, _ = _calibration_scan(p, which, seed, n_slices)
+    edge = disc_edge_fwhm(rec, p[f"{which}_voxel_nm"], centre, r_in)
+    return {"sigma_nm": edge["sigma_nm"], "fwhm_nm": edge["fwhm_nm"],
+            "detector_blur_sigma_nm": float(p[which]["blur_sigma_nm"]), "voxel_nm": float(p[f"{which}_voxel_nm"]),
+            "source": (f"error-function fit of the edge of a calibration disc ({n_slices} slices, particle in binder) "
+                       f"scanned with the {which.upper()} acquisition (indi4d.simulate.measured_psf)")}
+
+
 def acquisition_characteristics(preset="default", seed=0, n_slices=6, **overrides):
     """Measure what each scan of a preset resolves: edge FWHM, noise, CNR, rings.
 
@@ -171,17 +233,10 @@ def acquisition_characteristics(preset="default", seed=0, n_slices=6, **override
         ``noise_std_grey``, ``cnr``, ``ring_index_per_um``, ``dose``, ``blur_sigma_nm``.
     """
     p = resolve(PRESETS, preset, **overrides)
-    att = p["attenuation_per_um"]
     out = {}
-    # at least 96 px across so that the edge, a flat core and a flat ring all fit beside the blur
-    width = max(96, int(p["lq_shape"][1]))
     for which, voxel in (("lq", p["lq_voxel_nm"]), ("hq", p["hq_voxel_nm"])):
         acq = p[which]
-        r_out = width / 2 - 2
-        r_in = 0.4 * r_out
-        # the object does not vary along z, so the z blur needs no margin slices
-        mu, centre = calibration_disc(width, r_in, att["particle"], r_out, att["binder"], n_slices)
-        rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(_rng(seed, which, 99).integers(2**31)), **acq)
+        rec, centre, r_in, r_out = _calibration_scan(p, which, seed, n_slices)
         edge = disc_edge_fwhm(rec, voxel, centre, r_in)
         yy, xx = np.indices(rec.shape[1:])
         rr = np.hypot(yy - centre[0], xx - centre[1])

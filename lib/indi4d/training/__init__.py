@@ -14,7 +14,9 @@ Modules:
   stop rules) over a :class:`~indi4d.training.loop.Method`: networks +
   optimisers + a step function;
 - :mod:`~indi4d.training.checkpoints`: checkpoints of any set of networks and
-  optimisers (:class:`~indi4d.training.checkpoints.Part`);
+  optimisers (:class:`~indi4d.training.checkpoints.Part`), and
+  :func:`~indi4d.training.checkpoints.averaged_weights` (the EMA weights that
+  validation and the saved model use when ``ema`` > 0);
 - :mod:`~indi4d.training.single_network`: the single-network step of InDI and the CNN, and :func:`fit`;
 - :mod:`~indi4d.training.data`: the crops of a pairs folder (shared, so every
   method sees the same batches);
@@ -23,7 +25,7 @@ Modules:
 The model folder (a contract, see CONTRIBUTING.md; files owned by
 :mod:`indi4d.model_folder`)::
 
-    MODEL_DIR/model.keras          final weights (also written when stopped early)
+    MODEL_DIR/model.keras          final weights (also written when stopped early; the EMA when ema > 0)
     MODEL_DIR/config.json          network and training parameters, seed, pairs
     MODEL_DIR/normalisation.json   from the pairs folder
     MODEL_DIR/history.json         per epoch: loss, val_loss, lr, seconds, steps
@@ -41,7 +43,7 @@ have seen. The run is bounded by its step count; the wall-time budget
 """
 
 from ..model_folder import save_network as save_model
-from .checkpoints import Part, load_checkpoint, save_checkpoint
+from .checkpoints import Part, averaged_weights, load_checkpoint, save_checkpoint
 from .data import SEED_STRIDE, validation_batches
 from .single_network import adam, fit, objective_method, start_run
 from .indi_run import PRESETS, train_indi
@@ -49,7 +51,8 @@ from .loop import STOP_RULES, Method, budget_spent, epoch_batches, run_loop
 from .schedule import OneCycleCosine, one_cycle_cosine
 
 __all__ = [
-    "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "budget_spent",
+    "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "averaged_weights",
+    "budget_spent",
     "epoch_batches", "fit", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
     "save_checkpoint", "save_model", "start_run", "train_indi", "validation_batches",
 ]

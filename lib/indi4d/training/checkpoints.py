@@ -10,6 +10,7 @@ network's weights and its optimiser's variables, plus the loop state
                 g_optimizer.npz  d_optimizer.npz  state.json
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,39 @@ class Part:
     def build(self):
         """Create the optimiser's (zero) variables for the network's trainable weights; once per run."""
         self.optimizer.build(self.network.trainable_variables)
+
+    def has_average(self):
+        """True when the optimiser keeps an exponential moving average (EMA) of the weights and has stepped."""
+        return bool(getattr(self.optimizer, "use_ema", False)) and int(self.optimizer.iterations.numpy()) > 0
+
+
+@contextmanager
+def averaged_weights(parts):
+    """Inside the block, every part whose optimiser keeps an EMA of the weights holds those averages.
+
+    Keras 3's ``use_ema=True`` keeps ``a_k = m a_{k-1} + (1 - m) w_k`` (``a_1 =
+    w_1``) in the optimiser; :meth:`keras.optimizers.Optimizer.finalize_variable_values`
+    writes it into the weights. The raw weights are copied first and put back
+    exactly on leaving, so training (and its checkpoints, which hold the raw
+    weights and the averages) goes on as if nothing happened. Parts without an
+    EMA are left alone.
+
+    Parameters
+    ----------
+    parts : sequence of Part
+    """
+    saved = []
+    for part in parts:
+        if part.has_average():
+            variables = part.network.trainable_variables
+            saved.append((variables, [v.numpy().copy() for v in variables]))
+            part.optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variables, values in saved:
+            for var, value in zip(variables, values):
+                var.assign(value)
 
 
 def write_state(model_dir, parts, state, keep=2):

@@ -21,22 +21,40 @@ from .loop import run_loop
 #: (the default run takes about 8 min on 2 cores): when it fires the run
 #: stops cleanly, says so, and records ``stopped_by = "wall_time_budget"``.
 #: ``val_crop``/``val_max_slices``: the fixed validation set (centre crops).
-#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`).
+#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`);
+#: ``eps`` is also the default noise of sampling (``config.json``).
+#: This session's options (defaults = the original behaviour; all recorded in
+#: ``config.json["training"]``, so a resume with other values is refused):
+#: ``target`` "hq" | "halves" | "halves_deconv" and ``psf_sigma_nm`` (None =
+#: the measured one): what the network learns to produce
+#: (:func:`indi4d.training.data.load_training_slices`); ``parametrisation``
+#: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.model.build_unet`);
+#: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.indi.loss_scale`);
+#: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.indi.noise_std`, the
+#: sampler reads it from the folder); ``ema`` 0 (off) or the decay of an
+#: exponential moving average of the weights, used for validation and saved
+#: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower
+#: ``min_inside`` then, the disc covers ~79 % of a square slice) and so may ``val_crop``.
+_OPTIONS = {"target": "hq", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+            "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
 PRESETS = {
     "tiny": {
         "network": "tiny", "crop": 16, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
         "max_lr": 2e-3, "pct_start": 0.25, "val_crop": 32, "val_max_slices": 4, "max_minutes": None,
         "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+        **_OPTIONS,
     },
     "default": {
         "network": "default", "crop": 96, "batch_size": 4, "epochs": 30, "steps_per_epoch": 100,
         "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
         "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+        **_OPTIONS,
     },
     "paper": {
         "network": "paper", "crop": 640, "batch_size": 2, "epochs": 1600, "steps_per_epoch": None,
         "max_lr": 5e-4, "pct_start": 0.25, "val_crop": 1024, "val_max_slices": 25, "max_minutes": None,
         "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": True, "min_inside": 1.0,
+        **_OPTIONS,
     },
 }
 
@@ -49,6 +67,23 @@ def _network_params(params):
     net = resolve(model.PRESETS, net) if isinstance(net, str) else dict(net)
     net["dilations"] = [int(d) for d in net["dilations"]]
     return net, 2 ** int(net["depth"])
+
+
+def check_options(params):
+    """Refuse unknown option values before anything is written; return the extra :func:`build_unet` arguments."""
+    from .. import indi, model
+    from .data import TARGETS
+
+    choices = {"target": TARGETS, "parametrisation": model.PARAMETRISATIONS, "head": model.HEADS,
+               "loss_weighting": indi.LOSS_WEIGHTINGS, "noise_schedule": indi.NOISE_SCHEDULES}
+    for key, allowed in choices.items():
+        if params[key] not in allowed:
+            raise ValueError(f"train: {key} must be one of {tuple(allowed)}, got {params[key]!r}; nothing was written")
+    if not 0.0 <= float(params["ema"]) < 1.0:
+        raise ValueError(f"train: ema must be 0 (off) or a decay in (0, 1), e.g. 0.999; got {params['ema']}")
+    if not 0.0 <= float(params["p_one"]) <= 1.0 or float(params["eps"]) < 0:
+        raise ValueError(f"train: need 0 <= p_one <= 1 and eps >= 0, got {params['p_one']} and {params['eps']}")
+    return {"head": params["head"], "parametrisation": params["parametrisation"]}
 
 
 def indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch):
@@ -92,9 +127,12 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     max_steps : int, optional
         Stop after this many optimiser steps in this call (resume later).
     overrides : dict, optional
-        Other preset parameters to replace (e.g. ``{"crop": 64}``); a
-        ``"network"`` entry may be a preset name or a dict of
-        :func:`indi4d.model.build_unet` arguments.
+        Other preset parameters to replace (e.g. ``{"crop": 64}``, or this
+        session's options ``{"parametrisation": "residual", "head": "linear",
+        "loss_weighting": "min_snr", "ema": 0.999, "eps": 0.01, "p_one": 1/3,
+        "target": "halves"}``, see :data:`PRESETS`); a ``"network"`` entry may
+        be a preset name or a dict of :func:`indi4d.model.build_unet` arguments.
+        Unknown keys or values are refused before anything is written.
     restart : bool
         When ``model_dir`` holds a run with other parameters or other pairs
         (their sha256 is part of the configuration), discard it and start
@@ -118,25 +156,30 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     net_params, factor = _network_params(params)
     if params["crop"] % factor:
         raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
-    slices = load_training_slices(pairs_dir, params["crop"])
+    build = check_options(params)
+    slices = load_training_slices(pairs_dir, params["crop"], target=params["target"],
+                                  psf_sigma_nm=params["psf_sigma_nm"])
     steps_per_epoch = params["steps_per_epoch"]
     if steps_per_epoch is None:  # one pass over the training area, counted in crops
         steps_per_epoch = max(1, math.ceil(slices["lq_tr"].size / (params["crop"] ** 2 * params["batch_size"])))
     epochs, steps_per_epoch = int(params["epochs"]), int(steps_per_epoch)
     train_batches, val = slice_batches(slices, params, steps_per_epoch, seed, factor)
     config = indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch)
+    if slices.get("psf") is not None:  # the PSF the targets were deconvolved with (measured or given)
+        config["training"]["target_psf"] = slices["psf"]
     start_run(model_dir, config, epochs, steps_per_epoch, val, "train", restart=restart,
               normalisation=slices["normalisation"], max_steps=max_steps)
 
     keras.utils.set_random_seed(int(seed))
-    network = model.build_unet(**net_params, seed=int(seed))
+    network = model.build_unet(**{**net_params, **build}, seed=int(seed))
 
     def objective(net, lq, hq, step_seed, training):
         return indi.indi_objective(net, lq, hq, step_seed, p_one=params["p_one"], eps=params["eps"],
-                                   threshold=params["threshold"], training=training)
+                                   threshold=params["threshold"], training=training,
+                                   loss_weighting=params["loss_weighting"], noise_schedule=params["noise_schedule"])
 
     method = objective_method(network, objective, adam(params["max_lr"], epochs * steps_per_epoch,
-                                                       params["pct_start"]))
+                                                       params["pct_start"], ema=params["ema"]))
     summary = run_loop(method, train_batches, val, model_dir, epochs=epochs, steps_per_epoch=steps_per_epoch,
                        seed=int(seed), max_minutes=params["max_minutes"], max_steps=max_steps,
                        jit_compile=bool(params["jit_compile"]), progress=progress)

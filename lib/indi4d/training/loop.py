@@ -34,7 +34,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from .. import model_folder
-from .checkpoints import restore_state, write_state
+from .checkpoints import averaged_weights, restore_state, write_state
 
 STOP_RULES = ("steps", "max_steps", "wall_time_budget")
 
@@ -166,10 +166,14 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
     ----------
     method : Method
     train_batches : callable
-        ``train_batches(epoch)`` -> iterable of ``(lq, hq)`` batches, each
-        (B, H, W, 1) float32; deterministic in ``epoch``.
+        ``train_batches(epoch)`` -> iterable of ``(lq, hq)`` batches, ``lq``
+        (B, H, W, 1) and ``hq`` (B, H, W, 1) or (B, H, W, 2) float32 (two
+        channels: channel 0 builds InDI's ``x_t``, channel 1 is the target);
+        deterministic in ``epoch``.
     val_batches : list of (lq, hq)
-        Fixed validation batches.
+        Fixed validation batches (same shapes). When an optimiser keeps an
+        EMA of the weights (``use_ema``), validation and the saved networks use
+        the averaged weights; the checkpoints hold the raw ones and the averages.
     model_dir : str or Path
         Whose configuration was accepted (:func:`indi4d.model_folder.accept_config`).
     epochs, steps_per_epoch : int
@@ -205,9 +209,11 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
     train_step = tf.function(method.train_step, jit_compile=jit_compile, reduce_retracing=True)
     val_step = tf.function(method.val_loss, reduce_retracing=True)
 
-    def validate():
-        return float(np.mean([float(val_step(tf.constant(lq), tf.constant(hq), tf.constant([seed + 1, i], tf.int32)))
-                              for i, (lq, hq) in enumerate(val_batches)]))
+    def validate():  # with the averaged weights when the optimisers keep an EMA
+        with averaged_weights(method.parts):
+            return float(np.mean([float(val_step(tf.constant(lq), tf.constant(hq),
+                                                 tf.constant([seed + 1, i], tf.int32)))
+                                  for i, (lq, hq) in enumerate(val_batches)]))
 
     total = epochs * steps_per_epoch if stop_at is None else min(epochs * steps_per_epoch, int(stop_at))
     start = time.perf_counter()
@@ -240,8 +246,9 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
         write_state(model_dir, method.parts, state)
     bar.close()
 
-    for part in method.parts:
-        model_folder.write_network(model_dir, part.network, part.final)
+    with averaged_weights(method.parts):  # the saved networks hold the EMA weights when there is one
+        for part in method.parts:
+            model_folder.write_network(model_dir, part.network, part.final)
     model_folder.write_history(model_dir, state["history"])
     stopped_by = "steps" if state["global_step"] >= total else stopped
     if stopped_by == "wall_time_budget":

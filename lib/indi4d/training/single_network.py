@@ -11,9 +11,21 @@ from .loop import Method, check_length, run_loop
 from .schedule import one_cycle_cosine
 
 
-def adam(max_lr, total_steps, pct_start, beta_1=0.9):
-    """Adam on a one-cycle cosine schedule of ``total_steps`` steps (:func:`one_cycle_cosine`)."""
-    return keras.optimizers.Adam(learning_rate=one_cycle_cosine(max_lr, total_steps, pct_start), beta_1=beta_1)
+def adam(max_lr, total_steps, pct_start, beta_1=0.9, ema=0.0):
+    """Adam on a one-cycle cosine schedule of ``total_steps`` steps (:func:`one_cycle_cosine`).
+
+    ``ema`` in [0, 1): 0 = no average; else Keras 3's exponential moving
+    average of the weights (``use_ema=True, ema_momentum=ema``):
+    ``a_k = ema a_{k-1} + (1 - ema) w_k`` after step k, ``a_1 = w_1``, kept in
+    the optimiser's variables (so checkpoints carry it) and never written into
+    the weights during training (``ema_overwrite_frequency=None``); the loop
+    validates and saves with it (:func:`indi4d.training.checkpoints.averaged_weights`).
+    """
+    ema = float(ema or 0.0)
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema must be 0 (off) or a decay in (0, 1), e.g. 0.999; got {ema}")
+    kw = {"use_ema": True, "ema_momentum": ema, "ema_overwrite_frequency": None} if ema > 0 else {}
+    return keras.optimizers.Adam(learning_rate=one_cycle_cosine(max_lr, total_steps, pct_start), beta_1=beta_1, **kw)
 
 
 def objective_method(network, objective, optimizer, desc="training"):
@@ -84,15 +96,16 @@ def start_run(model_dir, config, epochs, steps_per_epoch, val_batches, who, *, r
 
 def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, steps_per_epoch,
         max_lr, pct_start=0.25, seed=0, max_minutes=None, max_steps=None, jit_compile=False,
-        config=None, progress=True):
+        config=None, progress=True, ema=0.0):
     """Train ``network`` to minimise ``objective``, with checkpoints, resume and the stop rules of the loop.
 
     Parameters
     ----------
     network : keras.Model
     train_batches : callable
-        ``train_batches(epoch)`` -> iterable of ``(lq, hq)`` batches, each
-        (B, H, W, 1) float32; deterministic in ``epoch``. At most
+        ``train_batches(epoch)`` -> iterable of ``(lq, hq)`` batches, ``lq``
+        (B, H, W, 1), ``hq`` (B, H, W, 1) or (B, H, W, 2) float32;
+        deterministic in ``epoch``. At most
         ``steps_per_epoch`` batches are taken.
     val_batches : list of (lq, hq)
         Fixed validation batches.
@@ -118,6 +131,8 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
         Saved as ``config.json``; a folder holding a run with another config is refused.
     progress : bool
         Show a tqdm progress bar.
+    ema : float
+        Decay of the exponential moving average of the weights (0 = off; :func:`adam`).
 
     Returns
     -------
@@ -126,7 +141,7 @@ def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, st
     """
     model_dir = Path(model_dir)
     start_run(model_dir, config, epochs, steps_per_epoch, val_batches, "train", max_steps=max_steps)
-    method = objective_method(network, objective, adam(max_lr, epochs * steps_per_epoch, pct_start))
+    method = objective_method(network, objective, adam(max_lr, epochs * steps_per_epoch, pct_start, ema=ema))
     return run_loop(method, train_batches, val_batches, model_dir, epochs=epochs, steps_per_epoch=steps_per_epoch,
                     seed=seed, max_minutes=max_minutes, max_steps=max_steps, jit_compile=jit_compile,
                     progress=progress)

@@ -1,0 +1,39 @@
+"""Segmentation (chapter 07): scribbles -> random-forest labels, an attention residual U-Net, scores, descriptors.
+
+Modules:
+
+- :mod:`~indi4d.segmentation.scribbles`: the scribbles file (JSON strokes per
+  phase), :func:`scribbles_from_labels`, the ilastik-style random-forest pixel
+  classifier (:func:`fit_forest`, :func:`predict_forest`, :func:`forest_labels`);
+- :mod:`~indi4d.segmentation.network`: :func:`build_attention_unet`
+  (residual blocks, attention gates, softmax over phases);
+- :mod:`~indi4d.segmentation.train`: :func:`train_segmenter` (one slice,
+  augmentation, the one training loop), :func:`segment`, :func:`predict_phases`;
+- :mod:`~indi4d.segmentation.scores`: Dice, IoU, boundary F-score, difference maps;
+- :mod:`~indi4d.segmentation.descriptors`: :func:`describe` (volume fractions,
+  particle count and sizes, porosity, specific surface area, cracks) and
+  :func:`swelling`.
+"""
+
+from .descriptors import (DEFAULTS as DESCRIPTOR_DEFAULTS, crack_mask, describe, descriptor_errors,
+                          interface_area_um2, particle_sizes, phase_fractions, separate_particles, solid_mask,
+                          specific_surface_area, swelling)
+from .network import PRESETS as NETWORK_PRESETS
+from .network import attention_gate, build_attention_unet, residual_block
+from .scores import (boundary_f_score, confusion_matrix, dice, difference_map, iou, phase_scores)
+from .scribbles import (FOREST_DEFAULTS, ScribbleError, check_scribbles, fit_forest, forest_labels, make_scribbles,
+                        pixel_features, predict_forest, read_scribbles, scribble_agreement, scribble_mask,
+                        scribbles_from_labels, write_scribbles)
+from .train import (TRAIN_PRESETS, augmented_batches, cross_entropy_objective, predict_phases, segment,
+                    train_segmenter)
+
+__all__ = [
+    "DESCRIPTOR_DEFAULTS", "FOREST_DEFAULTS", "NETWORK_PRESETS", "TRAIN_PRESETS", "ScribbleError",
+    "attention_gate", "augmented_batches", "boundary_f_score", "build_attention_unet", "check_scribbles",
+    "confusion_matrix", "crack_mask", "cross_entropy_objective", "describe", "descriptor_errors", "dice",
+    "difference_map", "fit_forest", "forest_labels", "interface_area_um2", "iou", "make_scribbles",
+    "particle_sizes", "phase_fractions", "phase_scores", "pixel_features", "predict_forest", "predict_phases",
+    "read_scribbles", "residual_block", "scribble_agreement", "scribble_mask", "scribbles_from_labels", "segment",
+    "separate_particles", "solid_mask", "specific_surface_area", "swelling", "train_segmenter",
+    "write_scribbles",
+]
