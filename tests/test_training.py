@@ -225,7 +225,7 @@ def test_ema_weights_follow_the_recursion_and_differ_from_the_raw_ones():
 
 
 #: every new option away from its default, and whole 64 x 64 slices as crops
-OPTIONS = {"parametrisation": "residual", "head": "linear", "loss_weighting": "min_snr", "ema": 0.9, "eps": 0.01,
+OPTIONS = {"parametrisation": "residual", "head": "linear", "loss_weighting": "min_snr", "ema": 0.5, "eps": 0.01,
            "noise_schedule": "brownian", "p_one": 1 / 3, "crop": 64, "val_crop": 64, "min_inside": 0.0}
 
 
@@ -258,7 +258,14 @@ def test_new_options_resume_exactly_save_the_ema_weights_and_are_recorded(pairs,
                       stochastic=True)
     assert out.shape == (1, 64, 64, 1) and np.all(np.abs(out) <= 1.0)
     with pytest.raises(ValueError, match="other parameters"):  # a resume with another value is refused
-        train_indi(pairs, tmp_path / "split", overrides={**OPTIONS, "ema": 0.99}, **SEED1)
+        train_indi(pairs, tmp_path / "split", overrides={**OPTIONS, "ema": 0.6}, **SEED1)
+
+
+def test_an_average_longer_than_a_third_of_the_run_is_refused(pairs, tmp_path):
+    """ema 0.9 averages over ~10 steps: too long for an 8-step run (the initial weights would weigh 43 %)."""
+    with pytest.raises(ValueError, match=r"ema 0.9 averages over ~10 steps.*8 steps.*ema <= 0.6250"):
+        train_indi(pairs, tmp_path / "m", overrides={**OPTIONS, "ema": 0.9}, **SEED1)
+    assert not (tmp_path / "m").exists()
 
 
 def test_bad_option_values_are_refused_before_anything_is_written(pairs, tmp_path):

@@ -25,7 +25,7 @@ VARIANTS = {
     "p_one_third": ("t = 1 drawn a third of the time (p_one 1/3)", {"p_one": 1.0 / 3.0}),
     "eps": ("Brownian noise in x_t (std eps sqrt(t), eps 0.01), the same in training and sampling",
             {"eps": 0.01, "noise_schedule": "brownian"}),
-    "ema": ("exponential moving average of the weights (0.999)", {"ema": 0.999}),
+    "ema": ("exponential moving average of the weights over a tenth of the run", {"ema": "tenth"}),
     "whole_slices": ("whole slices as crops", {"crop": "whole", "min_inside": 0.0}),
     "halves": ("Noise2Noise targets: two independent HQ halves (odd/even angles)", {"target": "halves"}),
 }
@@ -43,7 +43,7 @@ PRESETS = {
     # the four changes that matter most, alone and together (p_one, eps, EMA and whole slices alone: by name)
     "default": {"epochs": 3, "steps_per_epoch": 100, "variants": ("baseline", "halves", "residual", "all", "indi_deconv"),
                 "steps": (1, 2, 4, 10, 20)},
-    "paper": {"epochs": 50, "steps_per_epoch": None, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},
+    "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},
 }
 
 #: the numbers kept per N (from :func:`indi4d.evaluation.step_sweep` rows)
@@ -51,7 +51,7 @@ ROW_KEYS = ("psnr", "ssim", "fwhm_nm", "edge_overshoot", "self_aligned_fwhm_nm",
             "false_particles_per_mm2")
 
 
-def variant_overrides(name, whole_crop):
+def variant_overrides(name, whole_crop, total_steps=3000):
     """The training overrides of one variant (a :data:`VARIANTS` or :data:`COMBINED` key).
 
     Parameters
@@ -59,6 +59,9 @@ def variant_overrides(name, whole_crop):
     name : str
     whole_crop : int
         The crop that ``"whole"`` stands for (pixels).
+    total_steps : int
+        Length of the variant's run: ``ema="tenth"`` becomes the decay whose
+        horizon ``1 / (1 - ema)`` is a tenth of it (3000 steps: 0.9967).
 
     Returns
     -------
@@ -78,6 +81,8 @@ def variant_overrides(name, whole_crop):
         raise ValueError(f"unknown ablation variant {name!r}; expected one of {list(VARIANTS) + list(COMBINED)}")
     if over.get("crop") == "whole":
         over["crop"] = int(whole_crop)
+    if over.get("ema") == "tenth":
+        over["ema"] = round(1.0 - 10.0 / total_steps, 6)
     return text, over
 
 
@@ -144,6 +149,8 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     steps_per_epoch = own["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
     for name in names:  # refuse an unknown name before any training
         variant_overrides(name, 0)
+    if steps_per_epoch is None:
+        raise ValueError("run_ablation: give steps_per_epoch (the ablation's runs must have a known length)")
     pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
     _, factor = _network_params(resolve(TRAIN_PRESETS, preset))
     whole = whole_slice_crop(pairs_dir, factor)
@@ -154,7 +161,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     results = {"preset": preset, "seed": int(seed), "schedule": schedule or "the preset's",
                "test_slices": test["z"].tolist(), "variants": names, "complete": False, "rows": rows}
     for name in names:
-        change, over = variant_overrides(name, whole)
+        change, over = variant_overrides(name, whole, total_steps=epochs * steps_per_epoch)
         t0 = time.perf_counter()
         summary = train_indi(pairs_dir, out_dir / name, preset=preset, seed=seed, overrides={**over, **schedule},
                              restart=True, progress=progress)

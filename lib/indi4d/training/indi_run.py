@@ -86,6 +86,23 @@ def check_options(params):
     return {"head": params["head"], "parametrisation": params["parametrisation"]}
 
 
+def check_ema_horizon(ema, total_steps, share=1 / 3):
+    """Refuse an EMA that averages over more than ``share`` of the run.
+
+    Keras's average starts from the initial weights and has no bias
+    correction: after ``n`` steps they still weigh ``ema**n`` (0.999 over 300
+    steps: 74 %), so a short run with a long average saves a network close to
+    its random start. The horizon ``1 / (1 - ema)`` must stay within a third of
+    the run, where the initial weights weigh at most ``exp(-3)`` = 5 %.
+    """
+    ema = float(ema)
+    if ema and 1.0 / (1.0 - ema) > share * total_steps:
+        longest = 1.0 - 1.0 / (share * total_steps)
+        raise ValueError(f"train: ema {ema:g} averages over ~{1 / (1 - ema):.0f} steps, more than a third of this "
+                         f"run's {total_steps} steps, so the saved weights would still be mostly the random initial "
+                         f"ones; use ema <= {longest:.4f} or a longer run; nothing was written")
+
+
 def indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch):
     """The ``config.json`` of an InDI run: what must be equal for a resume (not the safeguard)."""
     return {
@@ -163,6 +180,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     if steps_per_epoch is None:  # one pass over the training area, counted in crops
         steps_per_epoch = max(1, math.ceil(slices["lq_tr"].size / (params["crop"] ** 2 * params["batch_size"])))
     epochs, steps_per_epoch = int(params["epochs"]), int(steps_per_epoch)
+    check_ema_horizon(params["ema"], epochs * steps_per_epoch)
     train_batches, val = slice_batches(slices, params, steps_per_epoch, seed, factor)
     config = indi_config(preset, seed, pairs_dir, net_params, params, steps_per_epoch)
     if slices.get("psf") is not None:  # the PSF the targets were deconvolved with (measured or given)
