@@ -30,11 +30,14 @@ def test_unknown_variants_are_refused_before_any_training(tiny_run):
 
 
 def test_combined_variants_are_the_union_of_their_parts():
-    _, everything = ablation.variant_overrides("all", whole_crop=48)
-    for part in ("residual", "p_one_third", "eps", "ema", "halves"):
+    _, everything = ablation.variant_overrides("all", whole_crop=48, total_steps=300)
+    for part in ("residual", "p_one_third", "eps", "halves"):
         for key, value in ablation.VARIANTS[part][1].items():
             assert everything[key] == value
     assert everything["crop"] == 48 and everything["min_inside"] == 0.0
+    # the average spans a tenth of the run: 1 / (1 - ema) = 30 steps of 300; none for a 4-step run
+    assert everything["ema"] == pytest.approx(1 - 1 / 30)
+    assert ablation.variant_overrides("ema", 48, total_steps=4)[1]["ema"] == 0.0
     _, deconv = ablation.variant_overrides("indi_deconv", whole_crop=48)
     assert deconv["target"] == "halves_deconv" and deconv["parametrisation"] == "residual"
 

@@ -61,7 +61,8 @@ def variant_overrides(name, whole_crop, total_steps=3000):
         The crop that ``"whole"`` stands for (pixels).
     total_steps : int
         Length of the variant's run: ``ema="tenth"`` becomes the decay whose
-        horizon ``1 / (1 - ema)`` is a tenth of it (3000 steps: 0.9967).
+        horizon ``1 / (1 - ema)`` is a tenth of it (3000 steps: 0.9967; under
+        10 steps: 0, no average).
 
     Returns
     -------
@@ -82,7 +83,8 @@ def variant_overrides(name, whole_crop, total_steps=3000):
     if over.get("crop") == "whole":
         over["crop"] = int(whole_crop)
     if over.get("ema") == "tenth":
-        over["ema"] = round(1.0 - 10.0 / total_steps, 6)
+        horizon = max(1.0, total_steps / 10.0)  # steps the average spans, 1 / (1 - ema)
+        over["ema"] = round(1.0 - 1.0 / horizon, 6)  # a run under 10 steps gets none (0: off)
     return text, over
 
 
