@@ -40,13 +40,19 @@ def test_combined_variants_are_the_union_of_their_parts():
     assert ablation.variant_overrides("ema", 48, total_steps=4)[1]["ema"] == 0.0
     _, deconv = ablation.variant_overrides("indi_deconv", whole_crop=48)
     assert deconv["target"] == "halves_deconv" and deconv["parametrisation"] == "residual"
+    # every variant starts from the original training, whatever the presets now say
+    _, base = ablation.variant_overrides("baseline", 48)
+    _, halves = ablation.variant_overrides("halves", 48)
+    assert base == ablation.BASELINE and halves == {**ablation.BASELINE, "target": "halves"}
+    _, chosen = ablation.variant_overrides("chosen", 48)
+    assert chosen == {**ablation.BASELINE, "target": "halves", "p_one": pytest.approx(1 / 3)}
 
 
 def test_each_variant_trains_what_it_names_and_is_scored(tiny_run):
-    results = ablation.run_ablation(tiny_run, ["baseline", "residual", "halves"], preset="tiny", steps=(1, 2),
+    results = ablation.run_ablation(tiny_run, ["baseline", "residual", "chosen"], preset="tiny", steps=(1, 2),
                                     progress=False)
     saved = json.loads(runs.artifact(tiny_run, "ablation", "results").read_text())
-    assert [r["name"] for r in saved["rows"]] == ["baseline", "residual", "halves"]
+    assert [r["name"] for r in saved["rows"]] == ["baseline", "residual", "chosen"]
     for row in results["rows"]:
         config = model_folder.read_config(runs.stage_dir(tiny_run, "ablation") / row["name"])
         for key, value in row["overrides"].items():
@@ -55,10 +61,13 @@ def test_each_variant_trains_what_it_names_and_is_scored(tiny_run):
         assert row["at_one"]["steps"] == 1 and row["at_one"]["psnr"] is not None
         assert len(row["sweep"]) == 2
     table = ablation.ablation_table(results).splitlines()
-    assert [line.split("|")[1].strip() for line in table[2:]] == ["baseline", "residual", "halves"]
-    # the baseline variant is the preset's own run: the same seed gives the very same loss curve
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["baseline", "residual", "chosen"]
+    # "chosen" is the preset's own run (its "auto" target is the halves these pairs hold): the same seed gives
+    # the very same loss curve; the baseline is the original training, a different one
     direct = tiny_run / "direct_model"
     schedule = {k: ablation.PRESETS["tiny"][k] for k in ("epochs", "steps_per_epoch")}
     train_indi(runs.stage_dir(tiny_run, "pairs"), direct, preset="tiny", seed=0, overrides=schedule, progress=False)
     history = lambda d: json.loads((d / "history.json").read_text())["loss"]  # noqa: E731
-    assert history(runs.stage_dir(tiny_run, "ablation") / "baseline") == history(direct)
+    assert model_folder.read_config(direct)["training"]["target"] == "halves"
+    assert history(runs.stage_dir(tiny_run, "ablation") / "chosen") == history(direct)
+    assert history(runs.stage_dir(tiny_run, "ablation") / "baseline") != history(direct)

@@ -175,6 +175,11 @@ def test_halves_must_lie_on_hq_grid_and_missing_halves_say_how_to_make_them(regi
 
     with pytest.raises(ValueError, match=r"pairs\.npz: no HQ halves.*--hq-halves"):
         load_training_slices(plain, 8, target="halves")
+    # the presets' "auto": the halves where the pairs hold them, the HQ scan where they do not
+    from indi4d.training.data import resolve_target
+
+    assert resolve_target("auto", out) == "halves" and resolve_target("auto", plain) == "hq"
+    assert resolve_target("hq", out) == "hq" and resolve_target("halves_deconv", plain) == "halves_deconv"
     with pytest.raises(ValueError, match="both HQ halves"):
         pairs.save_pairs(tmp_path / "x", lq, hq, info["mask"], info["z"], info["split"], {}, {}, {}, hq_a=hq)
 

@@ -274,6 +274,8 @@ def test_bad_option_values_are_refused_before_anything_is_written(pairs, tmp_pat
         with pytest.raises(ValueError, match=key):
             train_indi(pairs, tmp_path / "m", preset="tiny", overrides={key: value}, progress=False)
     assert not (tmp_path / "m").exists()
+    # the original behaviour but for the two changes that won chapter 04's ablation: denoised targets when
+    # the pairs allow them ("auto") and t = 1 a third of the time
     assert all(PRESETS[p][k] == v for p in PRESETS for k, v in
-               {"target": "hq", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
-                "loss_weighting": "none", "ema": 0.0, "p_one": 0.1, "eps": 0.0, "noise_schedule": "linear"}.items())
+               {"target": "auto", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+                "loss_weighting": "none", "ema": 0.0, "p_one": 1 / 3, "eps": 0.0, "noise_schedule": "linear"}.items())

@@ -15,7 +15,12 @@ Written into ``RUN_DIR/ablation/``: one model folder per variant and
 
 import time
 
-#: name -> (what changes, in words; training overrides). ``crop="whole"`` is the
+#: The original InDI training every variant starts from (the presets' values
+#: before this ablation chose "auto" targets and p_one 1/3), so that each row
+#: names exactly one change from the same baseline whatever the presets say.
+BASELINE = {"target": "hq", "p_one": 0.1, "parametrisation": "x", "head": "tanh", "loss_weighting": "none",
+            "eps": 0.0, "noise_schedule": "linear", "ema": 0.0}
+#: name -> (what changes, in words; training overrides on top of :data:`BASELINE`). ``crop="whole"`` is the
 #: whole slice (rounded down to the network's size factor). ``indi_deconv`` is a
 #: separate method (targets sharper than any scan), never a default of InDI.
 VARIANTS = {
@@ -29,8 +34,10 @@ VARIANTS = {
     "whole_slices": ("whole slices as crops", {"crop": "whole", "min_inside": 0.0}),
     "halves": ("Noise2Noise targets: two independent HQ halves (odd/even angles)", {"target": "halves"}),
 }
-#: the variants that are every change together
+#: the variants that are several changes together
 COMBINED = {
+    "chosen": ("the two winners together, the presets' defaults (HQ halves where the pairs have them, p_one 1/3)",
+               ("p_one_third", "halves"), {}),
     "all": ("all of the above together", ("residual", "p_one_third", "eps", "ema", "whole_slices", "halves"), {}),
     "indi_deconv": ("all together, targets = HQ halves deconvolved by the measured HQ PSF (separate method)",
                     ("residual", "p_one_third", "eps", "ema", "whole_slices"), {"target": "halves_deconv"}),
@@ -39,9 +46,10 @@ COMBINED = {
 #: The ablation's own schedule per preset (shorter than the main run's, so that
 #: every variant fits in the book's budget) and the variants run by default.
 PRESETS = {
-    "tiny": {"epochs": 1, "steps_per_epoch": 4, "variants": ("baseline", "halves", "all"), "steps": (1, 2)},
-    # the four changes that matter most, alone and together (p_one, eps, EMA and whole slices alone: by name)
-    "default": {"epochs": 3, "steps_per_epoch": 100, "variants": ("baseline", "halves", "residual", "all", "indi_deconv"),
+    "tiny": {"epochs": 1, "steps_per_epoch": 4, "variants": ("baseline", "chosen", "all"), "steps": (1, 2)},
+    # the two winners alone and together, the residual form, and everything (eps, EMA and whole slices alone: by name)
+    "default": {"epochs": 3, "steps_per_epoch": 100,
+                "variants": ("baseline", "p_one_third", "halves", "chosen", "residual", "all", "indi_deconv"),
                 "steps": (1, 2, 4, 10, 20)},
     "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},
 }
@@ -67,14 +75,14 @@ def variant_overrides(name, whole_crop, total_steps=3000):
     Returns
     -------
     (str, dict)
-        The description and the overrides.
+        The description and the overrides (:data:`BASELINE` updated with the variant's).
     """
+    over = dict(BASELINE)
     if name in VARIANTS:
-        text, over = VARIANTS[name]
-        over = dict(over)
+        text, own = VARIANTS[name]
+        over.update(own)
     elif name in COMBINED:
         text, parts, extra = COMBINED[name]
-        over = {}
         for part in parts:
             over.update(VARIANTS[part][1])
         over.update(extra)

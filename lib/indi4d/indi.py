@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 #: (the first sampling step, the one that must work from the raw LQ); ``eps``
 #: the noise scale in x_t; ``threshold`` where the loss turns from MAE to MSE.
 #: ``loss_weighting``/``t_min``: see :func:`loss_scale`; ``noise_schedule``: see :func:`noise_std`.
-DEFAULTS = {"p_one": 0.1, "eps": 0.0, "threshold": 0.5, "loss_weighting": "none", "t_min": 0.1,
+DEFAULTS = {"p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "loss_weighting": "none", "t_min": 0.1,
             "noise_schedule": "linear"}
 LOSS_WEIGHTINGS = ("none", "min_snr")
 NOISE_SCHEDULES = ("linear", "brownian")

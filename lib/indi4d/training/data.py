@@ -20,6 +20,23 @@ DECONVOLUTION = {"method": "wiener", "nsr": 1e-2, "num_iter": 20}
 
 #: What the networks are trained to produce (``load_training_slices(target=...)``).
 TARGETS = ("hq", "halves", "halves_deconv")
+#: What a training preset may ask for: a target, or ``"auto"`` (:func:`resolve_target`).
+TARGET_CHOICES = ("auto", *TARGETS)
+
+
+def resolve_target(target, pairs_dir):
+    """The training target a preset's ``target`` stands for on one pairs folder.
+
+    ``"auto"`` is ``"halves"`` when the pairs hold the two Noise2Inverse HQ
+    halves (``indi4d register --hq-halves``) and ``"hq"`` otherwise: denoised
+    targets whenever the data allow them (chapter 04's ablation), the paper's
+    HQ targets for a user with one HQ reconstruction. Other values pass through.
+    """
+    from .. import pairs
+
+    if target != "auto":
+        return target
+    return "halves" if pairs.has_hq_halves(pairs_dir) else "hq"
 
 
 def hq_psf(pairs_dir, psf_sigma_nm=None, info=None):

@@ -8,7 +8,7 @@ import keras
 from .. import model_folder, pairs
 from ..files import file_sha256
 from ..presets import resolve
-from .data import load_training_slices, slice_batches
+from .data import load_training_slices, resolve_target, slice_batches
 from .single_network import adam, objective_method, start_run
 from .loop import run_loop
 
@@ -23,11 +23,15 @@ from .loop import run_loop
 #: ``val_crop``/``val_max_slices``: the fixed validation set (centre crops).
 #: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`);
 #: ``eps`` is also the default noise of sampling (``config.json``).
-#: This session's options (defaults = the original behaviour; all recorded in
-#: ``config.json["training"]``, so a resume with other values is refused):
-#: ``target`` "hq" | "halves" | "halves_deconv" and ``psf_sigma_nm`` (None =
-#: the measured one): what the network learns to produce
-#: (:func:`indi4d.training.data.load_training_slices`); ``parametrisation``
+#: The training options below (all recorded in ``config.json["training"]``, so a
+#: resume with other values is refused) default to the original behaviour
+#: except ``target`` ("auto") and ``p_one`` (1/3): the two changes that won
+#: chapter 04's ablation (:mod:`indi4d.ablation`, whose baseline is the original).
+#: ``target`` "auto" | "hq" | "halves" | "halves_deconv" and ``psf_sigma_nm``
+#: (None = the measured one): what the network learns to produce
+#: (:func:`indi4d.training.data.load_training_slices`; "auto", the presets'
+#: choice, is "halves" when the pairs hold the HQ halves, else "hq", and the
+#: resolved target is what ``config.json`` records); ``parametrisation``
 #: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.model.build_unet`);
 #: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.indi.loss_scale`);
 #: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.indi.noise_std`, the
@@ -35,25 +39,25 @@ from .loop import run_loop
 #: exponential moving average of the weights, used for validation and saved
 #: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower
 #: ``min_inside`` then, the disc covers ~79 % of a square slice) and so may ``val_crop``.
-_OPTIONS = {"target": "hq", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+_OPTIONS = {"target": "auto", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
             "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
 PRESETS = {
     "tiny": {
         "network": "tiny", "crop": 16, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
         "max_lr": 2e-3, "pct_start": 0.25, "val_crop": 32, "val_max_slices": 4, "max_minutes": None,
-        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
         **_OPTIONS,
     },
     "default": {
         "network": "default", "crop": 96, "batch_size": 4, "epochs": 30, "steps_per_epoch": 100,
         "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
-        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
         **_OPTIONS,
     },
     "paper": {
         "network": "paper", "crop": 640, "batch_size": 2, "epochs": 1600, "steps_per_epoch": None,
         "max_lr": 5e-4, "pct_start": 0.25, "val_crop": 1024, "val_max_slices": 25, "max_minutes": None,
-        "p_one": 0.1, "eps": 0.0, "threshold": 0.5, "jit_compile": True, "min_inside": 1.0,
+        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": True, "min_inside": 1.0,
         **_OPTIONS,
     },
 }
@@ -72,9 +76,9 @@ def _network_params(params):
 def check_options(params):
     """Refuse unknown option values before anything is written; return the extra :func:`build_unet` arguments."""
     from .. import indi, model
-    from .data import TARGETS
+    from .data import TARGET_CHOICES
 
-    choices = {"target": TARGETS, "parametrisation": model.PARAMETRISATIONS, "head": model.HEADS,
+    choices = {"target": TARGET_CHOICES, "parametrisation": model.PARAMETRISATIONS, "head": model.HEADS,
                "loss_weighting": indi.LOSS_WEIGHTINGS, "noise_schedule": indi.NOISE_SCHEDULES}
     for key, allowed in choices.items():
         if params[key] not in allowed:
@@ -174,6 +178,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     if params["crop"] % factor:
         raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
     build = check_options(params)
+    params["target"] = resolve_target(params["target"], pairs_dir)
     slices = load_training_slices(pairs_dir, params["crop"], target=params["target"],
                                   psf_sigma_nm=params["psf_sigma_nm"])
     steps_per_epoch = params["steps_per_epoch"]
