@@ -27,7 +27,9 @@ def make_pairs(pairs_dir, n=12, size=64, seed=0, grey_max=30000):
     norm = {"lq": preprocess.fit_normalisation(grey, method="none"),
             "hq": preprocess.fit_normalisation(grey, method="none")}
     preprocess.save_pairs(pairs_dir, lq, hq, np.ones((size, size), bool), np.arange(n), split,
-                          phi={"status": "synthetic"}, normalisation=norm, provenance={"synthetic": True})
+                          phi={"status": "synthetic"}, normalisation=norm, provenance={"synthetic": True, "inputs": {
+                              "lq": {"voxel_size_nm": 100.0, "dtype": "uint16"},
+                              "hq": {"voxel_size_nm": 50.0, "dtype": "uint16"}}})
     return pairs_dir
 
 

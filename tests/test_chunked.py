@@ -150,6 +150,24 @@ def test_bad_inputs_are_refused_before_any_work(model, tmp_path, monkeypatch, ca
         check_enhance_input(tmp_path / "rgb.tif", tmp_path / "o.zarr", model, steps=1, input_range=(0, 255))
 
 
+def test_a_scan_on_another_grey_scale_is_refused_unless_its_range_is_stated(tmp_path):
+    """A 12-bit scan in a uint16 file passes the dtype check but not the grey-range check (middle slice)."""
+    from indi4d import preprocess
+
+    folder = _model(tmp_path / "model", pairs_dir=tmp_path / "pairs")
+    norm = {k: preprocess.fit_normalisation(np.linspace(20000, 40000, 100), method="none") for k in ("lq", "hq")}
+    (folder / "normalisation.json").write_text(json.dumps(norm))
+    twelve_bit = np.random.default_rng(1).integers(0, 4096, (3, 16, 16)).astype(np.uint16)
+    write_volume(tmp_path / "12bit.tif", twelve_bit, voxel_size_nm=100)
+    write_volume(tmp_path / "same.tif", (twelve_bit * 5 + 20000).astype(np.uint16), voxel_size_nm=100)
+    with pytest.raises(EnhanceInputError, match=r"12bit.tif: only 0% of the middle slice.*20000..40000.*--input-range"):
+        check_enhance_input(tmp_path / "12bit.tif", tmp_path / "o.zarr", folder, steps=1)
+    job = check_enhance_input(tmp_path / "12bit.tif", tmp_path / "o.zarr", folder, steps=1, input_range=(0, 4095))
+    assert job.input_range == (0.0, 4095.0)
+    check_enhance_input(tmp_path / "same.tif", tmp_path / "o.zarr", folder, steps=1)  # on the training scale
+    assert not (tmp_path / "o.zarr").exists()
+
+
 @pytest.mark.parametrize("suffix", ["zarr", "tif"])
 def test_a_failed_run_leaves_no_complete_looking_output(model, tmp_path, monkeypatch, suffix):
     write_volume(tmp_path / "lq.tif", _scan((6, 16, 16)), voxel_size_nm=100)

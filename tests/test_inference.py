@@ -112,7 +112,7 @@ def test_enhance_file_2d_and_3d(model_dir, tmp_path):
     assert arr.shape == (6, 32, 32) and arr.dtype == np.uint16
     assert meta["voxel_size_nm"] == 50.0 and meta["indi4d_enhance"]["steps"] == 2
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
-    src2 = write_volume(tmp_path / "slice.tif", vol[0])
+    src2 = write_volume(tmp_path / "slice.tif", vol[0], voxel_size_nm=100.0)
     arr2, _ = read_volume(enhance_file(src2, tmp_path / "slice_out.tif", model_dir, steps=1))
     assert arr2.shape == (32, 32)
     with pytest.raises(ValueError, match="it is the input"):
@@ -254,8 +254,11 @@ def test_bad_input_raises(network, model_dir, tmp_path):
         load_enhancer(tmp_path)
     bad = tmp_path / "nan.tif"
     tifffile.imwrite(bad, np.full((8, 8), np.nan, np.float32))
-    with pytest.raises(ValueError, match="nan.tif.*NaN"):
-        enhance_file(bad, tmp_path / "o.tif", model_dir, steps=2)
+    with pytest.raises(ValueError, match="nan.tif: dtype float32.*--input-range"):  # refused before any work
+        enhance_file(bad, tmp_path / "o.tif", model_dir, steps=2, voxel_size_nm=100)
+    with pytest.raises(ValueError, match=r"nan.tif: NaN or infinite grey values in slice z = 0; nothing was written"):
+        enhance_file(bad, tmp_path / "o.tif", model_dir, steps=2, voxel_size_nm=100, input_range=(0, 1))
+    assert not (tmp_path / "o.tif").exists()
     four_d = tmp_path / "4d.tif"
     tifffile.imwrite(four_d, np.zeros((2, 2, 8, 8), np.uint16))
     with pytest.raises(ValueError, match="4d.tif"):

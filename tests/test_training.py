@@ -74,6 +74,12 @@ def test_a_few_steps_lower_the_validation_loss(pairs, tmp_path):
     assert json.loads((tmp_path / "m" / "normalisation.json").read_text())["lq"]["method"] == "none"
     net = keras.saving.load_model(tmp_path / "m" / "model.keras", compile=False)
     assert net.count_params() == summary["n_params"]
+    # the LQ scan's voxel size and dtype travel with the model: enhance checks a new scan without the pairs
+    from indi4d.inference.checks import model_lq_record
+
+    record = model_lq_record(tmp_path / "m")
+    assert (record["voxel_size_nm"], record["dtype"]) == (100.0, "uint16")
+    assert record["source"].endswith("config.json")
 
 
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, whole, tmp_path):
@@ -140,8 +146,8 @@ def test_wall_time_safeguard_stops_cleanly_says_so_and_is_recorded(pairs, tmp_pa
 
 def test_the_book_run_is_bounded_by_steps_not_by_the_clock():
     default = PRESETS["default"]
-    assert default["epochs"] * default["steps_per_epoch"] == 3000
-    # the wall-time budget is only a safeguard: far above the ~8 min the run takes on two cores
+    assert default["epochs"] * default["steps_per_epoch"] == 1500
+    # the wall-time budget is only a safeguard: far above the ~13 min the run takes on two idle cores
     assert default["max_minutes"] is None or default["max_minutes"] >= 60
 
 

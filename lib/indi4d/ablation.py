@@ -48,7 +48,7 @@ COMBINED = {
 PRESETS = {
     "tiny": {"epochs": 1, "steps_per_epoch": 4, "variants": ("baseline", "chosen", "all"), "steps": (1, 2)},
     # the two winners alone and together, the residual form, and everything (eps, EMA and whole slices alone: by name)
-    "default": {"epochs": 3, "steps_per_epoch": 100,
+    "default": {"epochs": 2, "steps_per_epoch": 100,
                 "variants": ("baseline", "p_one_third", "halves", "chosen", "residual", "all", "indi_deconv"),
                 "steps": (1, 2, 4, 10, 20)},
     "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},

@@ -227,6 +227,22 @@ def load_hq_halves(pairs_dir, split):
         return data["hq_a"][keep].astype(np.float32), data["hq_b"][keep].astype(np.float32)
 
 
+def lq_scan_record(pairs_dir):
+    """What a model must remember of the LQ scan it was trained on, from the pairs' provenance.
+
+    Returns
+    -------
+    dict
+        ``lq_voxel_size_nm`` (float or None) and ``lq_dtype`` (str or None):
+        stored in a model's ``config.json`` so that ``indi4d enhance`` checks
+        a new scan against them without the pairs folder
+        (:func:`indi4d.inference.checks.model_lq_record`).
+    """
+    lq = (read_json(pairs_file(pairs_dir, "provenance"), "the pairs' provenance").get("inputs") or {}).get("lq") or {}
+    voxel = lq.get("voxel_size_nm")
+    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": lq.get("dtype")}
+
+
 def load_pairs_info(pairs_dir):
     """Load the mask, slice indices and split labels of a ``pairs`` folder.
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import keras
 
-from .. import model_folder
+from .. import model_folder, pairs
 from ..presets import resolve
 from ..training.data import load_training_slices, slice_batches
 from ..training.single_network import adam, objective_method, start_run
@@ -40,7 +40,7 @@ def _config(kind, preset, seed, pairs_dir, budget, p, minutes):
             "network": budget["network"], "indi_budget": indi,
             "target": {"target": budget.get("target", "hq"), "psf_sigma_nm": budget.get("psf_sigma_nm")},
             "budget": {"factor": p["budget_factor"], "minutes": minutes},
-            "normalisation": "normalisation.json"}
+            "normalisation": "normalisation.json", **pairs.lq_scan_record(pairs_dir)}
 
 
 def _reusable(model_dir, config):

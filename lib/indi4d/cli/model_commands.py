@@ -99,8 +99,9 @@ The volume is read lazily and enhanced chunk by chunk along z on dask (memory bo
 the chunk size): one local worker by default, a LocalCluster with --workers N, or a running
 cluster with --scheduler ADDRESS (e.g. dask-jobqueue's SLURMCluster(...).scheduler_address).
 Checked before any computation: the input is 2D/3D grey values of the training dtype
-(uint16; other dtypes need --input-range LO HI), its voxel size equals the model's LQ voxel
-size (--voxel-size-nm when the file has none), and --steps is at most 100 (unless --force).
+(uint16; other dtypes need --input-range LO HI) on the training scan's grey scale (the middle
+slice is read; another scale needs --input-range too), its voxel size equals the model's LQ
+voxel size (--voxel-size-nm when the file has none), and --steps is at most 100 (unless --force).
 """
 
 
@@ -131,7 +132,8 @@ def add_parsers(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise")
     p.add_argument("--input-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="map the input's grey values LO..HI onto the model's LQ training range (and the output "
-                        "back): needed for any dtype other than the training scan's (uint16)")
+                        "back): needed for any dtype other than the training scan's (uint16), or for grey values on "
+                        "another scale")
     p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
                    help="the input's voxel size, when the file carries none (default: the file's)")
     p.add_argument("--force", action="store_true", help="allow --steps above 100")

@@ -6,7 +6,7 @@
 * :mod:`~indi4d.inference.enhancer` -- a model folder loaded and checked as an
   :class:`Enhancer` (:func:`load_enhancer`);
 * :mod:`~indi4d.inference.volumes` -- the InDI sampler on top: slices, images,
-  volumes and files held in memory (:func:`enhance_file`);
+  volumes held in memory; files through the chunked path (:func:`enhance_file`);
 * :mod:`~indi4d.inference.checks` -- an enhancement job checked before any
   computation (:func:`check_enhance_input`);
 * :mod:`~indi4d.inference.chunked` -- volumes of any size, lazily in z-chunks on

@@ -23,6 +23,10 @@ VOXEL_RTOL = 0.01
 #: The grey values InDI is trained on when the model folder does not say.
 TRAINED_DTYPE = "uint16"
 
+#: Grey-range check on the middle slice: at least this share of its voxels must
+#: lie within the LQ training range widened by half its width on each side.
+GREY_RANGE_SHARE = 0.5
+
 
 class EnhanceInputError(ValueError):
     """An enhancement job refused before any computation (the message names the file and the problem)."""
@@ -98,6 +102,28 @@ def _check_shape(volume, in_path):
         raise EnhanceInputError(f"{in_path}: slices of shape {shape[-2:]} are too small to enhance")
 
 
+def _check_grey_range(volume, lq, input_range, in_path, model_dir):
+    """Refuse a scan whose grey values lie mostly outside the training scan's (one middle slice is read).
+
+    A uint16 scan from another detector or reconstruction can pass the dtype
+    check yet sit on another grey scale (e.g. 12-bit values, or an offset):
+    the network would then see an image unlike any it was trained on.
+    """
+    image = np.asarray(volume[volume.shape[0] // 2] if volume.ndim == 3 else volume, np.float64)
+    if input_range is not None:  # the range the user stated is mapped onto the training range
+        lo_in, hi_in = input_range
+        image = lq["lo"] + (image - lo_in) * (lq["hi"] - lq["lo"]) / (hi_in - lo_in)
+    width = lq["hi"] - lq["lo"]
+    inside = np.mean((image >= lq["lo"] - width / 2) & (image <= lq["hi"] + width / 2))
+    if inside < GREY_RANGE_SHARE:
+        p1, p99 = np.percentile(image, [1, 99])
+        raise EnhanceInputError(
+            f"{in_path}: only {inside:.0%} of the middle slice's grey values lie near the model's LQ training range "
+            f"{lq['lo']:g}..{lq['hi']:g} ({model_dir}); this scan spans {p1:g}..{p99:g} (1st-99th percentile"
+            f"{', after --input-range' if input_range is not None else ''}): give --input-range LO HI with the grey "
+            "values of this scan that correspond to the training scan's range")
+
+
 def _nm(value):
     return "unrecorded" if value is None else f"{float(value):g} nm"
 
@@ -136,7 +162,8 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     unless ``force``); the input (readable, opened lazily, 2D or 3D grey
     values: RGB or 4D refused); its dtype against the training scan's
     (uint16 unless the model says otherwise; another dtype needs
-    ``input_range``); its voxel size against the model's LQ voxel size.
+    ``input_range``); its voxel size against the model's LQ voxel size; its
+    grey values (the middle slice only) against the training scan's range.
 
     Parameters
     ----------
@@ -194,6 +221,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
             "file's grey values onto that range")
     notes = []
     voxel = _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes)
+    _check_grey_range(volume, lq, input_range, in_path, model_dir)
     return EnhanceJob(in_path=str(in_path), out_path=str(out_path), model_dir=str(model_dir), steps=int(steps),
                       volume=volume, meta=meta, voxel_size_nm=voxel, input_range=input_range, model_lq=model_lq,
                       notes=notes)

@@ -79,9 +79,16 @@ def _map_range(x, src, dst):
     return dst[0] + (np.asarray(x, np.float64) - src[0]) * ((dst[1] - dst[0]) / (src[1] - src[0]))
 
 
+class NonFiniteInputError(ValueError):
+    """Input slices hold NaN or infinite grey values (found while their chunk is read)."""
+
+
 def _xy_block(block, ref, steps, eps, seed, stochastic, input_range, block_info=None):
     """Enhance the slices of one z-chunk; slice ``z`` (global index) uses the seed ``(seed, z)``."""
     z0 = block_info[0]["array-location"][0][0] if block_info else 0
+    bad = ~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
+    if bad.any():  # only a float input can hold them; found here, the first time its voxels are read
+        raise NonFiniteInputError(f"NaN or infinite grey values in slice z = {z0 + int(np.argmax(bad))}")
     enhancer = ref.get()
     norm = enhancer.normalisation
     lq_range = (norm["lq"]["lo"], norm["lq"]["hi"])
@@ -359,4 +366,7 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
                            input_range=job.input_range, chunk_slices=chunk_slices, dtype=dtype)
         if flat:
             out = out[0]
-        return write_lazy(out_path, out, job.voxel_size_nm / 2.0, extra, client=client, progress=progress)
+        try:
+            return write_lazy(out_path, out, job.voxel_size_nm / 2.0, extra, client=client, progress=progress)
+        except NonFiniteInputError as err:  # nothing was kept (write_lazy is atomic): name the file
+            raise NonFiniteInputError(f"{in_path}: {err}; nothing was written") from err

@@ -158,13 +158,19 @@ def _enhance_one(enhancer, u, steps, eps, seed, stochastic):
     return crop_back(indi_sample(enhancer, padded, steps, eps=eps, seed=seed, stochastic=stochastic), shape)
 
 
-def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default"):
+def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
+                 **options):
     """Enhance a 2D or 3D LQ volume file and write the result (``indi4d enhance``).
 
-    The output path is checked before anything is loaded: it may not be the
-    input, nor any dataset of an input HDF5 file, and its suffix must name a
-    format we write. The output has half the input's voxel size and the
-    input's integer dtype (rounded and clipped), or float32 for float input.
+    The one path for files: every input is checked before anything is read
+    or computed (:func:`~indi4d.inference.checks.check_enhance_input`: the
+    output's suffix and place, the dtype and voxel size against the model's
+    training scan, the step count), then the volume is enhanced chunk by
+    chunk on dask and written atomically
+    (:func:`~indi4d.inference.chunked.enhance_chunked`, with one local worker
+    unless ``options`` say otherwise). The output has half the input's voxel
+    size and the input's integer dtype (rounded and clipped), or float32 for
+    float input.
 
     Parameters
     ----------
@@ -182,6 +188,10 @@ def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, sto
     stochastic : bool
     preset : str
         Tiling preset of :func:`~indi4d.inference.enhancer.load_enhancer`.
+    **options
+        ``input_range``, ``voxel_size_nm``, ``force``, ``workers``,
+        ``scheduler``, ``chunk_slices``, ``progress`` (default False) of
+        :func:`~indi4d.inference.chunked.enhance_chunked`.
 
     Returns
     -------
@@ -190,28 +200,11 @@ def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, sto
 
     Raises
     ------
-    indi4d.safety.UnsafeOutputError
-        The output would touch an input or cannot be written; nothing was read or computed.
+    indi4d.safety.UnsafeOutputError, indi4d.inference.checks.EnhanceInputError
+        The job was refused; nothing was read beyond metadata, nothing written.
     """
-    from ..io import read_volume, write_volume
-    from ..model_folder import default_steps
-    from ..safety import check_output
-    from .enhancer import load_enhancer
+    from .chunked import enhance_chunked
 
-    check_output(out_path, inputs=[in_path], kind="volume", who="indi4d enhance")
-    steps = _check_steps(default_steps(model_dir) if steps is None else steps, "indi4d enhance")
-    enhancer = load_enhancer(model_dir, preset=preset)
-    volume, meta = read_volume(in_path)
-    check_grey_volume(volume, str(in_path))
-    if volume.ndim == 2:
-        out = enhance_image(volume, enhancer, steps, eps=eps, seed=seed, stochastic=stochastic)
-    else:
-        out = enhance_volume(volume, enhancer, steps, eps=eps, seed=seed, stochastic=stochastic)
-    if np.issubdtype(volume.dtype, np.integer):
-        info = np.iinfo(volume.dtype)
-        out = np.clip(np.rint(out), info.min, info.max).astype(volume.dtype)
-    voxel = meta.get("voxel_size_nm")
-    extra = {"indi4d_enhance": {"input": str(in_path), "model_dir": str(model_dir), "steps": steps,
-                                "seed": seed, "stochastic": bool(stochastic)}}
-    write_volume(out_path, out, voxel_size_nm=None if voxel is None else float(voxel) / 2.0, extra=extra)
-    return Path(out_path)
+    options.setdefault("progress", False)
+    return enhance_chunked(in_path, out_path, model_dir, steps=steps, seed=seed, eps=eps, stochastic=stochastic,
+                           preset=preset, **options)

@@ -45,15 +45,15 @@ fraction 0.065.
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
 from skimage.measure import marching_cubes, mesh_surface_area, regionprops
-from skimage.morphology import reconstruction
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import relabel_sequential
 
 from ..phases import BINDER, DENSE, PARTICLE, PHASE_NAMES, PORE
+from .particles import DEFAULTS, ball_closing, crack_mask, fill_holes, separate_particles, solid_mask
 
-#: Defaults of :func:`describe` (voxels of the label volume).
-DEFAULTS = {"min_distance_vox": 3, "min_particle_vox": 8, "merge_depth_vox": 1.0, "closing_vox": 3, "smooth_vox": 0.7}
+__all__ = ["DEFAULTS", "ball_closing", "check_labels", "check_region", "crack_mask", "describe", "descriptor_errors",
+           "fill_holes", "interface_area_um2", "particle_sizes", "phase_fractions", "separate_particles",
+           "solid_mask", "specific_surface_area", "swelling", "voxel_spacing_um"]
 
 
 def check_labels(labels, who="descriptors"):
@@ -83,11 +83,6 @@ def voxel_spacing_um(voxel_size_nm):
     return tuple(float(s) for s in spacing)
 
 
-def solid_mask(labels):
-    """Solid = particle ∪ dense; bool, the shape of ``labels``."""
-    return np.isin(labels, (PARTICLE, DENSE))
-
-
 def check_region(region, shape, who="descriptors"):
     """``region`` as a bool array of ``shape`` (None: everywhere); refuse other shapes or an empty region."""
     if region is None:
@@ -105,113 +100,6 @@ def phase_fractions(labels, region=None):
     inside = np.asarray(labels)[check_region(region, np.shape(labels))]
     counts = np.bincount(inside.ravel(), minlength=len(PHASE_NAMES))[:len(PHASE_NAMES)]
     return {name: float(c) / max(inside.size, 1) for name, c in zip(PHASE_NAMES, counts)}
-
-
-def ball_closing(mask, radius_vox):
-    """Morphological closing of ``mask`` by a Euclidean ball, through two distance transforms.
-
-    ``dilated = d(x, mask) <= r`` and ``closed = d(x, not dilated) > r``
-    (:func:`scipy.ndimage.distance_transform_edt`): the closing by a ball of
-    radius ``r`` voxels, much faster than a structuring element for r >= 2.
-    The array is padded by ``r + 1`` so nothing leaks across its edges.
-
-    Parameters
-    ----------
-    mask : ndarray, bool, (Z, Y, X)
-    radius_vox : float
-
-    Returns
-    -------
-    ndarray, bool, the shape of ``mask``
-    """
-    r = float(radius_vox)
-    if r <= 0 or not np.any(mask):
-        return np.asarray(mask, bool).copy()
-    pad = int(np.ceil(r)) + 1
-    m = np.pad(np.asarray(mask, bool), pad)
-    dilated = ndi.distance_transform_edt(~m) <= r  # within r of the mask
-    closed = ndi.distance_transform_edt(dilated) > r  # farther than r from outside the dilation
-    return closed[(slice(pad, -pad),) * m.ndim] | np.asarray(mask, bool)
-
-
-def fill_holes(mask):
-    """``mask`` with its holes filled: background components that do not touch the array's faces.
-
-    The same result as :func:`scipy.ndimage.binary_fill_holes` (face
-    connectivity), from one labelling of the background instead of an
-    iterated dilation: much faster on large boxes.
-    """
-    mask = np.asarray(mask, bool)
-    background, n = ndi.label(~mask)
-    if n == 0:
-        return mask.copy()
-    faces = np.concatenate([np.take(background, i, axis=a).ravel() for a in range(mask.ndim) for i in (0, -1)])
-    open_to_outside = np.zeros(n + 1, bool)
-    open_to_outside[faces] = True
-    open_to_outside[0] = True  # the mask itself
-    return mask | ~open_to_outside[background]
-
-
-def separate_particles(labels, min_distance_vox=DEFAULTS["min_distance_vox"],
-                       min_particle_vox=DEFAULTS["min_particle_vox"], merge_depth_vox=DEFAULTS["merge_depth_vox"],
-                       closing_vox=DEFAULTS["closing_vox"]):
-    """Split the solid into particles by a distance-transform watershed.
-
-    The watershed runs on the solid closed by a ball of ``closing_vox``
-    (:func:`ball_closing`), so a crack does not cut its particle in two; the
-    particles returned are the solid voxels of each watershed region.
-
-    Markers are the maxima of the distance to the non-solid
-    (:func:`skimage.feature.peak_local_max`); maxima joined by a ridge that
-    dips less than ``merge_depth_vox`` below them (one connected component of
-    the h-dome of the distance, :func:`skimage.morphology.reconstruction`)
-    become one marker, so an elongated particle with a rippled ridge stays one
-    particle, while two balls meeting at a neck narrower than their radii
-    minus ``merge_depth_vox`` are split.
-
-    Parameters
-    ----------
-    labels : ndarray, (Z, Y, X), uint8 phases
-    min_distance_vox : int
-        Smallest distance between two maxima, voxels.
-    min_particle_vox : int
-        Regions with fewer voxels are removed (set to 0).
-    merge_depth_vox : float
-        h of the h-dome, voxels (0: every maximum is its own marker).
-    closing_vox : float
-        Radius of the closing that bridges cracks before the watershed (0: none).
-
-    Returns
-    -------
-    ndarray, (Z, Y, X), int32
-        0 outside particles, 1..n one label per particle (consecutive).
-    """
-    solid = solid_mask(labels)
-    if not solid.any():
-        return np.zeros(solid.shape, np.int32)
-    bridged = ball_closing(solid, closing_vox)
-    distance = ndi.distance_transform_edt(bridged)
-    components, _ = ndi.label(bridged)
-    peaks = peak_local_max(distance, min_distance=int(min_distance_vox), labels=components, exclude_border=False)
-    peak_mask = np.zeros(solid.shape, bool)
-    peak_mask[tuple(peaks.T)] = True
-    if merge_depth_vox > 0:
-        # h-dome: distance - (reconstruction by dilation of distance - h under distance), > 0 near every top
-        dome = distance - reconstruction(distance - merge_depth_vox, distance, method="dilation")
-        tops, _ = ndi.label(dome > 1e-6, structure=np.ones((3, 3, 3)))
-        markers = np.where(peak_mask, tops, 0)
-    else:
-        markers, _ = ndi.label(peak_mask, structure=np.ones((3, 3, 3)))  # touching maxima of one plateau: one
-    particles = watershed(-distance, markers, mask=bridged)
-    particles[~solid] = 0
-    sizes = np.bincount(particles.ravel())
-    small = sizes < int(min_particle_vox)
-    small[0] = False
-    particles[small[particles]] = 0
-    keep = np.unique(particles[particles > 0])
-    lookup = np.zeros(particles.max() + 1, np.int32)
-    lookup[keep] = np.arange(1, len(keep) + 1)
-    return lookup[particles]
 
 
 def particle_sizes(particles, voxel_size_nm):
@@ -273,32 +161,6 @@ def specific_surface_area(labels, voxel_size_nm, smooth_vox=DEFAULTS["smooth_vox
     region = check_region(region, np.shape(labels))
     volume = region.sum() * np.prod(voxel_spacing_um(voxel_size_nm))  # µm³
     return float(interface_area_um2(solid_mask(labels), voxel_size_nm, smooth_vox, region) / volume)
-
-
-def crack_mask(labels, particles, closing_vox=DEFAULTS["closing_vox"]):
-    """Crack voxels and particle envelopes (see the module's definition).
-
-    Parameters
-    ----------
-    labels : ndarray, (Z, Y, X), uint8 phases
-    particles : ndarray, (Z, Y, X), int
-        From :func:`separate_particles`.
-    closing_vox : int
-        Radius of the closing ball: cracks narrower than ~2 radii are closed.
-
-    Returns
-    -------
-    cracks, envelope : ndarray, (Z, Y, X), bool
-    """
-    envelope = np.zeros(labels.shape, bool)
-    r = int(np.ceil(closing_vox))
-    for index, box in enumerate(ndi.find_objects(particles), start=1):
-        if box is None:
-            continue
-        grown = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, n in zip(box, labels.shape))
-        own = fill_holes(ball_closing(particles[grown] == index, closing_vox))
-        envelope[grown] |= own
-    return envelope & (labels == PORE), envelope
 
 
 def describe(labels, voxel_size_nm, *, min_distance_vox=DEFAULTS["min_distance_vox"],

@@ -34,7 +34,7 @@ def iou(pred_mask, truth_mask):
     return float(np.logical_and(a, b).sum() / union) if union else float("nan")
 
 
-def boundary_f_score(pred_mask, truth_mask, tolerance_px=2.0):
+def boundary_f_score(pred_mask, truth_mask, tolerance_px=2.0, region=None):
     """Boundary F-score: how many boundary pixels of each mask lie within a tolerance of the other's.
 
     Boundaries are the mask pixels next to a non-mask pixel
@@ -50,6 +50,9 @@ def boundary_f_score(pred_mask, truth_mask, tolerance_px=2.0):
     pred_mask, truth_mask : ndarray, bool, same shape (2D or 3D)
     tolerance_px : float
         Pixels (voxels).
+    region : ndarray, bool, same shape, optional
+        Count only the boundary pixels inside ``region`` (boundaries and
+        distances are still found on the whole arrays).
 
     Returns
     -------
@@ -57,19 +60,20 @@ def boundary_f_score(pred_mask, truth_mask, tolerance_px=2.0):
         ``f_score``, ``precision``, ``recall`` (NaN when a mask has no boundary).
     """
     a, b = _check_pair(np.asarray(pred_mask, bool), np.asarray(truth_mask, bool), "boundary_f_score")
+    inside = np.ones(a.shape, bool) if region is None else _check_pair(np.asarray(region, bool), a, "region")[0]
     edge_a = find_boundaries(a, mode="inner")
     edge_b = find_boundaries(b, mode="inner")
-    if not edge_a.any() or not edge_b.any():
+    if not (edge_a & inside).any() or not (edge_b & inside).any():
         return {"f_score": float("nan"), "precision": float("nan"), "recall": float("nan")}
     dist_to_b = ndi.distance_transform_edt(~edge_b)  # distance of every pixel to truth's boundary
     dist_to_a = ndi.distance_transform_edt(~edge_a)
-    precision = float(np.mean(dist_to_b[edge_a] <= tolerance_px))
-    recall = float(np.mean(dist_to_a[edge_b] <= tolerance_px))
+    precision = float(np.mean(dist_to_b[edge_a & inside] <= tolerance_px))
+    recall = float(np.mean(dist_to_a[edge_b & inside] <= tolerance_px))
     f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"f_score": float(f), "precision": precision, "recall": recall}
 
 
-def phase_scores(pred, truth, tolerance_px=2.0, phases=None):
+def phase_scores(pred, truth, tolerance_px=2.0, phases=None, region=None):
     """Per-phase Dice, IoU and boundary F-score of a label map against the truth.
 
     Parameters
@@ -79,6 +83,8 @@ def phase_scores(pred, truth, tolerance_px=2.0, phases=None):
         Of :func:`boundary_f_score`.
     phases : sequence of int, optional
         Default: every phase of :data:`indi4d.phases.PHASE_NAMES`.
+    region : ndarray, bool, same shape, optional
+        Score only there (e.g. the sample, without the training slice); default everywhere.
 
     Returns
     -------
@@ -88,17 +94,19 @@ def phase_scores(pred, truth, tolerance_px=2.0, phases=None):
         prediction) and ``"accuracy"`` (share of pixels labelled right).
     """
     pred, truth = _check_pair(pred, truth, "phase_scores")
+    inside = np.ones(pred.shape, bool) if region is None else _check_pair(np.asarray(region, bool), pred,
+                                                                            "phase_scores (region)")[0]
     phases = range(len(PHASE_NAMES)) if phases is None else phases
     out = {}
     for p in phases:
         a, b = pred == p, truth == p
-        out[PHASE_NAMES[p]] = {"dice": dice(a, b), "iou": iou(a, b),
-                               "boundary_f": boundary_f_score(a, b, tolerance_px)["f_score"],
-                               "pred_fraction": float(a.mean()), "true_fraction": float(b.mean())}
+        out[PHASE_NAMES[p]] = {"dice": dice(a[inside], b[inside]), "iou": iou(a[inside], b[inside]),
+                               "boundary_f": boundary_f_score(a, b, tolerance_px, region)["f_score"],
+                               "pred_fraction": float(a[inside].mean()), "true_fraction": float(b[inside].mean())}
     keys = ("dice", "iou", "boundary_f")
     out["mean"] = {k: float(np.nanmean([v[k] for v in out.values()])) if any(np.isfinite(v[k]) for v in out.values())
                    else float("nan") for k in keys}
-    out["accuracy"] = float(np.mean(pred == truth))
+    out["accuracy"] = float(np.mean(pred[inside] == truth[inside]))
     return out
 
 

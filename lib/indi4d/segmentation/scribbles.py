@@ -159,7 +159,8 @@ def scribbles_from_labels(labels, strokes_per_phase=3, length_px=12, erosion_px=
     labels : ndarray, (H, W), int phases
     strokes_per_phase : int
     length_px : int
-    erosion_px : int
+    erosion_px : int or dict
+        One erosion for every phase, or ``{phase: pixels}`` (phases not in it: 0).
     seed : int
     phases : sequence of int, optional
         Default: every phase present after erosion.
@@ -177,7 +178,8 @@ def scribbles_from_labels(labels, strokes_per_phase=3, length_px=12, erosion_px=
     phases = range(len(PHASE_NAMES)) if phases is None else phases
     strokes = {}
     for p in phases:
-        inside = ndi.binary_erosion(labels == p, disk(erosion_px)) if erosion_px else labels == p
+        r = int(erosion_px.get(p, 0)) if isinstance(erosion_px, dict) else int(erosion_px)
+        inside = ndi.binary_erosion(labels == p, disk(r)) if r else labels == p
         pixels = np.argwhere(inside)
         if not len(pixels):
             continue

@@ -142,7 +142,8 @@ def segment(network, images, batch_size=4):
 
 
 def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=None, val=None, seed=0,
-                    n_phases=len(PHASE_NAMES), max_minutes=None, progress=False, **overrides):
+                    n_phases=len(PHASE_NAMES), max_minutes=None, progress=False, provenance=None, restart=False,
+                    **overrides):
     """Train an attention residual U-Net on one labelled slice (the one loop, seeded, resumable).
 
     Parameters
@@ -164,6 +165,12 @@ def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=N
     max_minutes : float, optional
         The loop's wall-time safeguard.
     progress : bool
+    provenance : dict, optional
+        Stored in ``config.json`` (e.g. a hash of the training slice): a
+        finished folder is reused only for the same provenance.
+    restart : bool
+        Discard a folder holding another run (other config or provenance)
+        instead of refusing it.
     **overrides
         Keys of :data:`TRAIN_PRESETS` entries.
 
@@ -186,6 +193,12 @@ def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=N
     val_batches = [(padded[0][None, ..., None], val_labels_padded[None, ..., None])]
     config = {"task": "segmentation", "network": {"n_phases": n_phases, **net_params}, "training": settings,
               "seed": seed, "train_slice_shape": list(image.shape)}
+    if provenance:
+        config["provenance"] = dict(provenance)
+    if restart:
+        from ..model_folder import accept_config
+
+        accept_config(model_dir, config, restart=True, who="train_segmenter")
     train = augmented_batches(image, labels, settings["crop"], settings["batch_size"], settings["steps_per_epoch"],
                               seed)
     summary = fit(network, train, val_batches, cross_entropy_objective(n_phases), model_dir,
