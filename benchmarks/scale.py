@@ -156,8 +156,8 @@ def main(argv=None):
         for key, workers, threads in (("1_core", 1, 1), (2, 2, None), (1, 1, None)):
             runs[key] = measure(dict(base, mode="chunked", workers=workers, threads=threads, shape=shape,
                                      input=str(scan), warm_up=True), work)
-            print(f"{workers} worker(s), {threads or 'all'} core(s) each: {runs[key]['seconds']:.1f} s",
-                  file=sys.stderr)
+            cores = threads or ("its share of the" if workers > 1 else "all")
+            print(f"{workers} worker(s), {cores} core(s) each: {runs[key]['seconds']:.1f} s", file=sys.stderr)
         memory = []
         for z in args.memory_slices:
             mshape = [z, args.memory_xy, args.memory_xy]
