@@ -117,7 +117,7 @@ def _chromium_args(chromium, profile):
     ]
 
 
-def test_book_builds_and_renders_in_a_browser(tmp_path):
+def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
     if len(EXECUTED) != len(CHAPTERS):
         pytest.skip("not every chapter executed")
     book = tmp_path / "book"
@@ -125,7 +125,11 @@ def test_book_builds_and_renders_in_a_browser(tmp_path):
     (book / "chapters").mkdir()
     for out in EXECUTED.values():
         shutil.copy(out, book / "chapters" / out.name)
-    html = build_html(book).parent
+    html = build_html(book, ROOT / "notebooks", run_dir=tiny_run / "run").parent
+    # the rerun page's tables come from the chapters' parameters cells
+    generated = (book / "_generated" / "parameters.md").read_text()
+    for md in CHAPTERS:
+        assert f"notebooks/{md.name}" in generated and "| `run_dir` |" in generated
 
     chromium = _chromium()
     handler = functools.partial(_QuietHandler, directory=str(html))
@@ -141,6 +145,12 @@ def test_book_builds_and_renders_in_a_browser(tmp_path):
         ).stdout
         assert "Overview" in dom and "<img" in dom, "chapter page lacks its text or figures"
         assert "Traceback" not in dom
+        # the landing page carries the key figure and chapter 5's table, generated from the run
+        index = subprocess.run(
+            _chromium_args(chromium, tmp_path / "profile") + ["--dump-dom", f"{base}/index.html"],
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout
+        assert "key_figure.png" in index and "Against the truth on the" in index and "HQ ideal" in index
         shot = tmp_path / "index.png"
         subprocess.run(
             _chromium_args(chromium, tmp_path / "profile") + [f"--screenshot={shot}", f"{base}/index.html"],

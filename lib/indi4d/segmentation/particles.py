@@ -8,6 +8,7 @@ label volumes (z, y, x) in voxels; no physical units.
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
+from skimage.morphology import reconstruction
 from skimage.segmentation import watershed
 
 from ..phases import DENSE, PARTICLE, PORE
@@ -129,9 +130,13 @@ def separate_particles(labels, min_distance_vox=DEFAULTS["min_distance_vox"],
     peaks = peak_local_max(distance, min_distance=int(min_distance_vox), labels=components, exclude_border=False)
     peak_mask = np.zeros(solid.shape, bool)
     peak_mask[tuple(peaks.T)] = True
-    markers, n_markers = ndi.label(peak_mask, structure=np.ones((3,) * solid.ndim))  # a plateau's maxima: one
-    if merge_depth_vox > 0 and n_markers:  # markers whose tops share an h-dome component: one particle
-        markers = dome_markers(distance, markers, bridged, merge_depth_vox)
+    if merge_depth_vox > 0:
+        # h-dome: distance - (reconstruction by dilation of distance - h under distance), > 0 near every top
+        dome = distance - reconstruction(distance - merge_depth_vox, distance, method="dilation")
+        tops, _ = ndi.label(dome > 1e-6, structure=np.ones((3, 3, 3)))
+        markers = np.where(peak_mask, tops, 0)
+    else:
+        markers, _ = ndi.label(peak_mask, structure=np.ones((3, 3, 3)))  # touching maxima of one plateau: one
     particles = watershed(-distance, markers, mask=bridged)
     particles[~solid] = 0
     sizes = np.bincount(particles.ravel())
@@ -142,168 +147,6 @@ def separate_particles(labels, min_distance_vox=DEFAULTS["min_distance_vox"],
     lookup = np.zeros(particles.max() + 1, np.int32)
     lookup[keep] = np.arange(1, len(keep) + 1)
     return lookup[particles]
-
-
-def region_saddles(regions, values):
-    """Saddle height between every pair of touching regions: ``max min(values[a], values[b])`` over neighbours.
-
-    Neighbours are the 26 of a voxel (the connectivity of the h-dome's
-    components); region 0 (background) is left out.
-
-    Parameters
-    ----------
-    regions : ndarray, int, (Z, Y, X)
-    values : ndarray, float, same shape
-
-    Returns
-    -------
-    pairs : ndarray, int64, (E, 2)
-        ``i < j``.
-    saddles : ndarray, float64, (E,)
-    """
-    ndim = regions.ndim
-    found_i, found_j, found_s = [], [], []
-    offsets = [o for o in np.ndindex((3,) * ndim) if o > (1,) * ndim]  # half of the 26 neighbours
-    for offset in offsets:
-        a_sl = tuple(slice(max(0, 1 - o), regions.shape[d] - max(0, o - 1)) for d, o in enumerate(offset))
-        b_sl = tuple(slice(max(0, o - 1), regions.shape[d] - max(0, 1 - o)) for d, o in enumerate(offset))
-        a, b = regions[a_sl], regions[b_sl]
-        touch = (a != b) & (a > 0) & (b > 0)
-        if not touch.any():
-            continue
-        ra, rb = a[touch], b[touch]
-        found_i.append(np.minimum(ra, rb))
-        found_j.append(np.maximum(ra, rb))
-        found_s.append(np.minimum(values[a_sl][touch], values[b_sl][touch]))  # the lower of the two voxels
-    if not found_i:
-        return np.zeros((0, 2), np.int64), np.zeros(0)
-    i, j, s = (np.concatenate(x) for x in (found_i, found_j, found_s))
-    key = i.astype(np.int64) * (int(regions.max()) + 1) + j
-    order = np.lexsort((-s, key))  # per pair, the highest saddle first
-    first = np.ones(len(order), bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    pick = order[first]
-    return np.stack([i[pick], j[pick]], axis=1).astype(np.int64), s[pick].astype(np.float64)
-
-
-def _find(parent, k):
-    while parent[k] != k:
-        parent[k] = parent[parent[k]]
-        k = parent[k]
-    return k
-
-
-def merge_shallow_regions(regions, values, depth, marker_values=None):
-    """Group the watershed regions whose tops are joined by a ridge less than ``depth`` below them.
-
-    The same grouping as the connected components (26-connected) of the
-    h-dome ``values - reconstruction(values - depth, values) > 0``
-    (:func:`skimage.morphology.reconstruction`) taken at the regions'
-    markers, without reconstructing the whole volume: the regions' saddles are
-    merged from the highest down (Kruskal on the region adjacency graph, one
-    level at a time). At saddle level ``s``, the merged regions, whose highest
-    value is ``M``, lie in one dome component when ``M < s + depth``: every
-    voxel of theirs above ``s`` then has the top of its superlevel set within
-    ``depth``. A marker of value ``v`` lies in the dome itself when the
-    regions merged at level ``v`` peak below ``v + depth``; a region whose
-    marker does not (it sits on a ridge that still rises) gets group 0, as
-    the reconstruction gives it no marker.
-
-    Parameters
-    ----------
-    regions : ndarray, int, (Z, Y, X)
-        Watershed regions of ``-values`` (0: background), one per marker.
-    values : ndarray, float, same shape
-        E.g. the distance transform.
-    depth : float
-    marker_values : ndarray, float, (regions.max() + 1,), optional
-        ``values`` at each region's marker (index 0 unused); default: every
-        marker is taken to lie in the dome.
-
-    Returns
-    -------
-    ndarray, int32, (regions.max() + 1,)
-        Region -> group label (0: background, or a marker outside the dome;
-        groups numbered 1.. in the order of their first region).
-    """
-    n = int(regions.max())
-    lookup = np.zeros(n + 1, np.int32)
-    if n == 0:
-        return lookup
-    top = np.zeros(n + 1)
-    top[1:] = ndi.maximum(values, regions, np.arange(1, n + 1))
-    pairs, saddles = region_saddles(regions, values)
-    parent, dome = list(range(n + 1)), list(range(n + 1))
-    highest = top.tolist()
-    order = np.argsort(-saddles, kind="stable")
-    tol = 1e-6  # the reconstruction's dome > 1e-6
-    k = 0
-
-    def merge_down_to(level):  # every saddle >= level, one level at a time
-        nonlocal k
-        while k < len(order) and saddles[order[k]] >= level:
-            here = saddles[order[k]]
-            group = []
-            while k < len(order) and saddles[order[k]] == here:  # every merge at this level first
-                i, j = (int(x) for x in pairs[order[k]])
-                ri, rj = _find(parent, i), _find(parent, j)
-                if ri != rj:
-                    parent[rj] = ri
-                    highest[ri] = max(highest[ri], highest[rj])
-                group.append((i, j))
-                k += 1
-            for i, j in group:
-                if highest[_find(parent, i)] < here + depth - tol:  # the saddle voxel is in the dome
-                    di, dj = _find(dome, i), _find(dome, j)
-                    if di != dj:
-                        dome[max(di, dj)] = min(di, dj)
-
-    in_dome = np.ones(n + 1, bool)
-    if marker_values is not None:
-        marker_values = np.asarray(marker_values, float)
-        for r in np.argsort(-marker_values[1:], kind="stable") + 1:
-            merge_down_to(marker_values[r])
-            in_dome[r] = highest[_find(parent, int(r))] < marker_values[r] + depth - tol
-    merge_down_to(-np.inf)
-    roots = np.array([_find(dome, r) for r in range(n + 1)])
-    _, first, inverse = np.unique(roots[1:], return_index=True, return_inverse=True)
-    rank = np.argsort(np.argsort(first))  # groups numbered in the order of their first region
-    lookup[1:] = rank[inverse] + 1
-    lookup[~in_dome] = 0
-    return lookup
-
-
-def dome_markers(values, markers, mask, depth):
-    """Markers relabelled by their h-dome component; markers outside the dome dropped.
-
-    What ``ndi.label(values - reconstruction(values - depth, values) > 0)``
-    taken at the markers gives, computed on the basins of ``values`` instead of
-    the whole volume: every regional maximum floods its basin
-    (:func:`skimage.segmentation.watershed` of ``-values``), the basins are
-    grouped by :func:`merge_shallow_regions`, and each marker takes the group
-    of its basin.
-
-    Parameters
-    ----------
-    values : ndarray, float, (Z, Y, X)
-    markers : ndarray, int, same shape
-        0 or a marker label; each marker lies on a regional maximum (e.g. the
-        peaks of :func:`skimage.feature.peak_local_max`).
-    mask : ndarray, bool, same shape
-    depth : float
-
-    Returns
-    -------
-    ndarray, int32, same shape
-    """
-    full = np.ones((3,) * values.ndim, bool)
-    tops = mask & (values >= ndi.maximum_filter(values, footprint=full, mode="constant", cval=-np.inf))
-    tops, _ = ndi.label(tops, structure=full)  # plateaus of maxima (and of shoulders) as one
-    basins = watershed(-values, tops, connectivity=values.ndim, mask=mask)  # 26-connected, as the dome
-    top_values = np.zeros(tops.max() + 1)
-    top_values[1:] = ndi.maximum(values, tops, np.arange(1, tops.max() + 1))
-    groups = merge_shallow_regions(basins, values, depth, top_values)
-    return np.where(markers > 0, groups[basins], 0).astype(np.int32)
 
 
 def crack_mask(labels, particles, closing_vox=DEFAULTS["closing_vox"]):
