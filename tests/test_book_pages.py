@@ -2,7 +2,7 @@
 
 import pytest
 
-from indi4d.book import chapter_parameters, parameters_page
+from indi4d.book_pages import beamline_page, chapter_parameters, parameters_page
 
 CHAPTER = '''---
 jupytext:
@@ -59,3 +59,20 @@ def test_every_real_chapter_lists_the_shared_parameters():
 
     page = parameters_page(Path(__file__).resolve().parents[1] / "notebooks")
     assert page.count("| `run_dir` |") == page.count("### ") >= 6
+
+
+def test_the_beamline_table_is_read_from_the_run(tmp_path):
+    import json
+
+    data = tmp_path / "run" / "data"
+    data.mkdir(parents=True)
+    meta = {"preset": "tiny", "seed": 3, "voxel_size_nm": {"lq": 100.0, "hq": 50.0},
+            "lq_shape": [32, 32, 32], "hq_shape": [32, 32, 32], "dose": {"lq": 500.0, "hq": 5000.0},
+            "acquisition": {"lq": {"n_angles": 48, "blur_sigma_nm": 330.0}, "hq": {"n_angles": 96, "blur_sigma_nm": 145.0}},
+            "psf": {"hq": {"sigma_nm": 152.7, "fwhm_nm": 359.6, "source": "a disc"}},
+            "attenuation_per_um": {"pore": 0.01, "particle": 0.08}}
+    (data / "meta.json").write_text(json.dumps(meta))
+    page = beamline_page(tmp_path / "run")
+    assert "| voxel size | 100 nm | 50 nm |" in page and "| projection angles | 48 | 96 |" in page
+    assert "σ = 153 nm, FWHM = 360 nm (a disc)" in page and "particle 0.08" in page and "seed 3" in page
+    assert "no simulated data set" in beamline_page(tmp_path / "elsewhere")

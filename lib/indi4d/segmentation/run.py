@@ -144,7 +144,7 @@ class Segmentation:
         for m in self.methods:
             self.labels[m], self.scores[m] = [], []
             for i, k in enumerate(s["times"]):
-                lab = segment_slices(self.networks[m], self.images[m][i])
+                lab = segment_slices(self.networks[m], self.images[m][i], batch_size=self.params["batch_size"])
                 write_volume(out / f"{m}_t{k}.tif", lab, voxel_size_nm=float(s["voxel_nm"]))
                 self.labels[m].append(lab)
                 self.scores[m].append(phase_scores(lab, s["labels"][i], self.params["tolerance_px"], region=region))

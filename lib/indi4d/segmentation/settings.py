@@ -6,14 +6,15 @@
 #: (50 nm voxels); ``holdout_px``: slices within this distance of the training slice are left out of
 #: every score; ``mask_margin_px``: the scored disc stays this far inside the sample cylinder;
 #: ``min_agreement``: a stored scribbles file is used while this share of its pixels lies on its phases;
-#: ``val_offset``: the validation slice lies this share of the stack away from the training slice.
+#: ``val_offset``: the validation slice lies this share of the stack away from the training slice;
+#: ``batch_size``: slices per network call when segmenting a volume.
 PRESETS = {
     "tiny": {"train": "tiny", "network": "tiny", "indi_method": "indi_xy", "tolerance_px": 2.0, "holdout_px": 2,
-             "mask_margin_px": 2, "min_agreement": 0.95, "val_offset": 0.25},
+             "mask_margin_px": 2, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 32},
     "default": {"train": "default", "network": "default", "indi_method": "indi_xy", "tolerance_px": 2.0,
-                "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25},
+                "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 8},
     "paper": {"train": "paper", "network": "paper", "indi_method": "indi_xy", "tolerance_px": 2.0,
-              "holdout_px": 4, "mask_margin_px": 8, "min_agreement": 0.95, "val_offset": 0.25},
+              "holdout_px": 4, "mask_margin_px": 8, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 4},
 }
 
 #: The images segmented, in table order, and their display names. ``ideal`` is the upper bound: the
