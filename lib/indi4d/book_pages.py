@@ -5,7 +5,9 @@
 * ``headline.md`` and ``key_figure.png``: the landing page's figure and table
   against the truth, from chapter 5's results (:func:`headline_page`);
 * ``beamline.md``: the simulated beamline's settings and calibration, from
-  the run's ``meta.json`` (:func:`beamline_page`).
+  the run's ``meta.json`` (:func:`beamline_page`);
+* ``discussion_numbers.md``: the measured numbers the discussion rests on,
+  from chapters 5 and 6 (:func:`discussion_numbers`).
 
 Pages include them with ``{include}``, so a number on them is always the
 number of the run the book was built from.
@@ -162,6 +164,73 @@ def beamline_page(run_dir):
     return "\n".join(lines)
 
 
+def _truth(results, method, key):
+    return ((results["scores"].get(method) or {}).get("vs_truth") or {}).get(key)
+
+
+def _num(value, fmt):
+    return "–" if value is None else format(value, fmt)
+
+
+def discussion_numbers(run_dir):
+    """Markdown bullets: the measured numbers the discussion rests on, from chapters 5 and 6 of the run.
+
+    Every sentence is built from ``eval/metrics.json`` and
+    ``insitu/metrics.json``; a missing file gives a note instead of a number.
+    """
+    from . import runs
+    from .files import read_json
+
+    lines = []
+    path = None if run_dir is None else runs.artifact(run_dir, "eval", "metrics")
+    if path is not None and Path(path).is_file():
+        r = read_json(path, "chapter 5's results")
+        t = {m: {k: _truth(r, m, k) for k in ("psnr", "ssim", "fwhm_nm", "false_particles_per_mm2")}
+             for m in ("bicubic", "hq", "hq_ideal", "indi", "cnn", "gan")}
+        met = [g for g in r.get("goals", []) if g.get("passed")]
+        measured = [g for g in r.get("goals", []) if g.get("passed") is not None]
+        lines += [
+            f"- **Fidelity against the truth** (PSNR, 1/µm, no grey fit): InDI at N = {r['steps']} "
+            f"{_num(t['indi']['psnr'], '.2f')} dB, the HQ scan {_num(t['hq']['psnr'], '.2f')} dB, the CNN "
+            f"{_num(t['cnn']['psnr'], '.2f')} dB, the GAN {_num(t['gan']['psnr'], '.2f')} dB; the ideal HQ scan "
+            f"(infinite dose) reaches {_num(t['hq_ideal']['psnr'], '.2f')} dB, the ceiling of any method trained "
+            "to reproduce HQ scans.",
+            f"- **Sharpness** (edge FWHM): InDI {_num(t['indi']['fwhm_nm'], '.0f')} nm, HQ "
+            f"{_num(t['hq']['fwhm_nm'], '.0f')} nm, CNN {_num(t['cnn']['fwhm_nm'], '.0f')} nm, GAN "
+            f"{_num(t['gan']['fwhm_nm'], '.0f')} nm, bicubic LQ {_num(t['bicubic']['fwhm_nm'], '.0f')} nm.",
+            f"- **Hallucination** (particles found where the truth has none, per mm²): InDI "
+            f"{_num(t['indi']['false_particles_per_mm2'], '.0f')}, HQ {_num(t['hq']['false_particles_per_mm2'], '.0f')}, "
+            f"GAN {_num(t['gan']['false_particles_per_mm2'], '.0f')}.",
+            f"- **Goals** of this book's InDI (chapter 5): {len(met)} of the {len(measured)} measured are met.",
+        ]
+        unc = r.get("uncertainty") or {}
+        if unc.get("spearman") is not None:
+            lines.append(f"- **Uncertainty**: the rank correlation between the spread of {unc.get('samples')} "
+                         f"stochastic samples and the true error is {unc['spearman']:.2f} per pixel.")
+    else:
+        lines.append("- *No chapter 5 results in this build.*")
+    path = None if run_dir is None else runs.artifact(run_dir, "insitu", "metrics")
+    if path is not None and Path(path).is_file():
+        r = read_json(path, "chapter 6's results")
+        dense = r.get("dense") or {}
+        indi, lq = dense.get("indi_xy") or {}, dense.get("lq") or {}
+        if indi.get("dense_mae") is not None:
+            line = (f"- **Out of domain** (chapter 6): InDI's error in the dense phase, which never appears in "
+                    f"training, is {indi['dense_mae']:.3f} 1/µm, {indi['ratio']:.1f}× its error at the boundaries of "
+                    "the phases it was trained on")
+            if lq.get("dense_mae") is not None:
+                line += f" (the bicubic LQ input: {lq['dense_mae']:.3f} 1/µm, {lq['ratio']:.1f}×)"
+            lines.append(line + ".")
+        fusion = (r.get("fusion") or {}).get("psnr_db") or {}
+        if fusion.get("fused") and fusion.get("xy"):
+            gains = [f - x for f, x in zip(fusion["fused"], fusion["xy"])]
+            lines.append(f"- **Three-axis fusion** against xy enhancement with z-interpolation: PSNR change per time "
+                         f"step {', '.join(f'{g:+.2f}' for g in gains)} dB.")
+    else:
+        lines.append("- *No chapter 6 results in this build.*")
+    return "\n".join(lines) + "\n"
+
+
 def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     """Write the pages the book includes but nobody types, into ``BOOK/_generated/``.
 
@@ -187,3 +256,5 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
         Path(tmp).write_text(headline_page(run_dir, figure))
     with atomic_path(folder / "beamline.md") as tmp:
         Path(tmp).write_text(beamline_page(run_dir))
+    with atomic_path(folder / "discussion_numbers.md") as tmp:
+        Path(tmp).write_text(discussion_numbers(run_dir))

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import data_commands, evaluate_command, model_commands, register_command
+from . import data_commands, evaluate_command, model_commands, register_command, segment_commands
 from .common import HelpFormatter, describe_error
 
 EPILOG = (
@@ -28,6 +28,7 @@ def build_parser():
     register_command.add_parsers(sub)
     model_commands.add_parsers(sub)
     evaluate_command.add_parsers(sub)
+    segment_commands.add_parsers(sub)
     return parser
 
 
