@@ -2,7 +2,7 @@
 
 import pytest
 
-from indi4d.book_pages import beamline_page, chapter_parameters, parameters_page
+from indi4d.book_pages import beamline_page, chapter_parameters, discussion_numbers, headline_page, parameters_page
 
 CHAPTER = '''---
 jupytext:
@@ -76,3 +76,31 @@ def test_the_beamline_table_is_read_from_the_run(tmp_path):
     assert "| voxel size | 100 nm | 50 nm |" in page and "| projection angles | 48 | 96 |" in page
     assert "σ = 153 nm, FWHM = 360 nm (a disc)" in page and "particle 0.08" in page and "seed 3" in page
     assert "no simulated data set" in beamline_page(tmp_path / "elsewhere")
+
+
+def test_the_discussion_and_headline_numbers_come_from_the_run(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "insitu").mkdir()
+    truth = {"bicubic": (8.1, 617), "hq": (11.7, 350), "hq_ideal": (16.4, 330), "indi": (12.3, 340),
+             "cnn": (12.0, 420), "gan": (10.0, 360)}
+    scores = {m: {"vs_truth": {"psnr": p, "ssim": 0.3, "fwhm_nm": f, "false_particles_per_mm2": 5.0}}
+              for m, (p, f) in truth.items()}
+    goals = [{"name": "a", "passed": True}, {"name": "b", "passed": False}, {"name": "c", "passed": None}]
+    results = {"preset": "tiny", "seed": 0, "steps": 4, "test_slices": [1, 2], "scores": scores, "goals": goals,
+               "uncertainty": {"spearman": 0.42, "samples": 8}}
+    (run / "eval" / "metrics.json").write_text(json.dumps(results))
+    insitu = {"methods": {"indi_xy": "InDI", "lq": "LQ"},
+              "dense": {"indi_xy": {"dense_mae": 0.05, "ratio": 2.5}, "lq": {"dense_mae": 0.07, "ratio": 3.0}},
+              "fusion": {"psnr_db": {"fused": [12.0, 11.0], "xy": [11.5, 11.25]}}}
+    (run / "insitu" / "metrics.json").write_text(json.dumps(insitu))
+    text = discussion_numbers(run)
+    assert "InDI at N = 4 12.30 dB, the HQ scan 11.70 dB" in text and "reaches 16.40 dB" in text
+    assert "InDI 340 nm, HQ 350 nm" in text and "1 of the 2 measured are met" in text and "is 0.42" in text
+    assert "0.050 1/µm, 2.5×" in text and "(the bicubic LQ input: 0.070 1/µm, 3.0×)" in text
+    assert "+0.50, -0.25 dB" in text
+    head = headline_page(run, "_generated/key_figure.png")
+    assert "```{figure} _generated/key_figure.png" in head and "N = 4" in head and "2 held-out test slices" in head
+    assert "No chapter 5 results" in discussion_numbers(tmp_path / "none")

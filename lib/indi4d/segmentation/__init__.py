@@ -35,7 +35,7 @@ from .scores import (boundary_f_score, confusion_matrix, dice, difference_map, i
 from .scribbles import (FOREST_DEFAULTS, ScribbleError, check_scribbles, fit_forest, forest_labels, make_scribbles,
                         pixel_features, predict_forest, read_scribbles, scribble_agreement, scribble_mask,
                         scribbles_from_labels, write_scribbles)
-from .scribble_store import (SCRIBBLES_DIR, choose_slice, draw_scribbles, scribbles_for_slice,
+from .scribble_store import (SCRIBBLES_DIR, choose_slice, draw_scribbles, scribbles_for_slice, store_scribbles,
                              stored_scribbles_path)
 from .series import attenuation_window, ideal_hq, to_network_scale
 from .settings import DESCRIPTORS, METHODS
@@ -48,7 +48,7 @@ __all__ = [
     "CHAPTER_PRESETS", "DESCRIPTORS", "METHODS", "SCRIBBLES_DIR", "Segmentation", "particle_boxes", "attenuation_window",
     "ball_closing", "choose_slice", "descriptor_table", "dice_table", "draw_scribbles", "fill_holes", "forest_table",
     "ideal_hq", "plot_descriptors", "plot_forest", "plot_particle_swelling", "plot_scribbles", "plot_segmentations",
-    "plot_size_distributions", "plot_training_curves", "scribbles_for_slice", "stored_scribbles_path",
+    "plot_size_distributions", "plot_training_curves", "scribbles_for_slice", "store_scribbles", "stored_scribbles_path",
     "swelling_table", "to_network_scale",
     "DESCRIPTOR_DEFAULTS", "FOREST_DEFAULTS", "NETWORK_PRESETS", "TRAIN_PRESETS", "ScribbleError",
     "attention_gate", "augmented_batches", "boundary_f_score", "build_attention_unet", "check_scribbles",
