@@ -10,7 +10,6 @@ import http.server
 import json
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -109,19 +108,44 @@ def _chromium():
     pytest.skip("no chromium on this machine")
 
 
-def _chromium_args(chromium, profile):
-    return [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1280,1600", "--virtual-time-budget=5000",
-    ]
+#: Chromium's flags on a machine with a closed network (no background connections, no sandbox as root).
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+#: What a page shows when a cell failed or wrote to stderr (myst-nb's output classes).
+ERROR_SELECTOR = ".output.traceback, .output.error, .output.stderr"
+
+
+def _book_pages(html):
+    """Every page of a built book (relative paths), without Sphinx's index and search pages and
+    jupyter-book's ``index.html`` (a redirect to the root page)."""
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if not {"_static", "_sources", "_images"} & set(p.relative_to(html).parts)
+                  and p.relative_to(html).as_posix() not in ("genindex.html", "search.html", "index.html"))
+
+
+def _check_page(page, url):
+    """Open one page; return what is wrong with it (broken images, error outputs, a traceback)."""
+    page.goto(url, wait_until="load")
+    problems = []
+    broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+                           ".map(i => i.getAttribute('src'))")
+    if broken:
+        problems.append(f"images that did not load: {broken}")
+    if page.locator(ERROR_SELECTOR).count():
+        problems.append(f"{page.locator(ERROR_SELECTOR).count()} error/stderr output block(s)")
+    if "Traceback (most recent call last)" in page.inner_text("body"):
+        problems.append("a traceback in the text")
+    return problems
 
 
 def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
+    """Every page of the tiny book in headless Chromium: images loaded, no error output, a screenshot each;
+    the sidebar links every chapter; the search page finds InDI; the landing page carries the run's results."""
     if len(EXECUTED) != len(CHAPTERS):
         pytest.skip("not every chapter executed")
     book = tmp_path / "book"
-    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "_generated"))
     (book / "chapters").mkdir()
     for out in EXECUTED.values():
         shutil.copy(out, book / "chapters" / out.name)
@@ -130,36 +154,51 @@ def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
     generated = (book / "_generated" / "parameters.md").read_text()
     for md in CHAPTERS:
         assert f"notebooks/{md.name}" in generated and "| `run_dir` |" in generated
-
     chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    shots = html.parent / "screenshots"  # under the build folder, one per page
+    shots.mkdir()
+    pages = _book_pages(html)
+    assert {f"chapters/{md.stem}.html" for md in CHAPTERS} <= set(pages) and "intro.html" in pages
     handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        first = CHAPTERS[0].stem
-        dom = subprocess.run(
-            _chromium_args(chromium, tmp_path / "profile") + ["--dump-dom", f"{base}/chapters/{first}.html"],
-            check=True, capture_output=True, text=True, timeout=120,
-        ).stdout
-        assert "Overview" in dom and "<img" in dom, "chapter page lacks its text or figures"
-        assert "Traceback" not in dom
-        # the landing page carries the key figure and chapter 5's table, generated from the run
-        index = subprocess.run(
-            _chromium_args(chromium, tmp_path / "profile") + ["--dump-dom", f"{base}/index.html"],
-            check=True, capture_output=True, text=True, timeout=120,
-        ).stdout
-        assert "key_figure.png" in index and "Against the truth on the" in index and "HQ ideal" in index
-        shot = tmp_path / "index.png"
-        subprocess.run(
-            _chromium_args(chromium, tmp_path / "profile") + [f"--screenshot={shot}", f"{base}/index.html"],
-            check=True, capture_output=True, timeout=120,
-        )
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            problems = {}
+            for rel in pages:
+                found = _check_page(page, f"{base}/{rel}")
+                if found:
+                    problems[rel] = found
+                page.screenshot(path=str(shots / (rel.replace("/", "_")[:-5] + ".png")))
+            assert not problems, problems
+            # the chapters show their text and figures; the sidebar of the landing page links every chapter
+            page.goto(f"{base}/chapters/{CHAPTERS[0].stem}.html", wait_until="load")
+            assert "Overview" in page.inner_text("body") and page.locator("img").count() > 0
+            page.goto(f"{base}/index.html", wait_until="load")  # redirects to the root page
+            page.wait_for_url("**/intro.html")
+            links = page.evaluate("Array.from(document.querySelectorAll('.bd-sidebar-primary a'))"
+                                  ".map(a => a.getAttribute('href'))")
+            for md in CHAPTERS:
+                assert any(f"chapters/{md.stem}.html" in (h or "") for h in links), (md.stem, links)
+            # the landing page carries the key figure and chapter 5's table, generated from the run
+            body = page.inner_text("body")
+            assert "Against the truth on the" in body and "HQ ideal" in body
+            assert page.locator("img[src*='key_figure']").count() == 1
+            # Sphinx's search (a JavaScript index) finds the method's name
+            page.goto(f"{base}/search.html?q=InDI", wait_until="load")
+            page.wait_for_selector("#search-results li", timeout=30000)
+            assert page.locator("#search-results li").count() > 0
+            browser.close()
     finally:
         server.shutdown()
     from skimage.io import imread
 
-    pixels = imread(shot)
-    assert pixels.ndim == 3 and pixels.shape[0] > 500
-    assert np.std(pixels[..., :3]) > 10, "the rendered page is blank"
+    pixels = imread(shots / "intro.png")
+    assert pixels.ndim == 3 and pixels.shape[0] >= 1000
+    assert np.std(pixels[..., :3]) > 10, "the rendered landing page is blank"
+    assert len(list(shots.glob("*.png"))) == len(pages)
