@@ -513,3 +513,20 @@ def test_check_voxel_ratio(tmp_path):
     _assert_names(err, tmp_path / "none.tif")
     with pytest.raises(VolumeError, match="must be positive"):
         check_voxel_ratio({"voxel_size_nm": 100.0}, {"voxel_size_nm": 0.0})
+
+
+def test_volume_sha256_pins_files_datasets_and_folders(tmp_path):
+    import hashlib
+
+    from indi4d.io import volume_sha256
+
+    vol = np.arange(2 * 4 * 4, dtype=np.uint16).reshape(2, 4, 4)
+    tif = write_volume(tmp_path / "v.tif", vol, voxel_size_nm=50)
+    assert volume_sha256(tif) == hashlib.sha256(tif.read_bytes()).hexdigest()
+    write_volume(f"{tmp_path / 'v.h5'}:/entry/data", vol, voxel_size_nm=50)
+    assert volume_sha256(f"{tmp_path / 'v.h5'}:/entry/data") == hashlib.sha256((tmp_path / "v.h5").read_bytes()).hexdigest()
+    write_volume(tmp_path / "v.zarr", vol, voxel_size_nm=50)
+    before = volume_sha256(tmp_path / "v.zarr")
+    assert before == volume_sha256(tmp_path / "v.zarr")  # stable
+    write_volume(tmp_path / "w.zarr", vol + 1, voxel_size_nm=50)
+    assert volume_sha256(tmp_path / "w.zarr") != before  # another content, another hash

@@ -50,6 +50,7 @@ from .paths import (
     ZARR_SUFFIXES,
     VolumeError,
     volume_format,
+    volume_sha256,
 )
 from .read import check_voxel_ratio, read_metadata, read_volume
 from .tiff import write_tiff_slices
@@ -65,4 +66,5 @@ __all__ = [
     "convert_volume",
     "check_voxel_ratio",
     "volume_format",
+    "volume_sha256",
 ]

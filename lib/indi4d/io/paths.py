@@ -73,6 +73,32 @@ def volume_format(path):
     )
 
 
+def volume_sha256(path):
+    """SHA-256 that pins a volume's bytes, whatever its format (the provenance of what was read).
+
+    A TIFF or HDF5 file (``file.h5:/dataset``: the whole file) is hashed as a
+    file; a folder (zarr store, TIFF slices) as the sorted list of its files'
+    relative paths and contents, so that any change to any of them changes it.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+    """
+    import hashlib
+
+    from ..files import file_sha256
+
+    file, _ = _split_hdf5(path, None)
+    if not file.is_dir():
+        return file_sha256(file)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in file.rglob("*") if p.is_file()):
+        digest.update(member.relative_to(file).as_posix().encode() + b"\0")
+        digest.update(file_sha256(member).encode())
+    return digest.hexdigest()
+
+
 def _require_exists(file):
     if not file.exists():
         raise VolumeError(f"{file}: no such file or folder")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__, pairs, preprocess
 from ..files import file_sha256, read_json
-from ..io import read_volume
+from ..io import read_volume, volume_sha256
 from ..presets import resolve
 from ..safety import check_output
 from .geometry import hq_region, misalignment_error, resample_lq_onto_hq
@@ -123,7 +123,7 @@ def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None):
 
 
 def _input_record(path, volume, voxel_size_nm):
-    return {"path": str(path), "sha256": file_sha256(path), "shape": list(volume.shape), "dtype": str(volume.dtype),
+    return {"path": str(path), "sha256": volume_sha256(path), "shape": list(volume.shape), "dtype": str(volume.dtype),
             "voxel_size_nm": voxel_size_nm}
 
 
