@@ -315,3 +315,121 @@ def test_one_slice_training_beats_the_untrained_network(tmp_path):
 
     loaded = keras.saving.load_model(tmp_path / "seg" / "model.keras")  # built-in layers only: a plain file
     assert np.array_equal(segment(loaded, held_out), segment(network, held_out))
+
+
+# --------------------------------------------------------------------------- chapter 07: scores in a region, stored scribbles
+
+
+def test_scores_in_a_region_ignore_what_lies_outside():
+    truth = np.zeros((40, 40), np.uint8)
+    truth[:, 20:] = PARTICLE
+    pred = truth.copy()
+    pred[:, :5] = PARTICLE  # wrong, but outside the region
+    region = np.zeros(truth.shape, bool)
+    region[:, 10:] = True
+    inside = phase_scores(pred, truth, region=region)
+    assert inside["particle"]["dice"] == 1 and inside["accuracy"] == 1
+    assert inside["particle"]["boundary_f"] == pytest.approx(1.0)
+    assert phase_scores(pred, truth)["particle"]["dice"] < 1
+
+
+def test_ball_closing_footprint_and_distance_transforms_agree():
+    from indi4d.segmentation.particles import FOOTPRINT_MIN_VOXELS, ball_closing
+
+    rng = np.random.default_rng(1)
+    for trial in range(6):
+        shape = (34, 36, 30)  # above FOOTPRINT_MIN_VOXELS: the footprint path
+        assert np.prod(shape) >= FOOTPRINT_MIN_VOXELS
+        m = ndi.gaussian_filter(rng.standard_normal(shape), 1.5) > 0.1
+        for r in (1.5, 3, 4):
+            pad = int(np.ceil(r)) + 1
+            p = np.pad(m, pad)
+            by_distance = ndi.distance_transform_edt(ndi.distance_transform_edt(~p) <= r) > r  # the closing
+            expected = by_distance[pad:-pad, pad:-pad, pad:-pad] | m
+            assert np.array_equal(ball_closing(m, r), expected), (trial, r)
+
+
+def layered_slice(size=64):
+    """Pore, binder, particles with a thin dense shell on one side: every phase of a T2 slice."""
+    yy, xx = np.indices((size, size))
+    labels = np.full((size, size), PORE, np.uint8)
+    labels[:, size // 2:] = BINDER
+    for cy, cx in ((20, 20), (44, 44)):
+        d = np.hypot(yy - cy, xx - cx)
+        labels[d <= 11] = DENSE
+        labels[d <= 9] = PARTICLE
+    return labels
+
+
+def test_drawn_scribbles_cover_every_phase_and_stay_inside_the_sample():
+    from indi4d.segmentation import draw_scribbles
+
+    labels = layered_slice()
+    valid = disc(labels.shape, 32, 32, 28)
+    s = draw_scribbles(labels, valid, seed=0)
+    assert set(s["strokes"]) == set(PHASE_NAMES)  # the 2-pixel dense shell too (eroded by one pixel only)
+    mask = scribble_mask(s)
+    assert not (mask[~valid] > 0).any()
+    assert scribble_agreement(s, labels)["all"] == 1.0
+    assert s == draw_scribbles(labels, valid, seed=0) and s != draw_scribbles(labels, valid, seed=1)
+
+
+def test_stored_scribbles_are_used_only_while_they_fit(tmp_path):
+    from indi4d.segmentation import draw_scribbles, scribbles_for_slice, stored_scribbles_path
+
+    labels = layered_slice()
+    drawn, origin = scribbles_for_slice(labels, preset="tiny", seed=0, folder=tmp_path)
+    assert not origin["stored"] and "does not exist" in origin["why"]
+    path = write_scribbles(stored_scribbles_path("tiny", 0, folder=tmp_path), draw_scribbles(labels, seed=5))
+    used, origin = scribbles_for_slice(labels, preset="tiny", seed=0, folder=tmp_path)
+    assert origin["stored"] and used == read_scribbles(path)
+    changed = np.where(labels == PARTICLE, PORE, labels)  # the sample changed under the file
+    _, origin = scribbles_for_slice(changed, preset="tiny", seed=0, folder=tmp_path)
+    assert not origin["stored"] and "lie on the phase" in origin["why"]
+    _, origin = scribbles_for_slice(labels[:32, :32], preset="tiny", seed=0, folder=tmp_path)
+    assert not origin["stored"] and "slice" in origin["why"]
+
+
+def test_committed_scribbles_are_valid_files():
+    from indi4d.segmentation import SCRIBBLES_DIR
+
+    files = sorted(SCRIBBLES_DIR.glob("insitu_t*_seed*.json"))
+    assert {f.name for f in files} >= {"insitu_t2_tiny_seed0.json", "insitu_t2_default_seed0.json"}
+    for f in files:
+        s = read_scribbles(f)
+        assert set(s["strokes"]) == set(PHASE_NAMES) and "z" in s["source"]
+
+
+def test_ideal_hq_is_the_truth_blurred_by_the_hq_psf():
+    from indi4d.segmentation import attenuation_window, ideal_hq, to_network_scale
+
+    meta = {"attenuation_per_um": {"pore": 0.01, "binder": 0.03, "particle": 0.08, "dense": 0.16},
+            "psf": {"hq": {"sigma_nm": 100.0}}}
+    labels = np.zeros((8, 32, 32), np.uint8)
+    labels[:, :, 16:] = PARTICLE
+    mu = ideal_hq(labels, meta, voxel_nm=50.0)
+    row = mu[4, 16]
+    assert row[0] == pytest.approx(0.01) and row[-1] == pytest.approx(0.08)
+    assert (row[15] + row[16]) / 2 == pytest.approx((0.01 + 0.08) / 2, abs=1e-3)  # the edge stays in place
+    expected = 0.01 + 0.07 * 0.5 * (1 + math.erf((17 - 15.5) / (2 * math.sqrt(2))))  # sigma = 2 voxels
+    assert row[17] == pytest.approx(expected, rel=0.02)
+    window = attenuation_window(meta)
+    assert to_network_scale(np.array([0.01, 0.16]), window) == pytest.approx([-1, 1])
+
+
+def test_fast_reconstruction_and_tolerance_band_equal_the_reference_functions():
+    from skimage.morphology import reconstruction
+
+    from indi4d.segmentation.particles import reconstruct_by_dilation
+    from indi4d.segmentation.scores import within
+
+    rng = np.random.default_rng(2)
+    mask = ndi.gaussian_filter(rng.standard_normal((18, 22, 26)), 2) > 0
+    distance = ndi.distance_transform_edt(mask)  # few distinct values, many ties
+    for h in (0.5, 1.0, 2.0):
+        assert np.array_equal(reconstruct_by_dilation(distance - h, distance), reconstruction(distance - h, distance))
+    noise = rng.standard_normal((9, 11, 13))
+    assert np.array_equal(reconstruct_by_dilation(noise - 0.3, noise), reconstruction(noise - 0.3, noise))
+    edges = rng.random((20, 24, 28)) < 0.02
+    for d in (0.5, 1, 1.5, 2, 3, 5):
+        assert np.array_equal(within(edges, d), ndi.distance_transform_edt(~edges) <= d), d

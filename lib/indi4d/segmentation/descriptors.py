@@ -35,12 +35,15 @@ Definitions (the book states them; the tests pin them):
   the solid volume (:func:`swelling`).
 
 Cost (measured on the shared 2-core machine under load, phantom truth of the
-default preset): ~20 s for 128³ voxels, ~200 s for 256³; the per-particle
-distance transforms of :func:`crack_mask` and the h-dome reconstruction
-dominate. On the default in situ truth (256³, 50 nm): T0 448 particles, mean
-d 1.06 µm, S_v 0.91 /µm, crack fraction 0.002; T2 414 particles, mean d 1.29
-µm (+22 %: 16 % radius growth plus the dense shell), S_v 1.53 /µm, crack
-fraction 0.065.
+default preset, 256³ voxels, T2): 102 s, down from 179 s measured back to back
+with the same results (ball closings with a footprint, one stable sort in the
+h-dome reconstruction; :mod:`indi4d.segmentation.particles`). What remains:
+the per-particle envelopes of :func:`crack_mask` (~30 %), the reconstruction
+(~25 %), the watershed, the marching cubes of the specific surface and the
+distance transform (~10 % each). On the default in situ truth (256³, 50 nm):
+T0 448 particles, mean d 1.06 µm, S_v 0.91 /µm, crack fraction 0.002; T2 414
+particles, mean d 1.29 µm (+22 %: 16 % radius growth plus the dense shell),
+S_v 1.53 /µm, crack fraction 0.065.
 """
 
 import numpy as np

@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..phases import PHASE_NAMES
 from .settings import DESCRIPTORS
@@ -73,6 +74,7 @@ def plot_training_curves(histories, names):
         if h.get("val_loss"):
             ax.plot(epochs, h["val_loss"], "--", color=METHOD_COLOURS.get(m), label=f"{names[m]} validation")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("cross-entropy")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
@@ -100,11 +102,11 @@ def plot_segmentations(labels, truth, names, times, valid=None):
     for i, t in enumerate(times):
         for j, m in enumerate(methods):
             _labels(axes[i, 2 * j], labels[m][i], f"{names[m]} {t}")
-            wrong = labels[m][i] != truth[i]
-            if valid is not None:
-                wrong = wrong & valid
+            inside = np.ones(truth[i].shape, bool) if valid is None else valid
+            wrong = (labels[m][i] != truth[i]) & inside
             axes[i, 2 * j + 1].imshow(wrong, cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
-            axes[i, 2 * j + 1].set_title(f"wrong: {100 * wrong.mean():.0f} %", fontsize=9)
+            axes[i, 2 * j + 1].set_title(f"wrong: {100 * wrong.sum() / max(inside.sum(), 1):.0f} % of the sample",
+                                         fontsize=9)
             axes[i, 2 * j + 1].axis("off")
         _labels(axes[i, -1], truth[i], f"truth {t}")
     _legend(fig)

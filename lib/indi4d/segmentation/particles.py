@@ -22,9 +22,11 @@ def solid_mask(labels):
     return np.isin(labels, (PARTICLE, DENSE))
 
 
-#: Up to this radius (voxels) :func:`ball_closing` uses a ball footprint (binary dilation and erosion),
-#: above it two distance transforms; the results are the same, the footprint is ~3x faster at r = 3.
-FOOTPRINT_MAX_RADIUS = 4.0
+#: :func:`ball_closing` uses a ball footprint (binary dilation and erosion) up to this radius (voxels) on
+#: arrays of at least ``FOOTPRINT_MIN_VOXELS``, else two distance transforms; the results are the same.
+#: Measured at r = 3: the footprint is 2-3x faster from 30³ voxels up (256³: 8 s instead of 28 s), the
+#: distance transforms on the small boxes of single particles.
+FOOTPRINT_MAX_RADIUS, FOOTPRINT_MIN_VOXELS = 4.0, 30**3
 
 
 def ball_footprint(radius_vox, ndim=3):
@@ -39,9 +41,9 @@ def ball_closing(mask, radius_vox):
 
     ``dilated = d(x, mask) <= r`` and ``closed = d(x, not dilated) > r``:
     computed with a ball footprint (:func:`scipy.ndimage.binary_dilation` /
-    :func:`~scipy.ndimage.binary_erosion`) up to :data:`FOOTPRINT_MAX_RADIUS`,
+    :func:`~scipy.ndimage.binary_erosion`) for small radii on large arrays,
     through two distance transforms (:func:`scipy.ndimage.distance_transform_edt`)
-    above it; both give the same set. The array is padded by ``r + 1`` so
+    otherwise (:data:`FOOTPRINT_MAX_RADIUS`); both give the same set. The array is padded by ``r + 1`` so
     nothing leaks across its edges, and the erosion, like the distance
     transform, sees nothing but the padded array.
 
@@ -59,7 +61,7 @@ def ball_closing(mask, radius_vox):
         return np.asarray(mask, bool).copy()
     pad = int(np.ceil(r)) + 1
     m = np.pad(np.asarray(mask, bool), pad)
-    if r <= FOOTPRINT_MAX_RADIUS:
+    if r <= FOOTPRINT_MAX_RADIUS and m.size >= FOOTPRINT_MIN_VOXELS:
         ball = ball_footprint(r, m.ndim)
         dilated = ndi.binary_dilation(m, ball)  # within r of the mask
         closed = ndi.binary_erosion(dilated, ball, border_value=1)  # no non-dilated voxel within r
@@ -85,6 +87,59 @@ def fill_holes(mask):
     open_to_outside[faces] = True
     open_to_outside[0] = True  # the mask itself
     return mask | ~open_to_outside[background]
+
+
+def reconstruct_by_dilation(seed, mask):
+    """Grey reconstruction by dilation of ``seed`` under ``mask`` (3x3x3 neighbourhood), as
+    :func:`skimage.morphology.reconstruction` computes it, with one stable sort instead of two quicksorts.
+
+    scikit-image sorts the interleaved seed and mask twice with quicksort
+    (once for the processing order, once for the value ranks). A distance map
+    holds few distinct values, which a stable (radix/tim) sort handles about
+    three times faster, and one sort serves both: on a 256³ distance map this
+    halves the reconstruction's time. The reconstruction is unique, so the
+    order among equal values does not change it (the tests compare both).
+    Falls back to the public function when the inner loop cannot be imported.
+
+    Parameters
+    ----------
+    seed, mask : ndarray, float, same shape, ``seed <= mask``
+
+    Returns
+    -------
+    ndarray, float64, the shape of ``mask``
+    """
+    try:
+        from skimage.morphology._grayreconstruct import reconstruction_loop
+    except ImportError:  # another scikit-image layout: the public function
+        return reconstruction(seed, mask, method="dilation")
+    seed, mask = np.asarray(seed, np.float64), np.asarray(mask, np.float64)
+    images = np.full((2,) + tuple(s + 2 for s in seed.shape), seed.min(), np.float64)  # padded by one voxel
+    inside = tuple(slice(1, 1 + s) for s in seed.shape)
+    images[(0, *inside)] = seed
+    images[(1, *inside)] = mask
+    size = images.size
+    signed = np.result_type(np.min_scalar_type(-size), np.int32)
+    unsigned = np.dtype(signed.char.upper())
+    value_stride = np.array(images.strides[1:]) // images.dtype.itemsize
+    image_stride = images.strides[0] // images.dtype.itemsize
+    offsets = np.array([o for o in np.ndindex((3,) * seed.ndim) if o != (1,) * seed.ndim]) - 1  # 26 neighbours
+    nb_strides = (offsets * value_stride).sum(axis=1).astype(signed)
+    flat = images.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    rank = np.zeros(size, unsigned)
+    rank[1:] = np.cumsum(ordered[1:] != ordered[:-1])
+    values = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])]  # rank -> value
+    value_rank = np.empty(size, unsigned)
+    value_rank[order] = rank
+    index_sorted = order[::-1].astype(signed)  # dilation: largest first
+    prev = np.full(size, -1, signed)
+    nxt = np.full(size, -1, signed)
+    prev[index_sorted[1:]] = index_sorted[:-1]
+    nxt[index_sorted[:-1]] = index_sorted[1:]
+    reconstruction_loop(value_rank, prev, nxt, nb_strides, index_sorted[0], image_stride)
+    return values[value_rank[:image_stride]].reshape(images.shape[1:])[inside]
 
 
 def separate_particles(labels, min_distance_vox=DEFAULTS["min_distance_vox"],
@@ -132,7 +187,7 @@ def separate_particles(labels, min_distance_vox=DEFAULTS["min_distance_vox"],
     peak_mask[tuple(peaks.T)] = True
     if merge_depth_vox > 0:
         # h-dome: distance - (reconstruction by dilation of distance - h under distance), > 0 near every top
-        dome = distance - reconstruction(distance - merge_depth_vox, distance, method="dilation")
+        dome = distance - reconstruct_by_dilation(distance - merge_depth_vox, distance)
         tops, _ = ndi.label(dome > 1e-6, structure=np.ones((3, 3, 3)))
         markers = np.where(peak_mask, tops, 0)
     else:

@@ -126,7 +126,8 @@ class Segmentation:
                           "time": int(self.series["times"][self.i_train])}
             self.networks[m], _ = train_segmenter(image, labels, model_dir, preset=self.params["train"],
                                                   network_preset=self.params["network"], val=val, seed=self.seed,
-                                                  progress=progress, provenance=provenance, restart=True)
+                                                  progress=progress, provenance=provenance, restart=True,
+                                                  **self.params["train_overrides"])
             self.histories[m] = read_history(model_dir)
         self._timed("train", t0)
         return self.histories
@@ -152,11 +153,11 @@ class Segmentation:
         return self.scores
 
     def describe(self, methods=None):
-        """Descriptors of every segmentation and of the truth per time step, inside the sample."""
+        """Descriptors of the segmentations (default: the preset's ``describe``) and of the truth, inside the sample."""
         t0 = time.perf_counter()
         s = self.series
         region = np.broadcast_to(s["valid"], s["labels"][0].shape)
-        for m in (methods or self.methods) + ["truth"]:
+        for m in list(methods or self.params["describe"]) + ["truth"]:
             vols = s["labels"] if m == "truth" else self.labels[m]
             self.descriptors[m] = [describe(v, s["voxel_nm"], region=region) for v in vols]
         self._timed("describe", t0)

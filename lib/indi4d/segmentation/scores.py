@@ -65,12 +65,26 @@ def boundary_f_score(pred_mask, truth_mask, tolerance_px=2.0, region=None):
     edge_b = find_boundaries(b, mode="inner")
     if not (edge_a & inside).any() or not (edge_b & inside).any():
         return {"f_score": float("nan"), "precision": float("nan"), "recall": float("nan")}
-    dist_to_b = ndi.distance_transform_edt(~edge_b)  # distance of every pixel to truth's boundary
-    dist_to_a = ndi.distance_transform_edt(~edge_a)
-    precision = float(np.mean(dist_to_b[edge_a & inside] <= tolerance_px))
-    recall = float(np.mean(dist_to_a[edge_b & inside] <= tolerance_px))
+    near_b, near_a = within(edge_b, tolerance_px), within(edge_a, tolerance_px)
+    precision = float(np.mean(near_b[edge_a & inside]))
+    recall = float(np.mean(near_a[edge_b & inside]))
     f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"f_score": float(f), "precision": precision, "recall": recall}
+
+
+def within(mask, distance_px):
+    """Pixels within ``distance_px`` (Euclidean) of ``mask``; bool, the shape of ``mask``.
+
+    A dilation by the digital ball ``|offset| <= distance`` for small
+    distances (a few times faster than a distance transform on a 256³
+    volume), the thresholded distance transform otherwise: the same set.
+    """
+    from .particles import ball_footprint
+
+    mask = np.asarray(mask, bool)
+    if distance_px <= 4:
+        return ndi.binary_dilation(mask, ball_footprint(distance_px, mask.ndim)) if distance_px >= 1 else mask.copy()
+    return ndi.distance_transform_edt(~mask) <= distance_px
 
 
 def phase_scores(pred, truth, tolerance_px=2.0, phases=None, region=None):

@@ -28,7 +28,7 @@ from .scribbles import read_scribbles, scribble_agreement, scribbles_from_labels
 SCRIBBLES_DIR = Path(__file__).resolve().parents[3] / "data" / "scribbles"
 #: How the stored scribbles are drawn: strokes per phase, stroke length as a share of the slice width
 #: (at least ``min_length_px``), and the erosion keeping strokes off boundaries (thin phases: ``thin_erosion_px``).
-DRAWING = {"strokes_per_phase": 4, "length_fraction": 0.08, "min_length_px": 5, "erosion_px": 2,
+DRAWING = {"strokes_per_phase": 8, "length_fraction": 0.08, "min_length_px": 5, "erosion_px": 2,
            "thin_erosion_px": 1}
 #: Phases that form thin layers (the dense shell), eroded less so they can be scribbled at all.
 THIN_PHASES = (DENSE,)

@@ -7,14 +7,20 @@
 #: every score; ``mask_margin_px``: the scored disc stays this far inside the sample cylinder;
 #: ``min_agreement``: a stored scribbles file is used while this share of its pixels lies on its phases;
 #: ``val_offset``: the validation slice lies this share of the stack away from the training slice;
-#: ``batch_size``: slices per network call when segmenting a volume.
+#: ``batch_size``: slices per network call when segmenting a volume; ``train_overrides``: entries of the
+#: training preset changed for the chapter (tiny: more, still cheap, steps: tracing dominates its time);
+#: ``describe``: the segmentations whose descriptors are computed (besides the truth's): a 256³ volume costs
+#: one to two minutes on 2 CPU cores, so the larger presets leave out the upper bound's.
 PRESETS = {
     "tiny": {"train": "tiny", "network": "tiny", "indi_method": "indi_xy", "tolerance_px": 2.0, "holdout_px": 2,
-             "mask_margin_px": 2, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 32},
+             "mask_margin_px": 2, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 64,
+             "train_overrides": {"epochs": 4, "steps_per_epoch": 25}, "describe": ["lq", "indi", "ideal"]},
     "default": {"train": "default", "network": "default", "indi_method": "indi_xy", "tolerance_px": 2.0,
-                "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 8},
+                "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 8,
+                "train_overrides": {}, "describe": ["lq", "indi"]},
     "paper": {"train": "paper", "network": "paper", "indi_method": "indi_xy", "tolerance_px": 2.0,
-              "holdout_px": 4, "mask_margin_px": 8, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 4},
+              "holdout_px": 4, "mask_margin_px": 8, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 4,
+              "train_overrides": {}, "describe": ["lq", "indi"]},
 }
 
 #: The images segmented, in table order, and their display names. ``ideal`` is the upper bound: the

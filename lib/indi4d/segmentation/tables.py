@@ -71,3 +71,47 @@ def swelling_table(results):
         rows.append(f"| {label} | " + " | ".join(_num(100 * results["swelling"][m][key], "{:+.1f}")
                                                  for m in methods) + " |")
     return "\n".join(rows)
+
+
+def mean_score(results, method, phase="mean", score="dice"):
+    """Mean of a per-phase score of ``method`` over the time steps (NaN-aware)."""
+    return _mean([s[phase][score] for s in results["scores"][method]])
+
+
+def gap_closed(results, score="dice"):
+    """Share of the gap between the LQ and the upper-bound segmentation that the InDI one closes (mean ``score``).
+
+    ``(InDI - LQ) / (ideal - LQ)``; NaN when the upper bound is not above LQ.
+    """
+    lq, indi, ideal = (mean_score(results, m, score=score) for m in ("lq", "indi", "ideal"))
+    return (indi - lq) / (ideal - lq) if ideal - lq > 1e-9 else float("nan")
+
+
+def descriptor_mean_errors(results, keys=None):
+    """Mean |relative error| (%) over the time steps per descriptor and method (time steps where it is defined)."""
+    keys = keys or list(DESCRIPTORS)
+    return {key: {m: 100 * _mean([abs(x[key]) if x[key] is not None else None for x in errs])
+                  for m, errs in results["errors"].items()} for key in keys}
+
+
+def findings(results):
+    """The chapter's conclusions as Markdown, every number read from ``results``."""
+    names = results["methods"]
+    d = {m: mean_score(results, m) for m in results["scores"]}
+    closed = gap_closed(results)
+    lines = ["- Mean Dice over phases and time steps: " + ", ".join(f"{names[m]} {v:.3f}" for m, v in d.items())
+             + (f"; enhancement closes {100 * closed:.0f} % of the gap between LQ and the upper bound."
+                if np.isfinite(closed) else "; the upper bound is not above LQ here, so there is no gap to close.")]
+    for key, per in descriptor_mean_errors(results).items():
+        finite = {m: v for m, v in per.items() if np.isfinite(v)}
+        if not finite:
+            continue
+        best = min(finite, key=finite.get)
+        label = DESCRIPTORS[key][0]
+        lines.append(f"- {label}: mean |error| over the time steps " + ", ".join(
+            f"{names[m]} {_num(v, '{:.0f}')} %" for m, v in per.items()) + f" (closest to the truth: {names[best]})")
+    sw = results.get("swelling_error") or {}
+    if sw:
+        lines.append("- solid-volume swelling T0 → last step, error in percentage points: " + ", ".join(
+            f"{names[m]} {_num(100 * e['solid_volume_change'], '{:+.1f}')}" for m, e in sw.items()))
+    return "\n".join(lines)
