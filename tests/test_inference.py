@@ -258,6 +258,13 @@ def test_bad_input_raises(network, model_dir, tmp_path):
         enhance_file(bad, tmp_path / "o.tif", model_dir, steps=2, voxel_size_nm=100)
     with pytest.raises(ValueError, match=r"nan.tif: NaN or infinite grey values in slice z = 0; nothing was written"):
         enhance_file(bad, tmp_path / "o.tif", model_dir, steps=2, voxel_size_nm=100, input_range=(0, 1))
+    # NaN outside the middle slice (the one checked before any work) is found when its chunk is read
+    stack = np.full((3, 8, 8), 0.5, np.float32)
+    stack[0, 2, 2] = np.nan
+    tifffile.imwrite(tmp_path / "nan0.tif", stack)  # write_volume itself refuses NaN
+    with pytest.raises(ValueError, match=r"nan0.tif: NaN or infinite grey values in slice z = 0; nothing was written"):
+        enhance_file(tmp_path / "nan0.tif", tmp_path / "o.tif", model_dir, steps=2, input_range=(0, 1),
+                     voxel_size_nm=100)
     assert not (tmp_path / "o.tif").exists()
     four_d = tmp_path / "4d.tif"
     tifffile.imwrite(four_d, np.zeros((2, 2, 8, 8), np.uint16))

@@ -109,7 +109,10 @@ def _check_grey_range(volume, lq, input_range, in_path, model_dir):
     check yet sit on another grey scale (e.g. 12-bit values, or an offset):
     the network would then see an image unlike any it was trained on.
     """
-    image = np.asarray(volume[volume.shape[0] // 2] if volume.ndim == 3 else volume, np.float64)
+    z = volume.shape[0] // 2 if volume.ndim == 3 else 0
+    image = np.asarray(volume[z] if volume.ndim == 3 else volume, np.float64)
+    if not np.all(np.isfinite(image)):  # the other slices are checked as their chunks are read
+        raise EnhanceInputError(f"{in_path}: NaN or infinite grey values in slice z = {z}; nothing was written")
     if input_range is not None:  # the range the user stated is mapped onto the training range
         lo_in, hi_in = input_range
         image = lq["lo"] + (image - lo_in) * (lq["hi"] - lq["lo"]) / (hi_in - lo_in)
