@@ -90,6 +90,16 @@ def parameters_page(notebooks_dir):
 KEY_FIGURE = "05_comparison.png"
 
 
+def _run_results(run_dir, stage, what):
+    """A stage's ``metrics.json``/``meta.json`` of the run as a dict, or None when there is no such file."""
+    from . import runs
+    from .files import read_json
+
+    key = "meta" if stage == "data" else "metrics"
+    path = None if run_dir is None else runs.artifact(run_dir, stage, key)
+    return read_json(path, what) if path is not None and Path(path).is_file() else None
+
+
 def headline_page(run_dir, figure=None):
     """Markdown for the landing page: chapter 5's key figure and its table against the truth, from the run.
 
@@ -105,15 +115,12 @@ def headline_page(run_dir, figure=None):
     -------
     str
     """
-    from . import runs
     from .evaluation import truth_table
-    from .files import read_json
 
-    path = None if run_dir is None else runs.artifact(run_dir, "eval", "metrics")
-    if path is None or not Path(path).is_file():
+    results = _run_results(run_dir, "eval", "chapter 5's results")
+    if results is None:
         return ("*This build has no evaluated run (chapter 5's `eval/metrics.json`): "
                 "run `make book` to see the headline results here.*\n")
-    results = read_json(path, "chapter 5's results")
     lines = []
     if figure:
         lines += [f"```{{figure}} {figure}", ":width: 100%", "",
@@ -137,13 +144,9 @@ def beamline_page(run_dir):
     Read from the run's ``data/meta.json`` (chapter 1); a run without one
     (real data, or no run) gives a short note instead.
     """
-    from . import runs
-    from .files import read_json
-
-    path = None if run_dir is None else runs.artifact(run_dir, "data", "meta")
-    if path is None or not Path(path).is_file():
+    meta = _run_results(run_dir, "data", "the simulated data set's description")
+    if meta is None:
         return "*This build has no simulated data set (chapter 1's `meta.json`).*\n"
-    meta = read_json(path, "the simulated data set's description")
     vox, acq, dose = meta["voxel_size_nm"], meta["acquisition"], meta["dose"]
     lines = [f"Settings of this build's simulation (preset `{meta['preset']}`, seed {meta['seed']}; "
              "from chapter 1's `meta.json`):", "",
@@ -178,13 +181,9 @@ def discussion_numbers(run_dir):
     Every sentence is built from ``eval/metrics.json`` and
     ``insitu/metrics.json``; a missing file gives a note instead of a number.
     """
-    from . import runs
-    from .files import read_json
-
     lines = []
-    path = None if run_dir is None else runs.artifact(run_dir, "eval", "metrics")
-    if path is not None and Path(path).is_file():
-        r = read_json(path, "chapter 5's results")
+    r = _run_results(run_dir, "eval", "chapter 5's results")
+    if r is not None:
         t = {m: {k: _truth(r, m, k) for k in ("psnr", "ssim", "fwhm_nm", "false_particles_per_mm2")}
              for m in ("bicubic", "hq", "hq_ideal", "indi", "cnn", "gan")}
         met = [g for g in r.get("goals", []) if g.get("passed")]
@@ -209,9 +208,8 @@ def discussion_numbers(run_dir):
                          f"stochastic samples and the true error is {unc['spearman']:.2f} per pixel.")
     else:
         lines.append("- *No chapter 5 results in this build.*")
-    path = None if run_dir is None else runs.artifact(run_dir, "insitu", "metrics")
-    if path is not None and Path(path).is_file():
-        r = read_json(path, "chapter 6's results")
+    r = _run_results(run_dir, "insitu", "chapter 6's results")
+    if r is not None:
         dense = r.get("dense") or {}
         indi, lq = dense.get("indi_xy") or {}, dense.get("lq") or {}
         if indi.get("dense_mae") is not None:

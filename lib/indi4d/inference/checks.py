@@ -102,6 +102,15 @@ def _check_shape(volume, in_path):
         raise EnhanceInputError(f"{in_path}: slices of shape {shape[-2:]} are too small to enhance")
 
 
+def map_grey_range(x, src, dst):
+    """Linear map of grey values ``x`` from the interval ``src = (lo, hi)`` onto ``dst`` (float64).
+
+    How ``--input-range`` puts a scan on the training scan's scale (and the
+    enhanced output back on the scan's).
+    """
+    return dst[0] + (np.asarray(x, np.float64) - src[0]) * ((dst[1] - dst[0]) / (src[1] - src[0]))
+
+
 def _check_grey_range(volume, lq, input_range, in_path, model_dir):
     """Refuse a scan whose grey values lie mostly outside the training scan's (one middle slice is read).
 
@@ -114,8 +123,7 @@ def _check_grey_range(volume, lq, input_range, in_path, model_dir):
     if not np.all(np.isfinite(image)):  # the other slices are checked as their chunks are read
         raise EnhanceInputError(f"{in_path}: NaN or infinite grey values in slice z = {z}; nothing was written")
     if input_range is not None:  # the range the user stated is mapped onto the training range
-        lo_in, hi_in = input_range
-        image = lq["lo"] + (image - lo_in) * (lq["hi"] - lq["lo"]) / (hi_in - lo_in)
+        image = map_grey_range(image, input_range, (lq["lo"], lq["hi"]))
     width = lq["hi"] - lq["lo"]
     inside = np.mean((image >= lq["lo"] - width / 2) & (image <= lq["hi"] + width / 2))
     if inside < GREY_RANGE_SHARE:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import preprocess
+from .checks import check_enhance_input, map_grey_range
 from .volumes import enhance_grey_slice
 
 #: Enhanced slices of each neighbouring chunk used for the z-spline (0.268^12 < 1e-6).
@@ -74,11 +75,6 @@ class ModelRef:
         return self.model_dir or f"enhancer-{id(self.enhancer)}"
 
 
-def _map_range(x, src, dst):
-    """Linear map of ``x`` from the interval ``src`` to ``dst`` (float64)."""
-    return dst[0] + (np.asarray(x, np.float64) - src[0]) * ((dst[1] - dst[0]) / (src[1] - src[0]))
-
-
 class NonFiniteInputError(ValueError):
     """Input slices hold NaN or infinite grey values (found while their chunk is read)."""
 
@@ -95,7 +91,7 @@ def _xy_block(block, ref, steps, eps, seed, stochastic, input_range, block_info=
     out = np.empty((block.shape[0], 2 * block.shape[1], 2 * block.shape[2]), np.float32)
     for i, image in enumerate(block):
         if input_range is not None:
-            image = _map_range(image, input_range, lq_range)
+            image = map_grey_range(image, input_range, lq_range)
         out[i] = enhance_grey_slice(enhancer, norm, image, steps, eps,
                                     None if seed is None else (int(seed), z0 + i), stochastic)
     return out
@@ -108,7 +104,7 @@ def _z_upscale_crop(block, start, length):
 
 def _finish(block, hq_range, input_range, dtype):
     """Map back to the input's grey range, check finiteness, round and clip to an integer dtype."""
-    out = block if input_range is None else _map_range(block, hq_range, input_range)
+    out = block if input_range is None else map_grey_range(block, hq_range, input_range)
     if not np.all(np.isfinite(out)):
         raise ValueError("enhancement produced NaN or infinite values")
     if np.issubdtype(dtype, np.integer):
@@ -345,8 +341,6 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
         enhance_chunked("scan.h5:/entry/data", "scan_indi.zarr", "runs/default/model",
                         scheduler=cluster.scheduler_address)
     """
-    from .checks import check_enhance_input
-
     if job is None:
         job = check_enhance_input(in_path, out_path, model_dir, steps=steps, force=force, input_range=input_range,
                                   voxel_size_nm=voxel_size_nm)
