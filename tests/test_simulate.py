@@ -413,7 +413,7 @@ def test_every_public_name_is_importable_from_the_package():
                                                                phases.DENSE) == (0, 1, 2, 3)
     assert sim.PHASE_NAMES is phases.PHASE_NAMES
     assert set(sim.ATTENUATION_PER_UM) == {"air", *phases.PHASE_NAMES}
-    assert set(sim.PRESETS) == {"tiny", "default", "paper"}
+    assert set(sim.PRESETS) == {"tiny", "workshop", "default", "paper"}
     for name in ("rasterise", "build_phantom", "acquire_slices", "simulate_beamline", "acquisition_characteristics",
                  "acquire_real_volume", "grey_to_mu", "block_mode"):
         assert callable(getattr(sim, name)), name
@@ -432,3 +432,19 @@ def test_simulator_never_imports_the_data_module():
             "print(sorted(m for m in sys.modules if m.startswith('indi4d.simulate')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("n", [32, 33, 64])
+def test_radon_stack_is_scikit_images_radon_of_every_slice(n):
+    from skimage.transform import radon
+
+    from indi4d.simulate.acquisition import radon_stack
+
+    yy, xx = np.indices((n, n))
+    inside = (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= (n // 2) ** 2
+    stack = np.random.default_rng(n).random((3, n, n)) * inside
+    theta = np.linspace(0.0, 180.0, 37, endpoint=False)
+    expected = np.stack([radon(s, theta, circle=True, preserve_range=True) for s in stack])
+    got = radon_stack(stack, theta, angles_per_block=5)  # blocks that do not divide the angles
+    assert got.shape == (3, n, theta.size)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
