@@ -43,7 +43,7 @@ def test_the_parameters_cell_is_read_as_written(tmp_path):
     assert by_name["preset"][0] == '"default"' and by_name["count"] == ("3", "how many things")
     assert by_name["scale"] == ("1.5", "in µm") and "same figures" in by_name["seed"][1]
     page = parameters_page(tmp_path)
-    assert "### 9. A chapter" in page and "notebooks/09_chapter.md" in page
+    assert "## 9. A chapter" in page and "notebooks/09_chapter.md" in page
     assert "| `scale` | `1.5` | in µm |" in page and "not_a_parameter" not in page
     assert "-p preset tiny -p run_dir /tmp/run" in page
 
@@ -58,7 +58,7 @@ def test_every_real_chapter_lists_the_shared_parameters():
     from pathlib import Path
 
     page = parameters_page(Path(__file__).resolve().parents[1] / "notebooks")
-    assert page.count("| `run_dir` |") == page.count("### ") >= 6
+    assert page.count("| `run_dir` |") == page.count("\n## ") + page.startswith("## ") >= 6
 
 
 def test_the_beamline_table_is_read_from_the_run(tmp_path):
@@ -104,3 +104,78 @@ def test_the_discussion_and_headline_numbers_come_from_the_run(tmp_path):
     head = headline_page(run, "_generated/key_figure.png")
     assert "```{figure} _generated/key_figure.png" in head and "N = 4" in head and "2 held-out test slices" in head
     assert "No chapter 5 results" in discussion_numbers(tmp_path / "none")
+
+
+def test_a_chapter_time_page_shows_every_measured_preset():
+    from indi4d.book_pages import duration, time_page
+
+    assert [duration(s) for s in (0.2, 21.4, 224.0, 3936.4, 7558.8)] == ["< 1 s", "21 s", "3.7 min", "66 min", "2.1 h"]
+    timings = {"default": {"01_data": 224.0, "total_s": 224.0, "date": "2026-12-01", "machine": 2},
+               "tiny": {"01_data": 21.4, "02_pairs": 25.1, "total_s": 46.5, "date": "2026-12-01", "machine": 2}}
+    assert time_page(timings, "01_data") == ("**Measured** by `make book` (papermill, kernel start included): "
+                                             "`tiny` 21 s · `default` 3.7 min (2 CPU cores, 2026-12-01).\n")
+    # a preset that has not timed the chapter is left out; one measured elsewhere says where
+    assert time_page(timings, "02_pairs").endswith(": `tiny` 25 s (2 CPU cores, 2026-12-01).\n")
+    timings["paper"] = {"01_data": 30.0, "date": "2026-12-05", "machine": 1}
+    assert time_page(timings, "01_data").endswith(
+        ": `tiny` 21 s (2 CPU cores, 2026-12-01) · `default` 3.7 min (2 CPU cores, 2026-12-01)"
+        " · `paper` 30 s (1 CPU core, 2026-12-05).\n")
+    assert "Not measured yet" in time_page(timings, "09_other") and "Not measured yet" in time_page({}, "01_data")
+
+
+def test_a_build_merges_its_times_into_the_book(tmp_path):
+    import json
+
+    from indi4d.book import merge_timings, record_timings
+    from indi4d.book_pages import write_generated_pages
+
+    old = {"default": {"01_a": 200.0, "02_b": 50.0, "total_s": 250.0, "date": "2026-11-30", "machine": 2}}
+    # a partial build (--only 01) of another preset adds that preset and keeps the first
+    new = merge_timings(old, "tiny", {"01_a": 20.04}, "2026-12-01", 4)
+    assert new["default"] == old["default"] and old == {"default": new["default"]}  # not modified
+    assert new["tiny"] == {"01_a": 20.0, "total_s": 20.0, "date": "2026-12-01", "machine": 4}
+    # a build that reused chapter 01 (None) and ran 02 replaces only 02, and the total follows
+    again = merge_timings(new, "default", {"01_a": None, "02_b": 60.0}, "2026-12-02", 2)
+    assert again["default"] == {"01_a": 200.0, "02_b": 60.0, "total_s": 260.0, "date": "2026-12-02", "machine": 2}
+    assert again["tiny"] == new["tiny"]
+    assert merge_timings(again, "default", {"01_a": None}, "2026-12-03", 2) == again  # nothing ran
+
+    # record_timings reads, merges and writes BOOK/timings.json; the time pages are generated from it
+    book, notebooks = tmp_path / "book", tmp_path / "notebooks"
+    book.mkdir()
+    notebooks.mkdir()
+    (notebooks / "01_a.md").write_text(CHAPTER)
+    (notebooks / "02_b.md").write_text(CHAPTER)
+    (book / "timings.json").write_text(json.dumps(old))
+    record_timings(book, "tiny", {"01_a": 21.0, "02_b": None}, date="2026-12-01", machine=2)
+    stored = json.loads((book / "timings.json").read_text())
+    assert stored["default"] == old["default"] and stored["tiny"]["01_a"] == 21.0 and "02_b" not in stored["tiny"]
+    assert not list(book.glob("*.tmp*")) and sorted(p.name for p in book.iterdir()) == ["timings.json"]
+    write_generated_pages(book, notebooks)
+    assert (book / "_generated" / "time_01_a.md").read_text().endswith(
+        ": `tiny` 21 s (2 CPU cores, 2026-12-01) · `default` 3.3 min (2 CPU cores, 2026-11-30).\n")
+    assert ": `default` 50 s (2 CPU cores, 2026-11-30)." in (book / "_generated" / "time_02_b.md").read_text()
+    # a book without timings.json still builds its pages
+    (book / "timings.json").unlink()
+    write_generated_pages(book, notebooks)
+    assert "Not measured yet" in (book / "_generated" / "time_01_a.md").read_text()
+
+
+def test_every_chapter_includes_its_measured_time_and_types_none():
+    """Each "Time to run" section includes its generated page (relative to book/chapters/, where the
+    executed notebooks render) and keeps its prose free of typed times."""
+    import re
+    from pathlib import Path
+
+    from indi4d.book import chapter_paths
+
+    root = Path(__file__).resolve().parents[1]
+    toc = (root / "book" / "_toc.yml").read_text()
+    timed = re.compile(r"\d\s*(s|sec|seconds?|min|minutes?|h|hours?)\b")
+    for md in chapter_paths(root / "notebooks"):
+        text = md.read_text()
+        section = text[text.index("## Time to run"):]
+        section = section[:section.index("\n```{code-cell}")]
+        assert f"```{{include}} ../_generated/time_{md.stem}.md\n```" in section, md.name
+        assert not timed.search(section), f"{md.name}: a typed time in 'Time to run': {timed.search(section)[0]!r}"
+        assert f"file: chapters/{md.stem}\n" in toc, md.name  # so ../_generated is book/_generated

@@ -8,18 +8,24 @@ executed copy; :func:`build_book` runs all chapters in order into
 
 An executed chapter records a fingerprint (its source, its parameters and the
 library's source) in its metadata, so ``make book`` re-runs only what changed.
+
+Every build also records the chapters' measured times per preset in the
+committed ``book/timings.json`` (:func:`record_timings`), from which each
+chapter's "Time to run" section is generated (:mod:`indi4d.book_pages`).
 """
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .files import atomic_path, write_json
+from .files import atomic_path, read_json, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -130,14 +136,79 @@ def execute_chapters(notebooks_dir, out_dir, parameters, only=None, force=False)
     return timings
 
 
+#: The chapters' measured times, per preset, in the book folder (committed with the book).
+TIMINGS_FILE = "timings.json"
+#: Keys of a preset's entry in ``timings.json`` that are not a chapter.
+TIMING_KEYS = ("total_s", "date", "machine")
+
+
+def cpu_count():
+    """CPU cores this process may use (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def merge_timings(timings, preset, chapters_s, date, machine):
+    """``timings`` (the content of ``timings.json``) with one build's chapter times merged in.
+
+    Parameters
+    ----------
+    timings : dict
+        ``{preset: {chapter_stem: seconds, "total_s": ..., "date": ..., "machine": cores}}``;
+        not modified.
+    preset : str
+        The preset the build ran.
+    chapters_s : dict
+        ``{chapter_stem: seconds or None}`` of the build (None: reused, not run).
+    date : str
+        The build's date (ISO ``YYYY-MM-DD``).
+    machine : int
+        CPU cores of the machine that measured.
+
+    Returns
+    -------
+    dict
+        A new dict: the chapters that ran replace theirs; other presets and the
+        chapters the build did not run (``--only``, or reused) keep theirs;
+        ``total_s`` is the sum of the preset's chapters, ``date`` and ``machine``
+        are this build's. A build that ran no chapter changes nothing.
+    """
+    merged = {p: dict(entry) for p, entry in (timings or {}).items()}
+    ran = {stem: round(float(s), 1) for stem, s in chapters_s.items() if s is not None}
+    if not ran:
+        return merged
+    old = merged.get(preset, {})
+    chapters = {k: v for k, v in old.items() if k not in TIMING_KEYS} | ran
+    entry = dict(sorted(chapters.items()))
+    entry.update(total_s=round(sum(chapters.values()), 1), date=str(date), machine=int(machine))
+    merged[preset] = entry
+    return merged
+
+
+def record_timings(book_dir, preset, chapters_s, date=None, machine=None):
+    """Merge one build's chapter times into ``BOOK/timings.json`` (:func:`merge_timings`); return its path.
+
+    ``date`` defaults to today, ``machine`` to this process's CPU cores; the
+    file is written atomically.
+    """
+    path = Path(book_dir) / TIMINGS_FILE
+    old = read_json(path, "the chapters' measured times") if path.exists() else {}
+    date = date or datetime.date.today().isoformat()
+    merged = merge_timings(old, preset, chapters_s, date, machine or cpu_count())
+    if merged != old:
+        write_json(path, merged)
+    return path
+
+
 def build_html(book_dir, notebooks_dir=None, run_dir=None):
-    """Run ``jupyter-book build`` on a book folder; return ``_build/html/index.html``.
+    """Write the generated pages and build a book folder's HTML; return ``_build/html/index.html``.
 
     The generated pages (:func:`indi4d.book_pages.write_generated_pages`, from ``notebooks_dir``,
     default the ``notebooks/`` folder beside the book, and from the chapters'
-    ``run_dir``) are written first. The
-    console script next to this interpreter is used, so the build runs in the
-    same environment as the chapters.
+    ``run_dir``) are written first, then :func:`run_jupyter_book` builds (any
+    warning fails the build: :class:`BookBuildError`).
     """
     book_dir = Path(book_dir)
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else book_dir.parent / "notebooks"
@@ -147,13 +218,51 @@ def build_html(book_dir, notebooks_dir=None, run_dir=None):
     from .book_pages import write_generated_pages
 
     write_generated_pages(book_dir, notebooks_dir, run_dir)
+    return run_jupyter_book(book_dir)
+
+
+class BookBuildError(RuntimeError):
+    """``jupyter-book build`` failed or warned; the message lists its warnings and errors."""
+
+
+#: ``jupyter-book build`` flags: every warning is an error (``-W``), nitpicky about every
+#: reference (``-n``), all warnings reported before failing (``--keep-going``), and every page
+#: re-read (``--all``: an incremental build would not re-emit the warnings of unchanged pages,
+#: so a second build after a failed one would pass).
+BUILD_FLAGS = ("-W", "-n", "--keep-going", "--all")
+
+
+def run_jupyter_book(book_dir):
+    """Run ``jupyter-book build`` on a book folder as it is; return ``_build/html/index.html``.
+
+    The console script next to this interpreter is used, so the build runs in
+    the same environment as the chapters. Its warnings (broken references,
+    missing citations, duplicate labels, ...) fail the build (:data:`BUILD_FLAGS`).
+
+    Raises
+    ------
+    BookBuildError
+        The build failed or warned; the message names the book and quotes every
+        warning and error line, e.g. ``intro.md:5: WARNING: undefined label: 'nowhere'``.
+    """
+    book_dir = Path(book_dir)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe)] if exe.exists() else ["jupyter-book"]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    subprocess.run(cmd + ["build", str(book_dir), "--keep-going"], check=True, env=env)
+    # stderr (Sphinx's warnings) is shown as it comes and kept for the error message
+    proc = subprocess.Popen(cmd + ["build", str(book_dir), *BUILD_FLAGS], env=env, stderr=subprocess.PIPE, text=True)
+    problems = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        if "WARNING" in line or "ERROR" in line or "CRITICAL" in line or "Error" in line:
+            problems.append(re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip())  # without terminal colours
+    rc = proc.wait()
     index = book_dir / "_build" / "html" / "index.html"
+    if rc != 0:
+        found = "\n".join(problems) or "(no warning on stderr; see the output above)"
+        raise BookBuildError(f"{book_dir}: jupyter-book build failed (exit status {rc}; warnings are errors):\n{found}")
     if not index.exists():
-        raise RuntimeError(f"jupyter-book did not write {index}")
+        raise BookBuildError(f"jupyter-book did not write {index}")
     return index
 
 
@@ -181,6 +290,8 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, root / "notebooks")}
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
+    # before the HTML: the chapters' "Time to run" sections show these measurements
+    record_timings(root / "book", preset, dict(timings))
     index = build_html(root / "book", root / "notebooks", run_dir)
     # run_dir is absolute here
     write_json(run_dir / "book_timings.json", {"chapters_s": dict(timings), "total_s": time.perf_counter() - t0})

@@ -7,7 +7,10 @@
 * ``beamline.md``: the simulated beamline's settings and calibration, from
   the run's ``meta.json`` (:func:`beamline_page`);
 * ``discussion_numbers.md``: the measured numbers the discussion rests on,
-  from chapters 5 and 6 (:func:`discussion_numbers`).
+  from chapters 5 and 6 (:func:`discussion_numbers`);
+* ``time_<chapter>.md``: each chapter's measured time per preset, from
+  ``BOOK/timings.json`` (:func:`time_page`), included by the chapter's
+  "Time to run" section.
 
 Pages include them with ``{include}``, so a number on them is always the
 number of the run the book was built from.
@@ -15,8 +18,9 @@ number of the run the book was built from.
 
 from pathlib import Path
 
-from .book import chapter_paths
-from .files import atomic_path
+from .book import TIMINGS_FILE, chapter_paths
+from .files import atomic_path, read_json
+
 
 def _comments_by_line(source):
     """``{line number: comment text}`` of a cell's ``#`` comments."""
@@ -77,7 +81,7 @@ def parameters_page(notebooks_dir):
     for md in chapter_paths(notebooks_dir):
         title, params = chapter_parameters(md)
         flags = " ".join(f"-p {name} {value}" for name, value in (("preset", "tiny"), ("run_dir", "/tmp/run")))
-        lines += [f"### {title}", "", "```bash",
+        lines += [f"## {title}", "", "```bash",
                   f".venv/bin/jupytext --to ipynb notebooks/{md.name} -o /tmp/{md.stem}.ipynb",
                   f".venv/bin/papermill /tmp/{md.stem}.ipynb /tmp/{md.stem}_out.ipynb {flags}", "```", "",
                   "| parameter | default | meaning |", "|---|---|---|"]
@@ -229,12 +233,74 @@ def discussion_numbers(run_dir):
     return "\n".join(lines) + "\n"
 
 
+#: The order presets are listed in on the time pages (others follow, sorted).
+PRESET_ORDER = ("tiny", "default", "paper")
+
+
+def duration(seconds):
+    """A measured time for a reader: ``21 s``, ``3.7 min``, ``66 min``, ``2.1 h``."""
+    if seconds < 0.5:
+        return "< 1 s"
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 9.95:
+        return f"{minutes:.1f} min"
+    if minutes < 99.5:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _where(entry):
+    cores = entry.get("machine")
+    where = f"{cores} CPU core{'s' if cores != 1 else ''}" if cores else "an unrecorded machine"
+    return f"{where}, {entry['date']}" if entry.get("date") else where
+
+
+def time_page(timings, stem):
+    """Markdown: one chapter's measured time for every preset in ``timings`` (``BOOK/timings.json``).
+
+    Parameters
+    ----------
+    timings : dict
+        ``{preset: {chapter_stem: seconds, "date": ..., "machine": cores, ...}}``
+        (:func:`indi4d.book.merge_timings`).
+    stem : str
+        The chapter, e.g. ``"01_data_retrieval"``.
+
+    Returns
+    -------
+    str
+        One line, e.g. ``**Measured** ...: `tiny` 21 s · `default` 3.7 min (2 CPU cores, 2026-12-01).``;
+        where presets were measured on different machines or days each says its own.
+        A chapter no build has timed yet says so.
+    """
+    presets = [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
+    measured = [(p, timings[p]) for p in presets if timings[p].get(stem) is not None]
+    if not measured:
+        return "*Not measured yet: `make book` records every chapter's time here.*\n"
+    places = {_where(entry) for _, entry in measured}
+    parts = [f"`{p}` {duration(entry[stem])}" + ("" if len(places) == 1 else f" ({_where(entry)})")
+             for p, entry in measured]
+    tail = f" ({places.pop()})" if len(places) == 1 else ""
+    return ("**Measured** by `make book` (papermill, kernel start included): "
+            + " · ".join(parts) + tail + ".\n")
+
+
+def read_timings(book_dir):
+    """``BOOK/timings.json`` as a dict; ``{}`` when the book has none yet."""
+    path = Path(book_dir) / TIMINGS_FILE
+    return read_json(path, "the chapters' measured times") if path.exists() else {}
+
+
 def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     """Write the pages the book includes but nobody types, into ``BOOK/_generated/``.
 
     ``parameters.md`` (:func:`parameters_page`), ``headline.md``
-    (:func:`headline_page`), ``beamline.md`` (:func:`beamline_page`) and,
-    from ``run_dir``, the key figure.
+    (:func:`headline_page`), ``beamline.md`` (:func:`beamline_page`),
+    ``discussion_numbers.md`` (:func:`discussion_numbers`), one
+    ``time_<chapter>.md`` per chapter (:func:`time_page`, from
+    ``BOOK/timings.json``) and, from ``run_dir``, the key figure.
     """
     import shutil
 
@@ -256,3 +322,7 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
         Path(tmp).write_text(beamline_page(run_dir))
     with atomic_path(folder / "discussion_numbers.md") as tmp:
         Path(tmp).write_text(discussion_numbers(run_dir))
+    timings = read_timings(book_dir)
+    for md in chapter_paths(notebooks_dir):
+        with atomic_path(folder / f"time_{md.stem}.md") as tmp:
+            Path(tmp).write_text(time_page(timings, md.stem))

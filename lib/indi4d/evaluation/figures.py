@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from ..plotting import add_scale_bar
 from .scores import value
 from .settings import METHODS
 
@@ -50,7 +51,7 @@ def _window(image, mask):
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def plot_comparison(images, mask, roi, titles=None):
+def plot_comparison(images, mask, roi, titles=None, pixel_nm=None):
     """Slices of several methods side by side, with a zoomed region of interest below each.
 
     Parameters
@@ -61,6 +62,9 @@ def plot_comparison(images, mask, roi, titles=None):
     mask : ndarray (H, W) bool
     roi : (y0, x0, size)
     titles : dict, optional
+    pixel_nm : float, optional
+        Pixel size of the images (the test set's ``pixel_size_nm``): every
+        panel gets a scale bar in µm. None: no bars.
 
     Returns
     -------
@@ -80,6 +84,7 @@ def plot_comparison(images, mask, roi, titles=None):
         axes[0, j].set_title((titles or {}).get(key, key), fontsize=10)
         axes[1, j].imshow(img[y0:y0 + s, x0:x0 + s], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         for ax in axes[:, j]:
+            add_scale_bar(ax, pixel_nm)
             ax.set_xticks([])
             ax.set_yticks([])
         for side in axes[1, j].spines.values():
@@ -189,7 +194,7 @@ def plot_sweep(rows, choice=None, references=None):
     return fig
 
 
-def plot_uncertainty(unc, mask, index=0):
+def plot_uncertainty(unc, mask, index=0, pixel_nm=None):
     """Stochastic-sample spread next to the true error on one slice, and their joint ranks.
 
     Parameters
@@ -199,6 +204,8 @@ def plot_uncertainty(unc, mask, index=0):
     mask : ndarray (H, W) bool
     index : int
         Which test slice to show.
+    pixel_nm : float, optional
+        Pixel size of the test slices: the three maps get a scale bar in µm.
 
     Returns
     -------
@@ -219,6 +226,7 @@ def plot_uncertainty(unc, mask, index=0):
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
     for ax in axes[:3]:
+        add_scale_bar(ax, pixel_nm)
         ax.set_xticks([])
         ax.set_yticks([])
     m = np.broadcast_to(mask, unc["std"].shape)

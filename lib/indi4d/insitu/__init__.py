@@ -14,8 +14,8 @@
 
 from .enhance import (along_axis, direct_volume, enhance_series, enhanced_path, fuse, indi_volume, read_enhanced,
                       stored_if_current, write_enhanced)
-from .figures import add_scale_bar, change_roi, fwhm_bar, nice_length_um, plot_edge_profiles, plot_fusion, \
-    plot_zoom_series
+from ..plotting import add_scale_bar, nice_length_um  # re-exported: they lived here before moving to indi4d.plotting
+from .figures import change_roi, fwhm_bar, plot_edge_profiles, plot_fusion, plot_zoom_series
 from .run import InSitu, fusion_summary
 from .scores import boundary_band, cnr_masks, dense_summary, phase_errors, score_volume
 from .series import (N_TIMES, attenuation_to_grey, grey_to_attenuation, load_series, truth_attenuation,

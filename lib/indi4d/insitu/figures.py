@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..phases import DENSE
+from ..plotting import add_scale_bar
 
 
 def change_roi(labels, size):
@@ -36,23 +37,6 @@ def change_roi(labels, size):
     box = sat[size:, size:] - sat[:-size, size:] - sat[size:, :-size] + sat[:-size, :-size]
     y0, x0 = np.unravel_index(int(np.argmax(box)), box.shape)
     return int(y0), int(x0), z
-
-
-def nice_length_um(width_um, fraction=0.3):
-    """A round scale-bar length (1, 2 or 5 × 10^k µm) near ``fraction`` of ``width_um``."""
-    target = max(width_um * fraction, 1e-6)
-    p = 10 ** np.floor(np.log10(target))
-    return float(max((m * p for m in (1, 2, 5) if m * p <= target), default=p))
-
-
-def add_scale_bar(ax, pixel_nm, width_px, color="white"):
-    """Draw a scale bar (µm) in the lower left of an image axis."""
-    length_um = nice_length_um(width_px * pixel_nm / 1000.0)
-    length_px = length_um * 1000.0 / pixel_nm
-    x0, y0 = 0.06 * width_px, 0.92 * width_px
-    ax.plot([x0, x0 + length_px], [y0, y0], color=color, lw=3, solid_capstyle="butt")
-    label = f"{length_um:g} µm"
-    ax.text(x0 + length_px / 2, y0 - 0.04 * width_px, label, color=color, ha="center", va="bottom", fontsize=8)
 
 
 def plot_zoom_series(panels, pixel_nm, times, window, roi_box=None):

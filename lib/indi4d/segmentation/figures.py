@@ -7,6 +7,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..phases import PHASE_NAMES
+from ..plotting import add_scale_bar
 from .settings import DESCRIPTORS
 
 #: One colour per phase (pore, binder, particle, dense).
@@ -16,8 +17,9 @@ PHASE_CMAP = ListedColormap(PHASE_COLOURS)
 METHOD_COLOURS = {"lq": "tab:blue", "indi": "tab:orange", "ideal": "tab:green", "truth": "black"}
 
 
-def _labels(ax, labels, title):
+def _labels(ax, labels, title, pixel_nm=None):
     ax.imshow(labels, cmap=PHASE_CMAP, vmin=-0.5, vmax=len(PHASE_NAMES) - 0.5, interpolation="nearest")
+    add_scale_bar(ax, pixel_nm)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 
@@ -27,7 +29,7 @@ def _legend(fig):
                ncol=len(PHASE_NAMES), frameon=False, bbox_to_anchor=(0.5, -0.04))
 
 
-def plot_scribbles(image, mask, truth, title="scribbles"):
+def plot_scribbles(image, mask, truth, title="scribbles", pixel_nm=None):
     """The scribbled slice with its strokes (left) and the true labels of the slice (right).
 
     Parameters
@@ -36,30 +38,38 @@ def plot_scribbles(image, mask, truth, title="scribbles"):
     mask : ndarray, uint8, (H, W)
         :func:`indi4d.segmentation.scribble_mask` (0: none, phase + 1).
     truth : ndarray, (H, W), phases
+    title : str, optional
+    pixel_nm : float, optional
+        Pixel size of the slice (the series' ``voxel_nm``): scale bars in µm.
     """
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
     axes[0].imshow(image, cmap="gray", vmin=-1, vmax=1)
     shown = np.ma.masked_equal(mask.astype(int) - 1, -1)
     axes[0].imshow(shown, cmap=PHASE_CMAP, vmin=-0.5, vmax=len(PHASE_NAMES) - 0.5, interpolation="nearest")
+    add_scale_bar(axes[0], pixel_nm)
     axes[0].set_title(title, fontsize=9)
     axes[0].axis("off")
-    _labels(axes[1], truth, "true labels of the slice")
+    _labels(axes[1], truth, "true labels of the slice", pixel_nm)
     _legend(fig)
     fig.tight_layout()
     return fig
 
 
-def plot_forest(images, labels, names, truth):
-    """Each image's slice (top) and its random-forest labels (bottom), with the truth at the end."""
+def plot_forest(images, labels, names, truth, pixel_nm=None):
+    """Each image's slice (top) and its random-forest labels (bottom), with the truth at the end.
+
+    ``pixel_nm``, the slices' pixel size, gives every panel a scale bar in µm.
+    """
     methods = list(images)
     fig, axes = plt.subplots(2, len(methods) + 1, figsize=(3 * (len(methods) + 1), 6.2))
     for j, m in enumerate(methods):
         axes[0, j].imshow(images[m], cmap="gray", vmin=-1, vmax=1)
+        add_scale_bar(axes[0, j], pixel_nm)
         axes[0, j].set_title(names[m], fontsize=9)
         axes[0, j].axis("off")
-        _labels(axes[1, j], labels[m], f"forest labels, {names[m]}")
+        _labels(axes[1, j], labels[m], f"forest labels, {names[m]}", pixel_nm)
     axes[0, -1].axis("off")
-    _labels(axes[1, -1], truth, "truth")
+    _labels(axes[1, -1], truth, "truth", pixel_nm)
     _legend(fig)
     fig.tight_layout()
     return fig
@@ -83,7 +93,7 @@ def plot_training_curves(histories, names):
     return fig
 
 
-def plot_segmentations(labels, truth, names, times, valid=None):
+def plot_segmentations(labels, truth, names, times, valid=None, pixel_nm=None):
     """Rows: time steps; columns: each segmentation, its difference map to the truth, then the truth.
 
     Parameters
@@ -95,20 +105,23 @@ def plot_segmentations(labels, truth, names, times, valid=None):
     times : list of str
     valid : ndarray, bool, (H, W), optional
         Difference maps are shown inside it only.
+    pixel_nm : float, optional
+        Pixel size of the slices: every panel gets a scale bar in µm.
     """
     methods = list(labels)
     ncol = 2 * len(methods) + 1
     fig, axes = plt.subplots(len(times), ncol, figsize=(2.2 * ncol, 2.3 * len(times)), squeeze=False)
     for i, t in enumerate(times):
         for j, m in enumerate(methods):
-            _labels(axes[i, 2 * j], labels[m][i], f"{names[m]} {t}")
+            _labels(axes[i, 2 * j], labels[m][i], f"{names[m]} {t}", pixel_nm)
             inside = np.ones(truth[i].shape, bool) if valid is None else valid
             wrong = (labels[m][i] != truth[i]) & inside
             axes[i, 2 * j + 1].imshow(wrong, cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
+            add_scale_bar(axes[i, 2 * j + 1], pixel_nm, color="black")
             axes[i, 2 * j + 1].set_title(f"wrong: {100 * wrong.sum() / max(inside.sum(), 1):.0f} % of the sample",
                                          fontsize=9)
             axes[i, 2 * j + 1].axis("off")
-        _labels(axes[i, -1], truth[i], f"truth {t}")
+        _labels(axes[i, -1], truth[i], f"truth {t}", pixel_nm)
     _legend(fig)
     fig.tight_layout()
     return fig
