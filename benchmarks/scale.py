@@ -82,6 +82,7 @@ def child(spec):
     import numpy as np
 
     from indi4d.inference import dask_scheduler, enhance_lazy, enhance_volume, load_enhancer, write_lazy
+    from indi4d.inference.chunked import ModelRef, preload_model
     from indi4d.io import open_volume_lazy, read_volume
 
     out = Path(spec["out"])
@@ -94,13 +95,15 @@ def child(spec):
     else:
         with dask_scheduler(spec["workers"], processes=True) as client:
             volume, _ = open_volume_lazy(spec["input"])
+            ref = ModelRef(spec["model"], spec["preset"])
             if spec.get("warm_up"):
-                # one chunk per worker, so that every worker loads TensorFlow and the model before the clock
-                warm = enhance_lazy(volume[: spec["chunk_slices"] * spec["workers"]], spec["model"], 1,
+                # every worker loads TensorFlow and the model, then traces the network on one chunk, before the clock
+                preload_model(client, ref)
+                warm = enhance_lazy(volume[: spec["chunk_slices"] * spec["workers"]], ref, 1,
                                     preset=spec["preset"], chunk_slices=spec["chunk_slices"], dtype=volume.dtype)
                 write_lazy(out.with_name("warm.zarr"), warm, 50.0, {}, client=client, progress=False)
             start = time.perf_counter()
-            lazy = enhance_lazy(volume, spec["model"], spec["steps"], preset=spec["preset"],
+            lazy = enhance_lazy(volume, ref, spec["steps"], preset=spec["preset"],
                                 chunk_slices=spec["chunk_slices"], dtype=volume.dtype)
             write_lazy(out, lazy, 50.0, {}, client=client, progress=False)
             result["seconds"] = time.perf_counter() - start

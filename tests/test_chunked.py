@@ -85,6 +85,18 @@ def test_two_worker_cluster_equals_one_process_in_every_format(model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lq.zarr", "one.zarr", "three.tif", "two.h5"]
 
 
+def _cached_models():
+    return sorted(key[0] for key in chunked._CACHE)
+
+
+def test_every_worker_process_holds_the_model_before_the_first_chunk(model):
+    with chunked.dask_scheduler(2, processes=True) as client:
+        assert all(v == [] for v in client.run(_cached_models).values())  # fresh processes: nothing loaded
+        chunked.preload_model(client, chunked.ModelRef(model, "tiny"))
+        loaded = client.run(_cached_models)
+    assert len(loaded) == 2 and all(v == [str(model.resolve())] for v in loaded.values())
+
+
 def test_input_range_maps_a_float_scan_and_back(model, tmp_path):
     vol = _scan((2, 16, 16)).astype(np.float32) / 60000.0
     write_volume(tmp_path / "f.tif", vol, voxel_size_nm=100)

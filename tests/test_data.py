@@ -10,6 +10,7 @@ import sys
 import threading
 from functools import partial
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
@@ -226,7 +227,10 @@ def test_shipped_registry_is_well_formed():
     assert REGISTRY_FILE.name == "registry.txt" and REGISTRY_FILE.is_file()
     for name, entry in entries.items():
         assert len(entry["sha256"]) == 64, name
-        assert entry["url"].startswith(("https://", "http://", "ftp://", "doi:")), name
+        assert entry["url"].startswith(("https://", "http://", "ftp://", "doi:", "file://")), name
+        if entry["url"].startswith("file://"):  # shipped with the project: the file is there, with that hash
+            shipped = Path(unquote(urlparse(entry["url"]).path))
+            assert shipped.is_file() and file_sha256(shipped) == entry["sha256"], name
 
 
 def test_registry_fetch(cache, server, tmp_path):

@@ -193,7 +193,10 @@ def test_bad_inputs_raise(pairs, tmp_path):
     with pytest.raises(ValueError, match="unknown parameter"):
         train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"learning_rate": 1.0})
     assert not (tmp_path / "m").exists()
-    assert set(PRESETS) == {"tiny", "default", "paper"}
+    assert set(PRESETS) == {"tiny", "workshop", "default", "paper"}
+    # the workshop installs the default run's network: only the crops its chapter shows differ
+    uncropped = lambda p: {k: v for k, v in PRESETS[p].items() if "crop" not in k}  # noqa: E731
+    assert uncropped("workshop") == uncropped("default")
     assert PRESETS["paper"]["max_lr"] == 5e-4 and PRESETS["paper"]["batch_size"] == 2
 
 

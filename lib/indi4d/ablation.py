@@ -52,6 +52,8 @@ PRESETS = {
                 "variants": ("baseline", "p_one_third", "halves", "chosen", "residual", "all", "indi_deconv"),
                 "steps": (1, 2, 4, 10, 20)},
     "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},
+    # the workshop installs the default book's network instead of training: no ablation (seven trainings)
+    "workshop": {"epochs": 2, "steps_per_epoch": 100, "variants": (), "steps": (1, 2, 4, 10, 20)},
 }
 
 #: the numbers kept per N (from :func:`indi4d.evaluation.step_sweep` rows)

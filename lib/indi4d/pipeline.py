@@ -20,6 +20,7 @@ import numpy as np
 PRESETS = {
     "tiny": {"crop": 16, "batch_size": 2},  # fits inside the disc of a 32 x 32 tiny slice
     "default": {"crop": 64, "batch_size": 4},  # fits inside the disc of a 128 x 128 default slice
+    "workshop": {"crop": 48, "batch_size": 4},  # fits inside the disc of a 96 x 96 workshop slice
     # the paper: random 640 x 640 crops, batch of two
     "paper": {"crop": 640, "batch_size": 2},
 }

@@ -4,11 +4,29 @@ Every module that has tunable sizes defines a ``PRESETS`` dict with (at least)
 the keys ``"tiny"`` (tests and CI: seconds), ``"default"`` (the book on two
 CPU cores) and, where it makes sense, ``"paper"`` (the paper's sizes, for a
 GPU). :func:`resolve` picks one and applies overrides.
+
+``"workshop"`` is the default book made small enough for a class on laptops
+(about ten minutes for the whole book): it is ``"default"`` wherever a module
+does not define it (:data:`FALLBACK`), so only the modules whose sizes or
+budgets change (the simulated sample, the training that is replaced by the
+published weights, ...) name it.
 """
 
 import copy
 
-PRESET_NAMES = ("tiny", "default", "paper")
+PRESET_NAMES = ("tiny", "workshop", "default", "paper")
+
+#: A preset a module does not define resolves to this one.
+FALLBACK = {"workshop": "default"}
+
+
+def preset_entry(presets, name):
+    """The entry of ``presets`` for ``name``, following :data:`FALLBACK` (not a copy)."""
+    if name not in presets and FALLBACK.get(name) in presets:
+        name = FALLBACK[name]
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
+    return presets[name]
 
 
 def resolve(presets, name, **overrides):
@@ -19,7 +37,7 @@ def resolve(presets, name, **overrides):
     presets : dict
         Mapping preset name -> dict of parameters.
     name : str
-        Preset name.
+        Preset name; one the module does not define follows :data:`FALLBACK`.
     **overrides
         Parameters to replace; ``None`` values are ignored so CLI defaults can
         be passed straight through.
@@ -29,9 +47,7 @@ def resolve(presets, name, **overrides):
     ValueError
         For an unknown preset name or an unknown parameter.
     """
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
-    params = copy.deepcopy(presets[name])
+    params = copy.deepcopy(preset_entry(presets, name))
     for key, value in overrides.items():
         if value is None:
             continue

@@ -183,7 +183,7 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     run_dir : str or Path
         Needs ``pairs/`` (chapter 02) and ``model/`` (chapter 04); writes
         ``baselines/cnn`` and ``baselines/gan``.
-    preset : {"tiny", "default", "paper"}
+    preset : {"tiny", "workshop", "default", "paper"}
     seed : int, optional
         Weights seed (default: the InDI run's).
     minutes : float, optional
@@ -195,9 +195,12 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     Returns
     -------
     dict
-        ``{"budget": indi_budget(...), "cnn": summary, "gan": summary}``.
+        ``{"budget": indi_budget(...), "cnn": summary, "gan": summary}``. A
+        preset with published baselines (:func:`indi4d.pretrained.names_for`,
+        the workshop) installs them instead of training; their summaries then
+        carry ``pretrained`` (the archive) and ``sha256``.
     """
-    from .. import runs
+    from .. import pretrained, runs
 
     pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
     indi_dir = runs.require_artifact(run_dir, "model", "config").parent
@@ -206,6 +209,12 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     for key, default in (("target", "hq"), ("psf_sigma_nm", None)):  # InDI's targets, for the same batches
         budget.setdefault(key, indi_training.get(key, default))
     out = runs.stage_dir(run_dir, "baselines", create=True)
+    published = pretrained.names_for(preset)
+    if published.get("cnn") and published.get("gan"):  # the workshop: the default book's baselines, not trained
+        installed = {kind: pretrained.install_model(published[kind], out / runs.file_name("baselines", kind))
+                     for kind in ("cnn", "gan")}
+        return {"budget": budget, **{kind: dict(rec["trained"], reused=False, pretrained=rec["name"],
+                                                sha256=rec["sha256"]) for kind, rec in installed.items()}}
     kw = dict(seed=seed, minutes=minutes, progress=progress, restart=restart)
     cnn = train_cnn(pairs_dir, out / runs.file_name("baselines", "cnn"), budget, preset, **kw)
     gan = train_gan(pairs_dir, out / runs.file_name("baselines", "gan"), budget, preset, **kw)

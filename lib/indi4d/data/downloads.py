@@ -21,7 +21,7 @@ from .cache import DataError, HashMismatchError, data_cache_dir
 #: source tree beside ``lib/`` (this file is ``lib/indi4d/data/downloads.py``).
 REGISTRY_FILE = Path(__file__).resolve().parents[3] / "data" / "registry.txt"
 
-_SCHEMES = ("http://", "https://", "ftp://", "sftp://", "doi:")
+_SCHEMES = ("http://", "https://", "ftp://", "sftp://", "doi:", "file://")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -41,7 +41,7 @@ def _normalise_sha256(sha256, source):
 
 def _file_name_from_url(url):
     """Last path component of an http(s)/ftp URL or of ``doi:10.xxx/.../name``."""
-    path = url[4:] if url.startswith("doi:") else urlparse(url).path
+    path = url[4:] if url.startswith("doi:") else urlparse(url).path  # file:///a/b.zip -> /a/b.zip
     return unquote(path.rstrip("/").rsplit("/", 1)[-1])
 
 
@@ -142,6 +142,13 @@ def _download(url, fname, staging, progressbar):
     import pooch
     import requests
 
+    output = staging / fname
+    if url.startswith("file://"):  # a file shipped with the project: copied, then hashed like a download
+        source = Path(unquote(urlparse(url).path))
+        if not source.is_file():
+            raise DataError(f"{url}: no such file")
+        shutil.copyfile(source, output)
+        return output
     if url.startswith("doi:"):
         downloader = pooch.DOIDownloader(progressbar=progressbar)
     elif url.startswith("ftp://"):
@@ -150,7 +157,6 @@ def _download(url, fname, staging, progressbar):
         downloader = pooch.SFTPDownloader(progressbar=progressbar)
     else:
         downloader = pooch.HTTPDownloader(progressbar=progressbar)
-    output = staging / fname
     try:
         downloader(url, str(output), None)
     except requests.exceptions.RequestException as exc:
@@ -167,7 +173,8 @@ def load_registry(registry=None):
     """Read a registry file in pooch's format.
 
     One entry a line, ``name sha256:<hex> url`` (``#`` starts a comment);
-    the URL may be ``doi:...``. See ``data/README.md``.
+    the URL may be ``doi:...``, or a path relative to the registry file for a
+    file shipped with it (returned as a ``file://`` URL). See ``data/README.md``.
 
     Parameters
     ----------
@@ -201,6 +208,8 @@ def load_registry(registry=None):
         url = parser.urls.get(name)
         if not url:
             raise DataError(f"{path}: entry {name!r} has no URL (expected 'name sha256:<hex> url')")
+        if not url.lower().startswith(_SCHEMES):  # a path beside the registry (data/pretrained/...)
+            url = (path.resolve().parent / url).as_uri()
         entries[name] = {"sha256": _normalise_sha256(known_hash, f"{path}: entry {name!r}"), "url": url}
     return entries
 

@@ -168,7 +168,8 @@ def budget_table(trained, baseline_minutes=None):
     for kind in ("cnn", "gan"):
         s = trained[kind]
         rows.append([kind.upper(), str(s["steps_done"]), f"{s['minutes_done']:.2f}", f"{s['n_params']:,}",
-                     "yes" if s["reused"] else "no", str(s.get("stopped_by", "–")).replace("_", " ")])
+                     "published weights" if s.get("pretrained") else "yes" if s["reused"] else "no",
+                     str(s.get("stopped_by", "–")).replace("_", " ")])
     text = _markdown("| model | optimiser steps | training time (min) | parameters | reused | stopped by |", rows)
     if baseline_minutes is not None:
         text += (f"\n\n**Note:** each baseline was capped at {baseline_minutes} min, while InDI trained "

@@ -11,6 +11,7 @@ baselines (``RUN_DIR/baselines/cnn``, ``.../gan``).
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..presets import preset_entry
 from .tiling import PRESETS, TiledNetwork, exact_margin, size_factor
 
 
@@ -158,12 +159,10 @@ def load_enhancer(model_dir, preset="default", tile=None, margin=None, jit_compi
     """
     from ..model_folder import read_normalisation
 
-    if preset not in PRESETS:
-        raise ValueError(f"unknown tiling preset {preset!r}; expected one of {sorted(PRESETS)}")
+    tiling = preset_entry(PRESETS, preset)  # an unknown preset is refused before the model is read
     model_dir = Path(model_dir)
     network, config = load_network(model_dir)
     normalisation = read_normalisation(model_dir)
-    tiling = PRESETS[preset]
     return Enhancer(network=network, config=config, normalisation=normalisation,
                     tile=int(tile or tiling["tile"]), tile_batch=tiling["tile_batch"], blend=tiling["blend"],
                     margin=margin if margin is not None else tiling["margin"], model_dir=model_dir,

@@ -14,6 +14,10 @@ PRESETS = {
     "default": {"tiling": "default", "fuse": True, "half_length_px": 16, "max_profiles": 4000, "n_groups": 10,
                 "margin_px": 2, "near_px": 2, "mask_margin_px": 4, "roi_fraction": 0.3, "ssim_win": 7,
                 "score_single_axes": True},
+    # a workshop's minutes: xy enhancement only (the fusion triples the network passes), fewer edge profiles
+    "workshop": {"tiling": "default", "fuse": False, "half_length_px": 16, "max_profiles": 1000, "n_groups": 5,
+                 "margin_px": 2, "near_px": 2, "mask_margin_px": 4, "roi_fraction": 0.3, "ssim_win": 7,
+                 "score_single_axes": False},
     "paper": {"tiling": "paper", "fuse": True, "half_length_px": 20, "max_profiles": 4000, "n_groups": 10,
               "margin_px": 2, "near_px": 2, "mask_margin_px": 8, "roi_fraction": 0.2, "ssim_win": 7,
               "score_single_axes": True},

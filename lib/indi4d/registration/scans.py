@@ -65,7 +65,7 @@ def _load_halves(paths, hq, hq_vs, hq_path):
     return halves
 
 
-def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None):
+def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None, normalisation=None):
     """Equalise, scale, mask and split two aligned volumes into xy slice pairs.
 
     Parameters
@@ -85,6 +85,10 @@ def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None):
         values, shape of ``hq``). HQ is the fixed image of the registration, so
         they need no resampling: they take HQ's slices, HQ's mask and HQ's
         normalisation parameters (fitted on ``hq`` alone).
+    normalisation : dict, optional
+        ``{"lq": params, "hq": params}`` to use instead of fitting them to
+        these scans: a trained model's ``normalisation.json``, so that the
+        model sees these pairs scaled as in its own training.
 
     Returns
     -------
@@ -95,10 +99,11 @@ def build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=None):
         also ``hq_a``, ``hq_b`` float32 (S, H, W) in [-1, 1].
     """
     method = params["equalisation"]
-    normalisation = {
-        "lq": preprocess.fit_normalisation(lq_aligned, mask, method=method, n_quantiles=params["n_quantiles"]),
-        "hq": preprocess.fit_normalisation(hq, mask, method=method, n_quantiles=params["n_quantiles"]),
-    }
+    if normalisation is None:
+        normalisation = {
+            "lq": preprocess.fit_normalisation(lq_aligned, mask, method=method, n_quantiles=params["n_quantiles"]),
+            "hq": preprocess.fit_normalisation(hq, mask, method=method, n_quantiles=params["n_quantiles"]),
+        }
     zm = int(params["z_margin"])
     z_all = np.arange(zm, hq.shape[0] - zm)
     labels = preprocess.split_slices(z_all.size, params["val_fraction"], params["test_fraction"],
@@ -153,7 +158,7 @@ def _registration_report(lq, hq, start, stop, radius, meta, preset, params):
 
 
 def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", seed=0, hq_start_vox=None,
-                   allow_unconverged=False, progress=True, hq_halves=None, **overrides):
+                   allow_unconverged=False, progress=True, hq_halves=None, normalisation=None, **overrides):
     """Register an LQ/HQ scan pair and write the training pairs (the ``indi4d register`` command).
 
     Steps: crop the LQ region under the HQ scan, upscale it ×2, register it
@@ -188,6 +193,10 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         of a simulation), on HQ's grid: same shape and voxel size as the HQ
         scan (checked before registering). They are stored in ``pairs.npz`` as
         ``hq_a`` and ``hq_b`` with HQ's slices, mask and normalisation.
+    normalisation : dict, optional
+        A fixed ``{"lq": params, "hq": params}`` (a trained model's
+        ``normalisation.json``) instead of one fitted to these scans
+        (:func:`build_pairs`); recorded in ``pairs.json``.
     **overrides
         Preset parameters to replace.
 
@@ -253,7 +262,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     steps.update()
 
     steps.set_postfix_str("normalising")
-    built = build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=halves)
+    built = build_pairs(lq_aligned, hq, mask, params, seed, hq_halves=halves, normalisation=normalisation)
     del halves
     steps.update()
 
@@ -274,7 +283,8 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         "phi": {k: report[k] for k in ("phi", "translation_vox", "rotation_deg", "zoom", "status", "converged")},
         "mask": {"radius_px": float(radius - params["disc_margin"]), "disc_radius_px": radius, "source": radius_source,
                  "shape": list(mask.shape)},
-        "normalisation": {"method": params["equalisation"], "outside_mask_value": -1.0},
+        "normalisation": {"method": params["equalisation"], "outside_mask_value": -1.0,
+                          "fitted_to_these_scans": normalisation is None},
         "split": _split_record(built, params["guard_slices"]),
         # the scans' point-spread functions as meta.json measured them (the HQ one deconvolves indi-deconv targets)
         "psf": None if meta is None else meta.get("psf"),

@@ -18,6 +18,10 @@ PRESETS = {
     "default": {"train": "default", "network": "default", "indi_method": "indi_xy", "tolerance_px": 2.0,
                 "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 8,
                 "train_overrides": {}, "describe": ["lq", "indi"]},
+    # a workshop's minutes: the default network trained 100 steps (TRAIN_PRESETS["workshop"])
+    "workshop": {"train": "workshop", "network": "default", "indi_method": "indi_xy", "tolerance_px": 2.0,
+                 "holdout_px": 2, "mask_margin_px": 4, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 8,
+                 "train_overrides": {}, "describe": ["lq", "indi"]},
     "paper": {"train": "paper", "network": "paper", "indi_method": "indi_xy", "tolerance_px": 2.0,
               "holdout_px": 4, "mask_margin_px": 8, "min_agreement": 0.95, "val_offset": 0.25, "batch_size": 4,
               "train_overrides": {}, "describe": ["lq", "indi"]},

@@ -1,0 +1,180 @@
+"""Published weights: trained model folders shipped with the project, fetched through the hashed registry.
+
+The ``workshop`` preset runs the whole book in minutes on a laptop: instead of
+training InDI (and the CNN and GAN baselines) it installs the networks the
+default book trained (``preset="default"``, ``seed=0``). They are ordinary
+model folders packed as zip archives in ``data/pretrained/``, listed in the
+data registry (``data/registry.txt``) with their SHA-256 and a path relative
+to the registry file, and fetched by :func:`indi4d.data.registry_fetch` like
+any download: the archive is copied into the cache, hashed, and kept only
+when the hash is the registered one. A changed archive is refused.
+
+Layout::
+
+    data/pretrained/<name>.zip                      the archive (committed)
+    CACHE/downloads/<sha256[:16]>/<name>.zip        the verified copy
+    CACHE/models/<sha256[:16]>/<stem>/              the unpacked model folder
+
+Only what prediction and the chapters read travels in an archive
+(:data:`ARCHIVED`): no checkpoints, no GAN discriminator.
+"""
+
+import shutil
+import zipfile
+from pathlib import Path
+
+from .data import DataError, data_cache_dir, registry_fetch
+from .files import atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
+
+#: preset -> {role: registry name}: the networks a preset installs instead of training them.
+FOR_PRESET = {
+    "workshop": {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"},
+}
+
+#: The files of a model folder that an archive carries (those present are packed).
+ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
+            "validation_metrics.json")
+
+#: Where the archives live in the source tree (beside ``data/registry.txt``).
+ARCHIVE_DIR = Path(__file__).resolve().parents[2] / "data" / "pretrained"
+
+#: Written into an installed model folder: which archive it came from.
+SOURCE_FILE = "pretrained.json"
+
+
+def names_for(preset):
+    """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them)."""
+    return dict(FOR_PRESET.get(preset, {}))
+
+
+def pack_model(model_dir, out_zip):
+    """Pack a trained model folder into a reproducible zip archive; return its SHA-256.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A model folder (``model.keras``, ``config.json``, ``normalisation.json``, ...).
+    out_zip : str or Path
+        The archive to write (atomically).
+
+    Returns
+    -------
+    str
+        The archive's SHA-256 (hex), for the registry line.
+    """
+    model_dir = Path(model_dir)
+    for required in ("model.keras", "config.json", "normalisation.json"):
+        if not (model_dir / required).is_file():
+            raise FileNotFoundError(f"{model_dir}: not a model folder ({required} missing)")
+    with atomic_path(out_zip) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in ARCHIVED:
+                if (model_dir / name).is_file():
+                    # a fixed date: the same files give the same bytes, so the same hash
+                    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(info, (model_dir / name).read_bytes())
+    return file_sha256(out_zip)
+
+
+def _unpack(archive_path, folder):
+    """Extract the :data:`ARCHIVED` members of a model archive into ``folder``, refusing anything else."""
+    with zipfile.ZipFile(archive_path) as archive:
+        names = archive.namelist()
+        strange = [n for n in names if n not in ARCHIVED]
+        if strange or "model.keras" not in names:
+            raise DataError(f"{archive_path}: not a model archive (members {names}); expected some of {ARCHIVED} "
+                            "with model.keras")
+        for name in names:
+            (folder / name).write_bytes(archive.read(name))
+
+
+def fetch_model(name, registry=None, cache_dir=None):
+    """The model folder of a registry entry: fetched, hash-checked and unpacked into the cache.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of a model archive (e.g. ``"indi-default-seed0.zip"``).
+    registry : str or Path, optional
+        Default ``data/registry.txt``.
+    cache_dir : str or Path, optional
+        Default :func:`indi4d.data.data_cache_dir`.
+
+    Returns
+    -------
+    Path
+        ``CACHE/models/<sha256[:16]>/<stem>/``, unpacked atomically from the verified archive.
+
+    Raises
+    ------
+    indi4d.data.HashMismatchError
+        The archive's hash is not the registered one (nothing is unpacked).
+    KeyError
+        No such registry entry.
+    """
+    archive = registry_fetch(name, registry=registry, cache_dir=cache_dir)  # hashed like any download
+    sha = file_sha256(archive)
+    folder = data_cache_dir(cache_dir) / "models" / sha[:16] / Path(name).stem
+    remove_stale_temps(folder)
+    if not (folder / "model.keras").is_file():
+        with atomic_dir(folder) as tmp:
+            _unpack(archive, tmp)
+    return folder
+
+
+def install_model(name, model_dir, registry=None, cache_dir=None):
+    """Replace ``model_dir`` by the published model folder ``name``; return what was installed.
+
+    The folder is swapped in whole (:func:`indi4d.files.atomic_dir`), with a
+    ``pretrained.json`` recording the archive's name and SHA-256.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of a model archive.
+    model_dir : str or Path
+        The run's model folder (e.g. ``RUN_DIR/model``); its content is replaced.
+    registry, cache_dir : optional
+        As in :func:`fetch_model`.
+
+    Returns
+    -------
+    dict
+        ``name``, ``sha256`` (of the archive), ``model_dir``, ``trained`` (the
+        summary of the run that made the weights: steps, seconds, preset) and
+        ``config`` (its ``config.json``).
+    """
+    source = fetch_model(name, registry=registry, cache_dir=cache_dir)
+    sha = file_sha256(registry_fetch(name, registry=registry, cache_dir=cache_dir))
+    with atomic_dir(model_dir) as tmp:
+        for path in source.iterdir():
+            shutil.copy2(path, tmp / path.name)
+        write_json(tmp / SOURCE_FILE, {"name": name, "sha256": sha})
+    return {"name": name, "sha256": sha, "model_dir": str(model_dir),
+            "trained": model_dir_json(model_dir, "summary.json") or {},
+            "config": model_dir_json(model_dir, "config.json")}
+
+
+def model_dir_json(model_dir, file_name):
+    """A JSON file of a model folder, or None when it has none."""
+    path = Path(model_dir) / file_name
+    return read_json(path, f"{file_name} of a model folder") if path.is_file() else None
+
+
+def installed_from(model_dir):
+    """``{"name", "sha256"}`` when ``model_dir`` was installed by :func:`install_model`, else None."""
+    return model_dir_json(model_dir, SOURCE_FILE)
+
+
+def normalisation_for(preset, registry=None, cache_dir=None):
+    """The grey-value normalisation of the InDI model ``preset`` installs, or None when it trains one.
+
+    Chapter 02 normalises the pairs with it, so that the installed network sees
+    its inputs scaled exactly as in the run that trained it.
+    """
+    name = names_for(preset).get("indi")
+    if name is None:
+        return None
+    folder = fetch_model(name, registry=registry, cache_dir=cache_dir)
+    return read_json(folder / "normalisation.json", f"normalisation of the published model {name}")
