@@ -251,3 +251,20 @@ def test_pairs_names_come_from_the_run_folder_layout_and_preprocess_reexports(tm
     assert P.save_pairs is pairs.save_pairs and P.load_pairs is pairs.load_pairs and P.SPLITS == pairs.SPLITS
     _pairs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(runs.FILES["pairs"].values())
+
+
+@pytest.mark.parametrize("shape, axes, factor", [((7, 5, 6), None, 2), ((12, 9, 10), (0,), 2), ((3, 8, 9), (1, 2), 2),
+                                                 ((9, 4), (1,), 3), ((1, 5), None, 2), ((2, 5, 4), (0,), 2)])
+def test_cubic_upscale_is_ndimages_tricubic_zoom(shape, axes, factor):
+    """ndimage's zoom of the sub-arrays spanned by ``axes`` (a zoom of 1 along the others is not exact in ndimage)."""
+    from scipy import ndimage as ndi
+
+    x = np.random.default_rng(len(shape) * factor).normal(size=shape).astype(np.float32)
+    keep = [] if axes is None else [a for a in range(x.ndim) if a not in axes]
+    moved = np.moveaxis(x, keep, list(range(len(keep))))
+    subs = moved.reshape(-1, *moved.shape[len(keep):])
+    zoomed = np.stack([ndi.zoom(sub, factor, order=3, mode="reflect", grid_mode=True) for sub in subs])
+    expected = np.moveaxis(zoomed.reshape(*moved.shape[:len(keep)], *zoomed.shape[1:]), list(range(len(keep))), keep)
+    got = P.upscale(x, factor, axes=axes)
+    assert got.dtype == np.float32 and got.shape == expected.shape and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, atol=2e-6 * np.abs(expected).max())
