@@ -23,7 +23,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from .data import DataError, data_cache_dir, registry_fetch
+from . import model_folder
+from .data import DataError, data_cache_dir, load_registry, registry_fetch
 from .files import atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
 
 #: preset -> {role: registry name}: the networks a preset installs instead of training them.
@@ -113,14 +114,20 @@ def fetch_model(name, registry=None, cache_dir=None):
     KeyError
         No such registry entry.
     """
+    return _fetch(name, registry, cache_dir)[0]
+
+
+def _fetch(name, registry, cache_dir):
+    """:func:`fetch_model`'s folder and the archive's SHA-256 (the registered one: ``registry_fetch`` checked it)."""
     archive = registry_fetch(name, registry=registry, cache_dir=cache_dir)  # hashed like any download
-    sha = file_sha256(archive)
+    sha = load_registry(registry)[name]["sha256"]
     folder = data_cache_dir(cache_dir) / "models" / sha[:16] / Path(name).stem
     remove_stale_temps(folder)
     if not (folder / "model.keras").is_file():
         with atomic_dir(folder) as tmp:
             _unpack(archive, tmp)
-    return folder
+    return folder, sha
+
 
 
 def install_model(name, model_dir, registry=None, cache_dir=None):
@@ -145,26 +152,19 @@ def install_model(name, model_dir, registry=None, cache_dir=None):
         summary of the run that made the weights: steps, seconds, preset) and
         ``config`` (its ``config.json``).
     """
-    source = fetch_model(name, registry=registry, cache_dir=cache_dir)
-    sha = file_sha256(registry_fetch(name, registry=registry, cache_dir=cache_dir))
+    source, sha = _fetch(name, registry, cache_dir)
     with atomic_dir(model_dir) as tmp:
         for path in source.iterdir():
             shutil.copy2(path, tmp / path.name)
         write_json(tmp / SOURCE_FILE, {"name": name, "sha256": sha})
     return {"name": name, "sha256": sha, "model_dir": str(model_dir),
-            "trained": model_dir_json(model_dir, "summary.json") or {},
-            "config": model_dir_json(model_dir, "config.json")}
-
-
-def model_dir_json(model_dir, file_name):
-    """A JSON file of a model folder, or None when it has none."""
-    path = Path(model_dir) / file_name
-    return read_json(path, f"{file_name} of a model folder") if path.is_file() else None
+            "trained": model_folder.read_summary(model_dir) or {}, "config": model_folder.read_config(model_dir)}
 
 
 def installed_from(model_dir):
     """``{"name", "sha256"}`` when ``model_dir`` was installed by :func:`install_model`, else None."""
-    return model_dir_json(model_dir, SOURCE_FILE)
+    path = Path(model_dir) / SOURCE_FILE
+    return read_json(path, "the record of a published model") if path.is_file() else None
 
 
 def normalisation_for(preset, registry=None, cache_dir=None):
@@ -176,5 +176,4 @@ def normalisation_for(preset, registry=None, cache_dir=None):
     name = names_for(preset).get("indi")
     if name is None:
         return None
-    folder = fetch_model(name, registry=registry, cache_dir=cache_dir)
-    return read_json(folder / "normalisation.json", f"normalisation of the published model {name}")
+    return model_folder.read_normalisation(fetch_model(name, registry=registry, cache_dir=cache_dir))
