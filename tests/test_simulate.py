@@ -438,7 +438,7 @@ def test_simulator_never_imports_the_data_module():
 def test_radon_stack_is_scikit_images_radon_of_every_slice(n):
     from skimage.transform import radon
 
-    from indi4d.simulate.acquisition import radon_stack
+    from indi4d.simulate.projection import radon_stack
 
     yy, xx = np.indices((n, n))
     inside = (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= (n // 2) ** 2

@@ -2,7 +2,8 @@
 
 The steps, in the order :func:`indi4d.registration.register_scans` runs them:
 
-1. :func:`upscale` -- cubic-spline ×2 upscaling of the LQ crop onto the HQ grid.
+1. :func:`upscale` -- cubic-spline ×2 upscaling of the LQ crop onto the HQ grid
+   (in :mod:`indi4d.upscaling`, re-exported here).
 2. :func:`disc_mask` / :func:`estimate_disc_radius` -- the reconstruction disc of
    every xy slice; outside it a filtered back-projection has no data.
 3. :func:`fit_normalisation` / :func:`normalise` / :func:`denormalise` --
@@ -24,10 +25,10 @@ Grids are cell-centred: voxel ``i`` of a grid with spacing ``s`` covers
 """
 
 import numpy as np
-import scipy.ndimage as ndi
 
 # the pairs folder, re-exported (see the module docstring)
 from .pairs import SPLITS, load_pairs, load_pairs_info, save_pairs  # noqa: F401
+from .upscaling import upscale  # noqa: F401  (re-exported: callers use preprocess.upscale)
 
 #: The equalisation methods :func:`fit_normalisation` knows.
 EQUALISATIONS = ("none", "global", "clahe", "percentile")
@@ -35,78 +36,6 @@ EQUALISATIONS = ("none", "global", "clahe", "percentile")
 #: Largest number of voxels used to fit a normalisation (a regular stride
 #: subsample above it: deterministic, no random numbers involved).
 _MAX_FIT_SAMPLES = 4_000_000
-
-
-# --------------------------------------------------------------------------- upscaling
-
-
-def upscale(array, factor=2, axes=None, order=3):
-    """Upscale an array by an integer factor with spline interpolation on cell-centred grids.
-
-    With ``order=3`` this is the bicubic (tricubic in 3D) upsampling used to
-    bring the 100 nm LQ scan onto the 50 nm HQ grid: output voxel ``j`` samples
-    the input at ``(j + 0.5) / factor - 0.5``, so a ×2 upscaling of a 2×2×2
-    binned volume lands on the grid it was binned from.
-
-    Parameters
-    ----------
-    array : ndarray, shape (..., Y, X)
-        Grey values, any real dtype.
-    factor : int
-        Integer upscaling factor (2 for LQ -> HQ).
-    axes : sequence of int, optional
-        Axes to upscale; default all axes.
-    order : int
-        Spline order, 0..5 (3 = cubic).
-
-    Returns
-    -------
-    ndarray, float32
-        Shape ``factor * array.shape`` along ``axes``.
-    """
-    array = np.asarray(array)
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise ValueError(f"upscale: expected a real numeric array, got dtype {array.dtype}")
-    if int(factor) != factor or factor < 1:
-        raise ValueError(f"upscale: factor must be a positive integer, got {factor}")
-    axes = range(array.ndim) if axes is None else [a % array.ndim for a in axes]
-    if order == 3:  # separable: one 4-tap filter per axis instead of ndimage's 4^ndim taps per voxel
-        out = array.astype(np.float32)
-        for axis in sorted(set(axes)):
-            out = _cubic_upscale_axis(out, int(factor), axis)
-        return out
-    zoom = [float(factor) if a in axes else 1.0 for a in range(array.ndim)]
-    # grid_mode=True: zoom the pixel *extents* (cell-centred grids); 'reflect' is
-    # the half-sample symmetric extension that matches it at the borders.
-    return ndi.zoom(array.astype(np.float32), zoom, order=order, mode="reflect", grid_mode=True)
-
-
-def _cubic_bspline(x):
-    """The cubic B-spline β3(x)."""
-    x = abs(x)
-    return 2 / 3 - x**2 + x**3 / 2 if x < 1 else (2 - x) ** 3 / 6 if x < 2 else 0.0
-
-
-def _cubic_upscale_axis(array, factor, axis):
-    """``ndi.zoom(order=3, mode="reflect", grid_mode=True)`` along one axis, as a 4-tap filter per output phase.
-
-    Output sample ``factor * i + r`` lies at ``i + d_r`` on the input grid,
-    ``d_r = (r + 0.5) / factor - 0.5``: it is ``sum_k c[i + k] β3(d_r - k)`` over
-    the four ``k`` around ``d_r``, with ``c`` the spline coefficients of the
-    half-sample symmetric extension (what ndimage's "reflect" mode uses).
-    Equal to ndimage's result to float32 rounding (tested).
-    """
-    a = np.moveaxis(np.asarray(array, np.float64), axis, 0)
-    n = a.shape[0]
-    coef = ndi.spline_filter1d(a, 3, axis=0, mode="reflect")
-    pad = 3
-    coef = np.pad(coef, [(pad, pad)] + [(0, 0)] * (a.ndim - 1), mode="symmetric")  # half-sample symmetric
-    out = np.empty((factor * n,) + a.shape[1:], np.float32)
-    for r in range(factor):
-        d = (r + 0.5) / factor - 0.5
-        first = int(np.floor(d)) - 1
-        out[r::factor] = sum(_cubic_bspline(d - k) * coef[pad + k: pad + k + n] for k in range(first, first + 4))
-    return np.ascontiguousarray(np.moveaxis(out, 0, axis))  # C order, as ndimage returns (spam's C code needs it)
 
 
 # --------------------------------------------------------------------------- masks

@@ -24,6 +24,7 @@ Modules
 ``presets``        :data:`PRESETS` (sample, acquisitions, grey mapping), :data:`ATTENUATION_PER_UM`
 ``phantom``        :class:`Phantom`, particle packing, binder, in situ cracks and dense phase
 ``rasterisation``  :func:`rasterise` a phantom on a grid; attenuation, phase fractions, block mode/mean
+``projection``     :func:`~.projection.radon_stack`: scikit-image's radon of every slice at once
 ``acquisition``    the scan model (:func:`acquire_slices`, :func:`scan_phantom`), the ideal scan and the
                    Noise2Inverse halves of one scan (:func:`acquire_scan_products`), grey mapping, misalignment
 ``calibration``    what a scan resolves: edge FWHM, noise, CNR, rings, the measured PSF (:func:`measured_psf`)
