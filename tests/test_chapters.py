@@ -125,7 +125,10 @@ def _book_pages(html):
 
 
 def _check_page(page, url):
-    """Open one page; return what is wrong with it (broken images, error outputs, a traceback)."""
+    """Open one page; return what is wrong with it (broken images, error outputs, a traceback, equations
+    MathJax did not typeset)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     page.goto(url, wait_until="load")
     problems = []
     broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
@@ -136,6 +139,13 @@ def _check_page(page, url):
         problems.append(f"{page.locator(ERROR_SELECTOR).count()} error/stderr output block(s)")
     if "Traceback (most recent call last)" in page.inner_text("body"):
         problems.append("a traceback in the text")
+    n_math = page.locator(".math").count()
+    if n_math:  # MathJax ships with the book (book/_vendor): every equation is typeset, offline
+        try:
+            page.wait_for_function("document.querySelectorAll('mjx-container').length >= "
+                                   "document.querySelectorAll('.math').length", timeout=30000)
+        except PlaywrightTimeoutError:
+            problems.append(f"{n_math - page.locator('mjx-container').count()} of {n_math} equations not typeset")
     return problems
 
 
@@ -169,6 +179,9 @@ def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            # the book is self-contained: scripts, fonts and MathJax come from the book's folder
+            outside = []
+            page.on("request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else outside.append(r.url))
             problems = {}
             for rel in pages:
                 found = _check_page(page, f"{base}/{rel}")
@@ -176,6 +189,7 @@ def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
                     problems[rel] = found
                 page.screenshot(path=str(shots / (rel.replace("/", "_")[:-5] + ".png")))
             assert not problems, problems
+            assert not outside, f"pages asked for files outside the book: {sorted(set(outside))}"
             # the chapters show their text and figures; the sidebar of the landing page links every chapter
             page.goto(f"{base}/chapters/{CHAPTERS[0].stem}.html", wait_until="load")
             assert "Overview" in page.inner_text("body") and page.locator("img").count() > 0
