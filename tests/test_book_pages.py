@@ -179,3 +179,33 @@ def test_every_chapter_includes_its_measured_time_and_types_none():
         assert f"```{{include}} ../_generated/time_{md.stem}.md\n```" in section, md.name
         assert not timed.search(section), f"{md.name}: a typed time in 'Time to run': {timed.search(section)[0]!r}"
         assert f"file: chapters/{md.stem}\n" in toc, md.name  # so ../_generated is book/_generated
+
+
+def _executed_chapter(path, preset, seed, start, end, seconds):
+    """An executed notebook as papermill leaves it: only the metadata provenance_page reads."""
+    import json
+
+    record = {"parameters": {"preset": preset, "seed": seed, "run_dir": "../runs/x"}, "start_time": start,
+              "end_time": end, "duration": seconds}
+    path.write_text(json.dumps({"cells": [], "metadata": {"papermill": record}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+
+
+def test_the_landing_page_says_which_preset_built_the_book(tmp_path):
+    from indi4d.book_pages import provenance_page
+
+    assert "no executed chapter" in provenance_page(tmp_path)
+    _executed_chapter(tmp_path / "01_a.ipynb", "workshop", 0, "2026-12-01T10:06:30+00:00",
+                      "2026-12-01T10:08:30+00:00", 120.0)
+    _executed_chapter(tmp_path / "02_b.ipynb", "workshop", 0, "2026-12-01T10:08:31+00:00",
+                      "2026-12-01T10:16:31+00:00", 480.0)
+    page = provenance_page(tmp_path)
+    assert page.startswith("**This copy of the book** was executed with the `workshop` preset, seed 0: "
+                           "2 chapters, 2026-12-01 10:06-10:16 UTC, 10 min of execution")
+    # a chapter re-run with another preset is not hidden: the page lists each chapter's parameters
+    _executed_chapter(tmp_path / "02_b.ipynb", "tiny", 3, "2026-12-02T09:00:00+00:00",
+                      "2026-12-02T09:00:30+00:00", 30.0)
+    page = provenance_page(tmp_path)
+    assert "mixes chapters executed with different parameters" in page
+    assert "| 01_a | `workshop` | 0 |" in page and "| 02_b | `tiny` | 3 |" in page
+    assert "2026-12-01 10:06 to 2026-12-02 09:00 UTC" in page

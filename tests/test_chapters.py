@@ -202,6 +202,7 @@ def test_book_builds_and_renders_in_a_browser(tmp_path, tiny_run):
             # the landing page carries the key figure and chapter 5's table, generated from the run
             body = page.inner_text("body")
             assert "Against the truth on the" in body and "HQ ideal" in body
+            assert "This copy of the book was executed with the tiny preset, seed 0" in body
             assert page.locator("img[src*='key_figure']").count() == 1
             # Sphinx's search (a JavaScript index) finds the method's name
             page.goto(f"{base}/search.html?q=InDI", wait_until="load")

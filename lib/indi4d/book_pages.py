@@ -10,7 +10,10 @@
   from chapters 5 and 6 (:func:`discussion_numbers`);
 * ``time_<chapter>.md``: each chapter's measured time per preset, from
   ``BOOK/timings.json`` (:func:`time_page`), included by the chapter's
-  "Time to run" section.
+  "Time to run" section;
+* ``provenance.md``: which preset and seed built the chapters of this copy of
+  the book, and when, from the executed notebooks' papermill metadata
+  (:func:`provenance_page`), included by the landing page.
 
 Pages include them with ``{include}``, so a number on them is always the
 number of the run the book was built from.
@@ -287,6 +290,57 @@ def time_page(timings, stem):
             + " · ".join(parts) + tail + ".\n")
 
 
+def _papermill_record(ipynb_path):
+    """``(parameters, start_time, end_time, duration_s)`` of an executed chapter (papermill's metadata)."""
+    import json
+
+    with open(ipynb_path) as f:
+        record = json.load(f).get("metadata", {}).get("papermill") or {}
+    return (record.get("parameters") or {}, record.get("start_time"), record.get("end_time"),
+            record.get("duration"))
+
+
+def provenance_page(chapters_dir):
+    """Markdown: which preset and seed the executed chapters of a book ran with, when, and for how long.
+
+    Parameters
+    ----------
+    chapters_dir : str or Path
+        The book's executed chapters (``BOOK/chapters/*.ipynb``, written by
+        :func:`indi4d.book.execute_chapter`, which records papermill's metadata).
+
+    Returns
+    -------
+    str
+        One paragraph, e.g. ``This copy of the book was executed with the `workshop` preset, seed 0:
+        7 chapters, 2026-12-01 10:06-10:27 UTC, 21 min of execution ...``. Chapters run with different
+        parameters are listed one by one; a book with no executed chapter says so.
+    """
+    chapters = sorted(Path(chapters_dir).glob("*.ipynb"))
+    records = {p.stem: _papermill_record(p) for p in chapters}
+    if not records:
+        return "*This copy of the book holds no executed chapter: run `make book`.*\n"
+    runs_with = {(params.get("preset"), params.get("seed")) for params, *_ in records.values()}
+    starts = [r[1] for r in records.values() if r[1]]
+    ends = [r[2] for r in records.values() if r[2]]
+    total = sum(r[3] or 0.0 for r in records.values())
+    when = ""
+    if starts and ends:
+        first, last = min(starts), max(ends)  # ISO 8601 in UTC: sorts as text
+        when = (f", {first[:10]} {first[11:16]}" + (f" to {last[:10]} " if last[:10] != first[:10] else "-")
+                + f"{last[11:16]} UTC")
+    if len(runs_with) == 1:
+        preset, seed = runs_with.pop()
+        return (f"**This copy of the book** was executed with the `{preset}` preset, seed {seed}: "
+                f"{len(records)} chapters{when}, {duration(total)} of execution (papermill's record in each "
+                "executed notebook). Other presets give other numbers; see {doc}`rerun`.\n")
+    rows = [f"| {stem} | `{params.get('preset')}` | {params.get('seed')} |"
+            for stem, (params, *_) in records.items()]
+    return ("**This copy of the book mixes chapters executed with different parameters**"
+            f"{when}; its numbers do not come from one run:\n\n| chapter | preset | seed |\n|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
 def read_timings(book_dir):
     """``BOOK/timings.json`` as a dict; ``{}`` when the book has none yet."""
     path = Path(book_dir) / TIMINGS_FILE
@@ -300,7 +354,8 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     (:func:`headline_page`), ``beamline.md`` (:func:`beamline_page`),
     ``discussion_numbers.md`` (:func:`discussion_numbers`), one
     ``time_<chapter>.md`` per chapter (:func:`time_page`, from
-    ``BOOK/timings.json``) and, from ``run_dir``, the key figure.
+    ``BOOK/timings.json``), ``provenance.md`` (:func:`provenance_page`, from
+    ``BOOK/chapters/``) and, from ``run_dir``, the key figure.
     """
     import shutil
 
@@ -322,6 +377,8 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
         Path(tmp).write_text(beamline_page(run_dir))
     with atomic_path(folder / "discussion_numbers.md") as tmp:
         Path(tmp).write_text(discussion_numbers(run_dir))
+    with atomic_path(folder / "provenance.md") as tmp:
+        Path(tmp).write_text(provenance_page(Path(book_dir) / "chapters"))
     timings = read_timings(book_dir)
     for md in chapter_paths(notebooks_dir):
         with atomic_path(folder / f"time_{md.stem}.md") as tmp:
