@@ -1,5 +1,7 @@
 """The pages the book generates instead of having them typed: the rerun commands and parameter tables."""
 
+from pathlib import Path
+
 import pytest
 
 from indi4d.book_pages import beamline_page, chapter_parameters, discussion_numbers, headline_page, parameters_page
@@ -209,3 +211,36 @@ def test_the_landing_page_says_which_preset_built_the_book(tmp_path):
     assert "mixes chapters executed with different parameters" in page
     assert "| 01_a | `workshop` | 0 |" in page and "| 02_b | `tiny` | 3 |" in page
     assert "2026-12-01 10:06 to 2026-12-02 09:00 UTC" in page
+
+
+def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
+    from indi4d.book_pages import README_TIMINGS, timings_table, update_readme_timings
+
+    timings = {"default": {"01_a": 200.0, "02_b": 7200.0, "total_s": 7400.0, "date": "2026-11-30", "machine": 2},
+               "tiny": {"01_a": 20.0, "total_s": 20.0, "date": "2026-12-01", "machine": 4}}
+    table = timings_table(timings)
+    assert table.splitlines() == ["| chapter | `tiny` | `default` |", "|---|---|---|",
+                                  "| 01_a | 20 s | 3.3 min |", "| 02_b | - | 2.0 h |",
+                                  "| **total** | **20 s** | **2.1 h** |",
+                                  "| measured on | 4 CPU cores, 2026-12-01 | 2 CPU cores, 2026-11-30 |"]
+    readme = tmp_path / "README.md"
+    start, end = README_TIMINGS
+    readme.write_text(f"# title\n\ntext\n\n{start}\n| stale |\n{end}\n\nafter\n")
+    assert update_readme_timings(readme, timings)
+    assert readme.read_text() == f"# title\n\ntext\n\n{start}\n{table}{end}\n\nafter\n"
+    assert not update_readme_timings(readme, timings)  # unchanged: not rewritten
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not update_readme_timings(plain, timings) and plain.read_text() == "no markers\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["PLAIN.md", "README.md"]  # no temporary file left
+
+
+def test_the_committed_readme_shows_the_committed_times():
+    """The README's table is the one `make book` writes from book/timings.json (docs match the record)."""
+    from indi4d.book_pages import README_TIMINGS, read_timings, timings_table
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    start, end = README_TIMINGS
+    block = text[text.index(start) + len(start):text.index(end)]
+    assert block == "\n" + timings_table(read_timings(root / "book"))

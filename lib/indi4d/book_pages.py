@@ -13,7 +13,10 @@
   "Time to run" section;
 * ``provenance.md``: which preset and seed built the chapters of this copy of
   the book, and when, from the executed notebooks' papermill metadata
-  (:func:`provenance_page`), included by the landing page.
+  (:func:`provenance_page`), included by the landing page;
+* ``timings.md``: the table of every chapter's time per preset
+  (:func:`timings_table`), included by the rerun page and copied into the
+  README (:func:`update_readme_timings`).
 
 Pages include them with ``{include}``, so a number on them is always the
 number of the run the book was built from.
@@ -237,7 +240,7 @@ def discussion_numbers(run_dir):
 
 
 #: The order presets are listed in on the time pages (others follow, sorted).
-PRESET_ORDER = ("tiny", "default", "paper")
+PRESET_ORDER = ("tiny", "workshop", "default", "paper")
 
 
 def duration(seconds):
@@ -288,6 +291,62 @@ def time_page(timings, stem):
     tail = f" ({places.pop()})" if len(places) == 1 else ""
     return ("**Measured** by `make book` (papermill, kernel start included): "
             + " · ".join(parts) + tail + ".\n")
+
+
+def timings_table(timings):
+    """Markdown table: every chapter's measured time (rows) for every preset (columns), with totals.
+
+    Parameters
+    ----------
+    timings : dict
+        ``BOOK/timings.json`` as read (:func:`read_timings`).
+
+    Returns
+    -------
+    str
+        A table whose last rows are the total and where it was measured
+        (cores and date); a chapter a preset never timed shows ``-``.
+    """
+    presets = [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
+    if not presets:
+        return "*No build has been timed yet: `make book` records every chapter's time.*\n"
+    stems = sorted({k for p in presets for k, v in timings[p].items() if isinstance(v, (int, float))
+                    and k not in ("total_s", "machine")})
+    lines = ["| chapter | " + " | ".join(f"`{p}`" for p in presets) + " |", "|---" * (len(presets) + 1) + "|"]
+    for stem in stems:
+        cells = [duration(timings[p][stem]) if timings[p].get(stem) is not None else "-" for p in presets]
+        lines.append(f"| {stem} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{duration(timings[p].get('total_s', 0.0))}**" for p in presets)
+                 + " |")
+    lines.append("| measured on | " + " | ".join(_where(timings[p]) for p in presets) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: The README's block that :func:`update_readme_timings` rewrites at every build.
+README_TIMINGS = ("<!-- timings: written by `make book` from book/timings.json; do not edit -->",
+                  "<!-- /timings -->")
+
+
+def update_readme_timings(readme_path, timings):
+    """Rewrite the README's chapter-time table (between :data:`README_TIMINGS`) from ``timings``.
+
+    Returns True when the file changed. A README without the markers is left
+    alone (False); the file is replaced atomically, never half-written.
+    """
+    readme_path = Path(readme_path)
+    if not readme_path.is_file():
+        return False
+    text = readme_path.read_text()
+    start, end = README_TIMINGS
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        return False
+    new = text[:i + len(start)] + "\n" + timings_table(timings) + text[j:]
+    if new == text:
+        return False
+    with atomic_path(readme_path) as tmp:
+        Path(tmp).write_text(new)
+    return True
 
 
 def _papermill_record(ipynb_path):
@@ -354,7 +413,7 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     (:func:`headline_page`), ``beamline.md`` (:func:`beamline_page`),
     ``discussion_numbers.md`` (:func:`discussion_numbers`), one
     ``time_<chapter>.md`` per chapter (:func:`time_page`, from
-    ``BOOK/timings.json``), ``provenance.md`` (:func:`provenance_page`, from
+    ``BOOK/timings.json``), ``timings.md`` (:func:`timings_table`), ``provenance.md`` (:func:`provenance_page`, from
     ``BOOK/chapters/``) and, from ``run_dir``, the key figure.
     """
     import shutil
@@ -377,6 +436,8 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
         Path(tmp).write_text(beamline_page(run_dir))
     with atomic_path(folder / "discussion_numbers.md") as tmp:
         Path(tmp).write_text(discussion_numbers(run_dir))
+    with atomic_path(folder / "timings.md") as tmp:
+        Path(tmp).write_text(timings_table(read_timings(book_dir)))
     with atomic_path(folder / "provenance.md") as tmp:
         Path(tmp).write_text(provenance_page(Path(book_dir) / "chapters"))
     timings = read_timings(book_dir)
