@@ -102,6 +102,13 @@ def test_a_blurred_and_biased_prediction_scores_worse_and_the_dense_error_is_fou
     # a Gaussian edge of sigma 2 px: FWHM = 2.355 x 2 px x 50 nm
     assert s["fwhm_xy_nm"] == pytest.approx(2.355 * 2 * 50, rel=0.2)
     assert s["psnr_db"] < 40 and s["ssim"] < 1
+    # the edge profiles' places, found once from the truth (as chapter 06 does per time step), give the same scores
+    from indi4d.insitu.scores import edge_geometries
+
+    shared = insitu.score_volume(blurred, truth, labels, valid, 50.0, PARAMS,
+                                 edges=edge_geometries(labels, valid, PARAMS))
+    assert shared["fwhm_xy_nm"] == s["fwhm_xy_nm"] and shared["fwhm_z_nm"] == s["fwhm_z_nm"]
+    assert shared["n_edge_profiles"] == s["n_edge_profiles"] > 0
 
 
 def test_dense_summary_pools_time_steps_by_voxel_count():

@@ -220,6 +220,26 @@ def test_fwhm_volume_pools_slices_and_is_seeded():
     assert again["fwhm_nm_mean"] == vol["fwhm_nm_mean"] and again["fwhm_nm_std"] == vol["fwhm_nm_std"]
 
 
+def test_edge_geometry_found_once_measures_every_image_of_a_sample():
+    """The profiles' places depend on the mask only: found once, they give each image's own FWHM, exactly as
+    the one-call path does (three blurs of one set of discs, each within 10 % of its 2.355 sigma)."""
+    from indi4d.metrics.sharpness import edge_geometry, sample_edge_profiles
+
+    mask = blurred_discs((200, 200), FOUR_DISCS, 1.0)[1]
+    vol_mask = np.stack([mask, mask])
+    geometry = edge_geometry(vol_mask, half_length_px=16, max_profiles=500, seed=4)
+    assert len(geometry[1]) == 500 and set(np.unique(geometry[1][:, 0])) == {0.0, 1.0}
+    for sigma in (1.5, 2.5, 3.5):
+        img = np.stack([blurred_discs((200, 200), FOUR_DISCS, sigma, noise=0.05, seed=k)[0] for k in (0, 1)])
+        one_call = M.edge_profiles(img, vol_mask, half_length_px=16, max_profiles=500, seed=4)
+        np.testing.assert_array_equal(sample_edge_profiles(img, *geometry), one_call[1])
+        shared = M.fwhm_edge_resolution(img, vol_mask, 50.0, half_length_px=16, max_profiles=500, seed=4,
+                                        geometry=geometry)
+        alone = M.fwhm_edge_resolution(img, vol_mask, 50.0, half_length_px=16, max_profiles=500, seed=4)
+        assert shared["fwhm_nm_mean"] == alone["fwhm_nm_mean"] and shared["n_profiles"] == 500
+        assert shared["fwhm_nm"] == pytest.approx(M.FWHM_PER_SIGMA * sigma * 50.0, rel=0.10)
+
+
 def test_fwhm_without_clean_edges_is_nan():
     res = M.fwhm_edge_resolution(np.random.default_rng(0).random((40, 40)), np.zeros((40, 40), bool), 50.0)
     assert res["n_profiles"] == 0 and math.isnan(res["fwhm_nm"])

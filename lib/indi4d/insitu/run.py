@@ -8,7 +8,7 @@ from .. import preprocess, runs
 from ..phases import PHASE_NAMES
 from ..presets import resolve
 from .enhance import enhance_series, read_enhanced
-from .scores import dense_summary, score_volume
+from .scores import dense_summary, edge_geometries, score_volume
 from .series import grey_to_attenuation, load_series, truth_attenuation, valid_disc
 from .settings import METHODS, PAPER_TABLE1, PRESETS
 
@@ -98,10 +98,12 @@ class InSitu:
         s = self.series
         self.scores = {m: [] for m in self.methods}
         for i, _ in enumerate(s["times"]):
+            # where the edge profiles lie depends on the truth only: found once for every method
+            edges = edge_geometries(s["labels"][i], s["valid"], self.params, seed=self.seed)
             for m in self.methods:
                 sc = score_volume(self.attenuation(m, i), s["truth_mu"][i], s["labels"][i], s["valid"],
                                   s["voxel_nm"], self.params, seed=self.seed, profiles=True,
-                                  data_range=s["data_range"])
+                                  data_range=s["data_range"], edges=edges)
                 self.scores[m].append(sc)
         self._timed("score", t0)
         return self.scores

@@ -110,14 +110,39 @@ def phase_errors(pred_mu, truth_mu, labels, valid, near_px=2):
     return out
 
 
-def _fwhm(mu, particles, valid, voxel_nm, params, seed):
+def _fwhm(mu, particles, valid, voxel_nm, params, seed, geometry=None):
     from ..metrics import fwhm_edge_resolution
 
     return fwhm_edge_resolution(mu, particles, voxel_nm, valid_mask=valid, half_length_px=params["half_length_px"],
-                                n_groups=params["n_groups"], max_profiles=params["max_profiles"], seed=seed)
+                                n_groups=params["n_groups"], max_profiles=params["max_profiles"], seed=seed,
+                                geometry=geometry)
 
 
-def score_volume(pred_mu, truth_mu, labels, valid, voxel_nm, params, seed=0, profiles=False, data_range=None):
+def _edge_inputs(labels, valid):
+    """The particle mask and where edge profiles may lie (inside the sample, off the dense phase)."""
+    lab = np.asarray(labels)
+    # profiles that cross the dense phase are dropped (a brighter shell is no particle/background step)
+    return lab == PARTICLE, np.array(_mask3d(valid, lab.shape)) & (lab != DENSE)
+
+
+def edge_geometries(labels, valid, params, seed=0):
+    """Where :func:`score_volume` takes its edge profiles, from the truth alone: ``{"xy": ..., "xz": ...}``.
+
+    The same for every method scored against the same truth, so the in situ
+    chapter computes it once per time step (each entry is ``(s_px, points,
+    normals)`` of :func:`indi4d.metrics.sharpness.edge_geometry`; ``xz``: the
+    volume with y as slice axis, for the resolution along z).
+    """
+    from ..metrics.sharpness import edge_geometry
+
+    particles, edge_valid = _edge_inputs(labels, valid)
+    kw = {"half_length_px": params["half_length_px"], "max_profiles": params["max_profiles"], "seed": seed}
+    return {"xy": edge_geometry(particles, edge_valid, **kw),
+            "xz": edge_geometry(np.moveaxis(particles, 1, 0), np.moveaxis(edge_valid, 1, 0), **kw)}
+
+
+def score_volume(pred_mu, truth_mu, labels, valid, voxel_nm, params, seed=0, profiles=False, data_range=None,
+                 edges=None):
     """Every in situ score of one volume against the truth.
 
     Parameters
@@ -138,6 +163,10 @@ def score_volume(pred_mu, truth_mu, labels, valid, voxel_nm, params, seed=0, pro
         ``R`` of PSNR and SSIM, 1/µm; default the truth's range inside the mask.
         Give the range of the phase attenuations to compare time steps with
         and without the dense phase on one scale.
+    edges : dict, optional
+        :func:`edge_geometries` of ``labels`` and ``valid`` with these ``params``
+        and ``seed``, when several methods are scored against one truth;
+        default: found here (the same result).
 
     Returns
     -------
@@ -160,13 +189,12 @@ def score_volume(pred_mu, truth_mu, labels, valid, voxel_nm, params, seed=0, pro
     m3 = _mask3d(valid, lab.shape)
     rng = float(truth[m3].max() - truth[m3].min()) if data_range is None else float(data_range)
     part, back = cnr_masks(lab, valid, params["margin_px"])
-    particles = lab == PARTICLE
-    # edges: profiles that cross the dense phase are dropped (a brighter shell is no particle/background step)
-    edge_valid = np.array(m3) & (lab != DENSE)
-    xy = _fwhm(pred, particles, edge_valid, voxel_nm, params, seed)
+    edges = edges or edge_geometries(lab, valid, params, seed)
+    particles, edge_valid = _edge_inputs(lab, valid)
+    xy = _fwhm(pred, particles, edge_valid, voxel_nm, params, seed, geometry=edges["xy"])
     # the resolution along z: the same measure in xz slices (y becomes the slice axis)
     xz = _fwhm(np.moveaxis(pred, 1, 0), np.moveaxis(particles, 1, 0), np.moveaxis(edge_valid, 1, 0), voxel_nm,
-               params, seed)
+               params, seed, geometry=edges["xz"])
     # the dense phase grows on particles and is brighter than them: a particle with its shell is one object
     hal = hallucination_metrics(pred, lab, voxel_nm, valid_mask=valid, particle_phase=(PARTICLE, DENSE))
     out = {

@@ -26,6 +26,10 @@ def edge_profiles(image, particles, valid_mask=None, half_length_px=16, step_px=
     particle mask is 1 for ``s < -1`` and 0 for ``s > +1`` (one crossing, no
     neighbouring particle or gap within the profile).
 
+    The two halves are :func:`edge_geometry` (where, from the mask alone) and
+    :func:`sample_edge_profiles` (the image's values there): to measure several
+    images of one sample, find the geometry once and sample each image.
+
     Parameters
     ----------
     image : ndarray (H, W) or (Z, H, W), real
@@ -56,18 +60,48 @@ def edge_profiles(image, particles, valid_mask=None, half_length_px=16, step_px=
     normals : ndarray (n, 2) float64
         Outward unit normal (dy, dx) of each profile.
     """
-    from skimage.measure import find_contours
-
     image = _as_float(image, "image")
     if image.ndim not in (2, 3):
         raise ValueError(f"edge_profiles: expected a 2D or 3D image, got shape {image.shape}")
-    part = _particle_mask_from(particles, image.shape)
-    valid = _broadcast_mask(valid_mask, image.shape, "valid_mask")
-    vol, part3, valid3 = (image[None], part[None], valid[None]) if image.ndim == 2 else (image, part, valid)
+    s, points, normals = edge_geometry(_particle_mask_from(particles, image.shape), valid_mask,
+                                       half_length_px=half_length_px, step_px=step_px, spacing_px=spacing_px,
+                                       smooth_sigma_px=smooth_sigma_px, max_profiles=max_profiles, seed=seed)
+    return s, sample_edge_profiles(image, s, points, normals), points, normals
+
+
+def edge_geometry(particles, valid_mask=None, half_length_px=16, step_px=0.25, spacing_px=2.0,
+                  smooth_sigma_px=1.5, max_profiles=None, seed=0):
+    """Where :func:`edge_profiles` samples: clean particle edges, their boundary points and normals.
+
+    Depends on the particle mask and the valid mask only, not on any image.
+
+    Parameters
+    ----------
+    particles : ndarray (H, W) or (Z, H, W) of bool or int
+        Particle mask, or labels where non-zero means particle.
+    valid_mask, half_length_px, step_px, spacing_px, smooth_sigma_px, max_profiles, seed
+        As in :func:`edge_profiles`.
+
+    Returns
+    -------
+    s_px : ndarray (n_s,) float64
+    points : ndarray (n, 3) float64
+        (z, y, x) of each profile's boundary point.
+    normals : ndarray (n, 2) float64
+        Outward unit normal (dy, dx).
+    """
+    from skimage.measure import find_contours
+
+    particles = np.asarray(particles)
+    if particles.ndim not in (2, 3):
+        raise ValueError(f"edge_geometry: expected a 2D or 3D mask, got shape {particles.shape}")
+    part = _particle_mask_from(particles, particles.shape)
+    valid = _broadcast_mask(valid_mask, part.shape, "valid_mask")
+    part3, valid3 = (part[None], valid[None]) if part.ndim == 2 else (part, valid)
     n_half = int(round(half_length_px / step_px))
     s = np.arange(-n_half, n_half + 1) * step_px
-    profiles, points, normals = [], [], []
-    for z in range(vol.shape[0]):
+    points, normals = [], []
+    for z in range(part3.shape[0]):
         sm = ndi.gaussian_filter(part3[z].astype(np.float64), smooth_sigma_px)
         gy, gx = np.gradient(sm)
         pts = []
@@ -98,17 +132,44 @@ def edge_profiles(image, particles, valid_mask=None, half_length_px=16, step_px=
         keep = inside_img & in_valid & clean
         if not keep.any():
             continue
-        prof = ndi.map_coordinates(vol[z], [yy[keep].ravel(), xx[keep].ravel()], order=3, mode="nearest")
-        profiles.append(prof.reshape(-1, s.size))
         points.append(np.column_stack([np.full(keep.sum(), z, float), pts[keep]]))
         normals.append(nrm[keep])
-    if not profiles:
-        return s, np.zeros((0, s.size)), np.zeros((0, 3)), np.zeros((0, 2))
-    profiles, points, normals = np.concatenate(profiles), np.concatenate(points), np.concatenate(normals)
-    if max_profiles is not None and len(profiles) > max_profiles:
-        pick = np.sort(np.random.default_rng(seed).choice(len(profiles), size=int(max_profiles), replace=False))
-        profiles, points, normals = profiles[pick], points[pick], normals[pick]
-    return s, profiles, points, normals
+    if not points:
+        return s, np.zeros((0, 3)), np.zeros((0, 2))
+    points, normals = np.concatenate(points), np.concatenate(normals)
+    if max_profiles is not None and len(points) > max_profiles:
+        pick = np.sort(np.random.default_rng(seed).choice(len(points), size=int(max_profiles), replace=False))
+        points, normals = points[pick], normals[pick]
+    return s, points, normals
+
+
+def sample_edge_profiles(image, s_px, points, normals):
+    """An image's grey values along the profiles of :func:`edge_geometry` (cubic splines, slice by slice).
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (Z, H, W), real
+    s_px : ndarray (n_s,)
+    points : ndarray (n, 3)
+    normals : ndarray (n, 2)
+
+    Returns
+    -------
+    ndarray (n, n_s) float64
+    """
+    image = _as_float(image, "image")
+    vol = image[None] if image.ndim == 2 else image
+    s = np.asarray(s_px, float)
+    out = np.zeros((len(points), s.size))
+    slice_of = points[:, 0].astype(int)
+    for z in np.unique(slice_of):
+        rows = np.flatnonzero(slice_of == z)
+        yy = points[rows, 1, None] + s[None] * normals[rows, 0, None]
+        xx = points[rows, 2, None] + s[None] * normals[rows, 1, None]
+        # the spline of the whole slice, as in one call for all of its profiles
+        out[rows] = ndi.map_coordinates(vol[z], [yy.ravel(), xx.ravel()], order=3,
+                                        mode="nearest").reshape(-1, s.size)
+    return out
 
 
 def _crossing(s, y, level, i0, direction):
@@ -218,7 +279,7 @@ def edge_spread_width(s_px, profile, plateau_px=3.0, smooth_fraction=0.5, min_sm
 
 def fwhm_edge_resolution(image, particles, pixel_size_nm, valid_mask=None, half_length_px=16, n_groups=10,
                          max_profiles=4000, spacing_px=2.0, smooth_sigma_px=1.5, step_px=0.25,
-                         min_profiles_per_group=5, seed=0):
+                         min_profiles_per_group=5, seed=0, geometry=None):
     """Spatial resolution: FWHM (nm) of the derivative of averaged edge profiles.
 
     The paper picks particle edges by hand and reads the FWHM of the derivative
@@ -251,6 +312,11 @@ def fwhm_edge_resolution(image, particles, pixel_size_nm, valid_mask=None, half_
         Number of groups; fewer are used when there are fewer than
         ``n_groups·min_profiles_per_group`` profiles.
     min_profiles_per_group : int
+    geometry : tuple, optional
+        ``(s_px, points, normals)`` of :func:`edge_geometry`, computed once for
+        several images of the same sample (same particles, valid mask and
+        profile settings); ``particles``, ``valid_mask`` and the profile
+        settings are then not used.
 
     Returns
     -------
@@ -264,9 +330,13 @@ def fwhm_edge_resolution(image, particles, pixel_size_nm, valid_mask=None, half_
     """
     if not pixel_size_nm > 0:
         raise ValueError(f"fwhm_edge_resolution: pixel_size_nm must be > 0, got {pixel_size_nm}")
-    s, prof, _, _ = edge_profiles(image, particles, valid_mask=valid_mask, half_length_px=half_length_px,
-                                  step_px=step_px, spacing_px=spacing_px, smooth_sigma_px=smooth_sigma_px,
-                                  max_profiles=max_profiles, seed=seed)
+    if geometry is None:
+        s, prof, _, _ = edge_profiles(image, particles, valid_mask=valid_mask, half_length_px=half_length_px,
+                                      step_px=step_px, spacing_px=spacing_px, smooth_sigma_px=smooth_sigma_px,
+                                      max_profiles=max_profiles, seed=seed)
+    else:
+        s, points, normals = geometry
+        prof = sample_edge_profiles(image, s, points, normals)
     n = len(prof)
     out = {"fwhm_nm": math.nan, "fwhm_nm_mean": math.nan, "fwhm_nm_std": math.nan, "edge_overshoot": math.nan,
            "n_profiles": int(n), "n_groups": 0, "s_nm": s * pixel_size_nm,
