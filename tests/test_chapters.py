@@ -93,6 +93,37 @@ def test_insitu_chapter_scores_every_time_step(tiny_run):
         assert read_metadata(path)["indi4d_insitu"]["steps"] == results["steps"]
 
 
+def test_segmentation_of_a_slab_sees_only_its_slices(tiny_run):
+    """With ``z_slices`` (the workshop's setting) chapter 07's run keeps that many slices around the scribbled
+    one: truth, images, segmentations, scores and descriptors, with slice numbers reported in the whole stack."""
+    if "06_insitu" not in EXECUTED:
+        pytest.skip("chapter 06 did not execute")
+    from indi4d import segmentation
+    from indi4d.phases import PHASE_NAMES
+    from indi4d.segmentation.network import build_attention_unet
+
+    seg = segmentation.Segmentation(tiny_run / "run", preset="tiny", z_slices=6)
+    series = seg.load()
+    n = series["labels"][0].shape[0]
+    whole_truth = [v.copy() for v in series["labels"]]
+    seg.scribble()
+    z0, z1 = seg.z_range
+    assert z1 - z0 == 6 and 0 <= z0 and z1 <= n and 0 <= seg.z_train < 6 and 0 <= seg.z_val < 6
+    for i, v in enumerate(series["labels"]):
+        np.testing.assert_array_equal(v, whole_truth[i][z0:z1])
+    assert all(len(v) == 6 for vols in seg.images.values() for v in vols)
+    seg.forests()
+    # untrained networks of the chapter's architecture: this test is about which slices are analysed
+    seg.networks = {m: build_attention_unet(n_phases=len(PHASE_NAMES), base_filters=8, depth=2)
+                    for m in seg.methods}
+    seg.segment()
+    seg.describe(["lq"])
+    results = seg.results()
+    assert all(lab.shape == series["labels"][0].shape for labs in seg.labels.values() for lab in labs)
+    assert results["z_range"] == [z0, z1] and results["shape"][0] == 6
+    assert results["scribbles"]["z"] == z0 + seg.z_train and z0 <= results["scribbles"]["val_z"] < z1
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

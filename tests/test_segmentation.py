@@ -433,3 +433,29 @@ def test_fast_reconstruction_and_tolerance_band_equal_the_reference_functions():
     edges = rng.random((20, 24, 28)) < 0.02
     for d in (0.5, 1, 1.5, 2, 3, 5):
         assert np.array_equal(within(edges, d), ndi.distance_transform_edt(~edges) <= d), d
+
+
+def test_slab_around_a_slice_stays_in_the_stack():
+    from indi4d.segmentation.series import slab_around
+
+    assert slab_around(96, 40, None) == (0, 96) and slab_around(96, 40, 200) == (0, 96)
+    assert slab_around(96, 40, 48) == (16, 64)  # centred on the slice
+    assert slab_around(96, 5, 48) == (0, 48) and slab_around(96, 90, 48) == (48, 96)  # shifted inside
+    z0, z1 = slab_around(97, 50, 7)
+    assert z1 - z0 == 7 and z0 <= 50 < z1
+    with pytest.raises(ValueError, match="n_keep"):
+        slab_around(96, 40, 0)
+
+
+def test_the_particle_followed_is_the_largest_one_no_face_cuts():
+    from indi4d.segmentation.series import pick_particle
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    z, y, x = np.indices(labels.shape)
+    labels[(z - 2) ** 2 + (y - 20) ** 2 + (x - 12) ** 2 <= 7 ** 2] = PARTICLE  # largest, cut by slice 0
+    labels[(z - 20) ** 2 + (y - 20) ** 2 + (x - 30) ** 2 <= 5 ** 2] = PARTICLE  # whole
+    box, particle = pick_particle(labels)
+    assert particle.sum() == ((z - 20) ** 2 + (y - 20) ** 2 + (x - 30) ** 2 <= 5 ** 2).sum()
+    assert box[0].start > 0 and box[0].stop < 40 and box[2].start > 17
+    with pytest.raises(ValueError, match="no particle"):
+        pick_particle(labels[:10])  # the only particle in these slices touches the first one

@@ -21,7 +21,7 @@ from .descriptors import describe, descriptor_errors, swelling
 from .scores import phase_scores
 from .scribble_store import choose_slice, scribbles_for_slice
 from .scribbles import fit_forest, predict_forest
-from .series import attenuation_window, method_attenuation, scored_region, to_network_scale
+from .series import attenuation_window, method_attenuation, scored_region, slab_around, to_network_scale
 from .settings import DESCRIPTORS, METHODS, PRESETS
 
 
@@ -53,7 +53,7 @@ class Segmentation:
         self.params = resolve(PRESETS, preset, **overrides)
         self.methods = list(METHODS)
         self.seconds = {}
-        self.series = self.images = self.scribbles = self.origin = None
+        self.series = self.images = self.scribbles = self.origin = self.z_range = None
         self.rf, self.rf_scores, self.networks, self.histories = {}, {}, {}, {}
         self.labels, self.scores, self.descriptors = {}, {}, {}
 
@@ -90,10 +90,19 @@ class Segmentation:
             truth[z], s["valid"], self.preset, self.seed, s["times"][self.i_train], z,
             self.params["min_agreement"])
         self.z_train = int(self.scribbles["source"].get("z", z) if self.origin["stored"] else z)
-        n = truth.shape[0]
+        self.z_range = slab_around(truth.shape[0], self.z_train, self.params.get("z_slices"))
+        if self.z_range != (0, truth.shape[0]):  # from here on, the chapter sees only the slab
+            self._keep_slab(*self.z_range)
+        n = self.z_range[1] - self.z_range[0]
         self.z_val = int((self.z_train + max(1, round(self.params["val_offset"] * n))) % n)
         self._timed("scribble", t0)
         return self.scribbles
+
+    def _keep_slab(self, z0, z1):
+        """Crop the truth and every image to slices ``z0:z1``; slice indices become relative to ``z0``."""
+        self.series["labels"] = [v[z0:z1] for v in self.series["labels"]]
+        self.images = {m: [v[z0:z1] for v in vols] for m, vols in self.images.items()}
+        self.z_train -= z0
 
     def slice_of(self, method, z=None):
         """The training (or ``z``) slice of ``method`` at the training time step, network scale."""
@@ -176,7 +185,10 @@ class Segmentation:
             "preset": self.preset, "seed": self.seed, "params": self.params,
             "times": [f"T{k}" for k in s["times"]], "voxel_nm": s["voxel_nm"], "shape": list(s["labels"][0].shape),
             "methods": {m: METHODS[m] for m in self.methods}, "phases": list(PHASE_NAMES),
-            "scribbles": {"z": self.z_train, "time": f"T{s['times'][self.i_train]}", "val_z": self.z_val,
+            "z_range": list(self.z_range),
+            # slice numbers in the whole stack
+            "scribbles": {"z": self.z_range[0] + self.z_train, "time": f"T{s['times'][self.i_train]}",
+                          "val_z": self.z_range[0] + self.z_val,
                           "origin": self.origin, "pixels": _scribbled_pixels(self.scribbles)},
             "forest_scores": self.rf_scores,
             "training": {m: {"history": h, "final_loss": h.get("loss", [None])[-1],

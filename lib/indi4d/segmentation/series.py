@@ -112,8 +112,24 @@ def scored_region(shape, valid, z_train, holdout_px):
     return keep[:, None, None] & np.asarray(valid, bool)[None]
 
 
+def slab_around(n, z, n_keep=None):
+    """The slices ``(z0, z1)`` of a stack of ``n`` that keep ``n_keep`` of them centred on slice ``z``.
+
+    The slab is shifted to stay inside the stack; ``n_keep`` None or at least
+    ``n`` keeps every slice, ``(0, n)``.
+    """
+    if n_keep is None or int(n_keep) >= n:
+        return 0, int(n)
+    n_keep = int(n_keep)
+    if n_keep < 1:
+        raise ValueError(f"slab_around: n_keep must be at least 1, got {n_keep}")
+    z0 = min(max(int(z) - n_keep // 2, 0), n - n_keep)
+    return z0, z0 + n_keep
+
+
 def pick_particle(labels, valid=None, margin_fraction=0.3):
-    """A particle to follow through time: the largest one of ``labels`` whose grown box stays in the sample.
+    """A particle to follow through time: the largest one of ``labels`` whose grown box stays in the sample
+    and that no face of the volume cuts.
 
     Parameters
     ----------
@@ -142,7 +158,8 @@ def pick_particle(labels, valid=None, margin_fraction=0.3):
         box = tuple(slice(max(0, s.start - int(margin_fraction * (s.stop - s.start)) - 2),
                           min(n, s.stop + int(margin_fraction * (s.stop - s.start)) + 2))
                     for s, n in zip(found, labels.shape))
-        if inside[box[1], box[2]].all():
+        # in the sample's disc, and not cut by the volume's first or last slice (a cut particle cannot be measured)
+        if inside[box[1], box[2]].all() and found[0].start > 0 and found[0].stop < labels.shape[0]:
             return box, particles[box] == index
     raise ValueError("pick_particle: no particle lies inside the sample")
 
