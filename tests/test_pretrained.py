@@ -52,6 +52,21 @@ def test_a_changed_archive_is_refused_and_nothing_is_unpacked(cache, tmp_path):
     assert not list(cache.rglob("*.zip"))  # the changed copy was not kept either
 
 
+def test_an_unpacked_folder_changed_in_the_cache_is_unpacked_again(cache):
+    name = pretrained.names_for("workshop")["indi"]
+    folder = pretrained.fetch_model(name)
+    original = (folder / "model.keras").read_bytes()
+    weights = bytearray(original)
+    weights[len(weights) // 2] ^= 0xFF  # one flipped byte, same size
+    (folder / "model.keras").write_bytes(bytes(weights))
+    (folder / "planted.txt").write_text("not from the archive")
+    assert pretrained.fetch_model(name) == folder
+    assert (folder / "model.keras").read_bytes() == original and not (folder / "planted.txt").exists()
+    (folder / "config.json").unlink()  # a member missing
+    pretrained.fetch_model(name)
+    assert (folder / "config.json").is_file()
+
+
 def test_install_replaces_the_folder_and_records_the_archive(cache, tmp_path):
     name = pretrained.names_for("workshop")["indi"]
     model_dir = tmp_path / "run" / "model"

@@ -21,6 +21,7 @@ Only what prediction and the chapters read travels in an archive
 
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 
 from . import model_folder
@@ -105,7 +106,9 @@ def fetch_model(name, registry=None, cache_dir=None):
     Returns
     -------
     Path
-        ``CACHE/models/<sha256[:16]>/<stem>/``, unpacked atomically from the verified archive.
+        ``CACHE/models/<sha256[:16]>/<stem>/``, unpacked atomically from the verified archive;
+        a folder unpacked before is reused only while every file still has the archive's
+        size and CRC-32 (otherwise it is unpacked again).
 
     Raises
     ------
@@ -123,10 +126,25 @@ def _fetch(name, registry, cache_dir):
     sha = load_registry(registry)[name]["sha256"]
     folder = data_cache_dir(cache_dir) / "models" / sha[:16] / Path(name).stem
     remove_stale_temps(folder)
-    if not (folder / "model.keras").is_file():
+    if not _matches_archive(folder, archive):  # a folder changed since it was unpacked is unpacked again
         with atomic_dir(folder) as tmp:
             _unpack(archive, tmp)
     return folder, sha
+
+
+def _matches_archive(folder, archive_path):
+    """True when ``folder`` holds exactly the archive's members, each with its size and CRC-32."""
+    if not folder.is_dir():
+        return False
+    with zipfile.ZipFile(archive_path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+    if {p.name for p in folder.iterdir()} != set(members):
+        return False
+    for name, info in members.items():
+        data = (folder / name).read_bytes()
+        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            return False
+    return True
 
 
 
