@@ -413,8 +413,9 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     (:func:`headline_page`), ``beamline.md`` (:func:`beamline_page`),
     ``discussion_numbers.md`` (:func:`discussion_numbers`), one
     ``time_<chapter>.md`` per chapter (:func:`time_page`, from
-    ``BOOK/timings.json``), ``timings.md`` (:func:`timings_table`), ``provenance.md`` (:func:`provenance_page`, from
-    ``BOOK/chapters/``) and, from ``run_dir``, the key figure.
+    ``BOOK/timings.json``), ``timings.md`` (:func:`timings_table`),
+    ``provenance.md`` (:func:`provenance_page`, from ``BOOK/chapters/``) and,
+    from ``run_dir``, the key figure.
     """
     import shutil
 
@@ -436,11 +437,11 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
         Path(tmp).write_text(beamline_page(run_dir))
     with atomic_path(folder / "discussion_numbers.md") as tmp:
         Path(tmp).write_text(discussion_numbers(run_dir))
+    timings = read_timings(book_dir)
     with atomic_path(folder / "timings.md") as tmp:
-        Path(tmp).write_text(timings_table(read_timings(book_dir)))
+        Path(tmp).write_text(timings_table(timings))
     with atomic_path(folder / "provenance.md") as tmp:
         Path(tmp).write_text(provenance_page(Path(book_dir) / "chapters"))
-    timings = read_timings(book_dir)
     for md in chapter_paths(notebooks_dir):
         with atomic_path(folder / f"time_{md.stem}.md") as tmp:
             Path(tmp).write_text(time_page(timings, md.stem))
