@@ -147,7 +147,6 @@ def _matches_archive(folder, archive_path):
     return True
 
 
-
 def install_model(name, model_dir, registry=None, cache_dir=None):
     """Replace ``model_dir`` by the published model folder ``name``; return what was installed.
 

@@ -110,19 +110,11 @@ def phase_errors(pred_mu, truth_mu, labels, valid, near_px=2):
     return out
 
 
-def _fwhm(mu, particles, valid, voxel_nm, params, seed, geometry=None):
+def _fwhm(mu, geometry, voxel_nm, params, seed):
+    """:func:`indi4d.metrics.fwhm_edge_resolution` along the profiles of one entry of :func:`edge_geometries`."""
     from ..metrics import fwhm_edge_resolution
 
-    return fwhm_edge_resolution(mu, particles, voxel_nm, valid_mask=valid, half_length_px=params["half_length_px"],
-                                n_groups=params["n_groups"], max_profiles=params["max_profiles"], seed=seed,
-                                geometry=geometry)
-
-
-def _edge_inputs(labels, valid):
-    """The particle mask and where edge profiles may lie (inside the sample, off the dense phase)."""
-    lab = np.asarray(labels)
-    # profiles that cross the dense phase are dropped (a brighter shell is no particle/background step)
-    return lab == PARTICLE, np.array(_mask3d(valid, lab.shape)) & (lab != DENSE)
+    return fwhm_edge_resolution(mu, None, voxel_nm, n_groups=params["n_groups"], seed=seed, geometry=geometry)
 
 
 def edge_geometries(labels, valid, params, seed=0):
@@ -135,7 +127,10 @@ def edge_geometries(labels, valid, params, seed=0):
     """
     from ..metrics.sharpness import edge_geometry
 
-    particles, edge_valid = _edge_inputs(labels, valid)
+    lab = np.asarray(labels)
+    particles = lab == PARTICLE
+    # profiles that cross the dense phase are dropped (a brighter shell is no particle/background step)
+    edge_valid = np.array(_mask3d(valid, lab.shape)) & (lab != DENSE)
     kw = {"half_length_px": params["half_length_px"], "max_profiles": params["max_profiles"], "seed": seed}
     return {"xy": edge_geometry(particles, edge_valid, **kw),
             "xz": edge_geometry(np.moveaxis(particles, 1, 0), np.moveaxis(edge_valid, 1, 0), **kw)}
@@ -190,11 +185,9 @@ def score_volume(pred_mu, truth_mu, labels, valid, voxel_nm, params, seed=0, pro
     rng = float(truth[m3].max() - truth[m3].min()) if data_range is None else float(data_range)
     part, back = cnr_masks(lab, valid, params["margin_px"])
     edges = edges or edge_geometries(lab, valid, params, seed)
-    particles, edge_valid = _edge_inputs(lab, valid)
-    xy = _fwhm(pred, particles, edge_valid, voxel_nm, params, seed, geometry=edges["xy"])
+    xy = _fwhm(pred, edges["xy"], voxel_nm, params, seed)
     # the resolution along z: the same measure in xz slices (y becomes the slice axis)
-    xz = _fwhm(np.moveaxis(pred, 1, 0), np.moveaxis(particles, 1, 0), np.moveaxis(edge_valid, 1, 0), voxel_nm,
-               params, seed, geometry=edges["xz"])
+    xz = _fwhm(np.moveaxis(pred, 1, 0), edges["xz"], voxel_nm, params, seed)
     # the dense phase grows on particles and is brighter than them: a particle with its shell is one object
     hal = hallucination_metrics(pred, lab, voxel_nm, valid_mask=valid, particle_phase=(PARTICLE, DENSE))
     out = {

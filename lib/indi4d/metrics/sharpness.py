@@ -300,7 +300,7 @@ def fwhm_edge_resolution(image, particles, pixel_size_nm, valid_mask=None, half_
     image : ndarray (H, W) or (Z, H, W), real
         Image to measure; for a volume each z slice is analysed in 2D and the
         profiles pooled.
-    particles : ndarray of bool or int, same shape
+    particles : ndarray of bool or int, same shape, or None with ``geometry``
         Particle segmentation (truth labels ``== particle_phase`` or an Otsu mask).
     pixel_size_nm : float
         Pixel size of ``image``, nm.
