@@ -32,6 +32,7 @@ def _one_page_book(folder, target):
     folder.mkdir()
     for name in ("_config.yml", "references.bib"):  # the real book's settings and bibliography
         shutil.copy(BOOK / name, folder / name)
+    shutil.copytree(BOOK / "_vendor", folder / "_vendor")  # the static files the settings name (MathJax)
     (folder / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
     (folder / "intro.md").write_text(PAGE.replace("TARGET", target))
     return folder
