@@ -109,7 +109,7 @@ def test_the_discussion_and_headline_numbers_come_from_the_run(tmp_path):
 
 
 def test_a_chapter_time_page_shows_every_measured_preset():
-    from indi4d.book_pages import duration, time_page
+    from indi4d.book_timings import duration, time_page
 
     assert [duration(s) for s in (0.2, 21.4, 224.0, 3936.4, 7558.8)] == ["< 1 s", "21 s", "3.7 min", "66 min", "2.1 h"]
     timings = {"default": {"01_data": 224.0, "total_s": 224.0, "date": "2026-12-01", "machine": 2},
@@ -214,7 +214,7 @@ def test_the_landing_page_says_which_preset_built_the_book(tmp_path):
 
 
 def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
-    from indi4d.book_pages import README_TIMINGS, timings_table, update_readme_timings
+    from indi4d.book_timings import README_TIMINGS, timings_table, update_readme_timings
 
     timings = {"default": {"01_a": 200.0, "02_b": 7200.0, "total_s": 7400.0, "date": "2026-11-30", "machine": 2},
                "tiny": {"01_a": 20.0, "total_s": 20.0, "date": "2026-12-01", "machine": 4}}
@@ -237,7 +237,7 @@ def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
 
 def test_the_committed_readme_shows_the_committed_times():
     """The README's table is the one `make book` writes from book/timings.json (docs match the record)."""
-    from indi4d.book_pages import README_TIMINGS, read_timings, timings_table
+    from indi4d.book_timings import README_TIMINGS, read_timings, timings_table
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text()

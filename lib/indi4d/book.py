@@ -292,7 +292,7 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
     # before the HTML: the chapters' "Time to run" sections show these measurements
     record_timings(root / "book", preset, dict(timings))
-    from .book_pages import read_timings, update_readme_timings
+    from .book_timings import read_timings, update_readme_timings
 
     update_readme_timings(root / "README.md", read_timings(root / "book"))  # the README's table of times
     index = build_html(root / "book", root / "notebooks", run_dir)
