@@ -223,7 +223,7 @@ def test_fwhm_volume_pools_slices_and_is_seeded():
 def test_edge_geometry_found_once_measures_every_image_of_a_sample():
     """The profiles' places depend on the mask only: found once, they give each image's own FWHM, exactly as
     the one-call path does (three blurs of one set of discs, each within 10 % of its 2.355 sigma)."""
-    from indi4d.metrics.sharpness import edge_geometry, sample_edge_profiles
+    from indi4d.metrics.profiles import edge_geometry, sample_edge_profiles
 
     mask = blurred_discs((200, 200), FOUR_DISCS, 1.0)[1]
     vol_mask = np.stack([mask, mask])

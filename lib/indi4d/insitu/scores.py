@@ -122,10 +122,10 @@ def edge_geometries(labels, valid, params, seed=0):
 
     The same for every method scored against the same truth, so the in situ
     chapter computes it once per time step (each entry is ``(s_px, points,
-    normals)`` of :func:`indi4d.metrics.sharpness.edge_geometry`; ``xz``: the
+    normals)`` of :func:`indi4d.metrics.profiles.edge_geometry`; ``xz``: the
     volume with y as slice axis, for the resolution along z).
     """
-    from ..metrics.sharpness import edge_geometry
+    from ..metrics.profiles import edge_geometry
 
     lab = np.asarray(labels)
     particles = lab == PARTICLE

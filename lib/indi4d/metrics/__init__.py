@@ -50,7 +50,8 @@ from .evaluate import auto_valid_mask, evaluate_files, evaluate_pair, select_sli
 from .fidelity import affine_fit, psnr, ssim
 from .hallucination import detect_particles, hallucination_metrics
 from .presets import METRIC_KEYS, PRESETS
-from .sharpness import FWHM_PER_SIGMA, edge_profiles, edge_spread_width, fwhm_edge_resolution, otsu_edge_resolution
+from .profiles import edge_profiles
+from .sharpness import FWHM_PER_SIGMA, edge_spread_width, fwhm_edge_resolution, otsu_edge_resolution
 from .spectrum import band_mean, power_ratio, radial_power_spectrum
 from .sift import sift_congruent_points, sift_match_points, to_uint8
 

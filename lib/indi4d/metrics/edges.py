@@ -6,7 +6,7 @@ different amount at each boundary point then averages into a broad edge, and
 reads as blur. The two measures here tell the two apart:
 
 * :func:`edge_placement` -- the 50 % crossing of each profile against the true
-  boundary (``s = 0`` of :func:`~indi4d.metrics.sharpness.edge_profiles`, whose
+  boundary (``s = 0`` of :func:`~indi4d.metrics.profiles.edge_profiles`, whose
   boundary is the truth labels' contour): RMS and mean offset, nm;
 * :func:`self_aligned_width` -- each profile shifted to its own 50 % crossing
   before averaging, then the FWHM of the derivative
@@ -21,7 +21,8 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .sharpness import FWHM_PER_SIGMA, _crossing, edge_profiles, edge_spread_width
+from .profiles import edge_profiles
+from .sharpness import FWHM_PER_SIGMA, _crossing, edge_spread_width
 
 
 def _unit_steps(s_px, profiles, plateau_px=3.0):
@@ -202,7 +203,7 @@ def edge_metrics(image, particles, pixel_size_nm, valid_mask=None, half_length_p
     pixel_size_nm : float
     valid_mask : ndarray of bool, optional
     half_length_px, spacing_px, smooth_sigma_px, max_profiles, seed
-        As in :func:`~indi4d.metrics.sharpness.edge_profiles`.
+        As in :func:`~indi4d.metrics.profiles.edge_profiles`.
 
     Returns
     -------
