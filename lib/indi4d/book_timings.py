@@ -9,7 +9,7 @@ preset (:func:`timings_table`), and that table copied into the README
 
 from pathlib import Path
 
-from .book import TIMINGS_FILE
+from .book import TIMING_KEYS, TIMINGS_FILE
 from .files import atomic_path, read_json
 
 
@@ -84,8 +84,7 @@ def timings_table(timings):
     presets = [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
     if not presets:
         return "*No build has been timed yet: `make book` records every chapter's time.*\n"
-    stems = sorted({k for p in presets for k, v in timings[p].items() if isinstance(v, (int, float))
-                    and k not in ("total_s", "machine")})
+    stems = sorted({k for p in presets for k in timings[p] if k not in TIMING_KEYS})
     lines = ["| chapter | " + " | ".join(f"`{p}`" for p in presets) + " |", "|---" * (len(presets) + 1) + "|"]
     for stem in stems:
         cells = [duration(timings[p][stem]) if timings[p].get(stem) is not None else "-" for p in presets]
