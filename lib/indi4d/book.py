@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .files import atomic_path, read_json, write_json
+from .files import atomic_path, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -193,8 +193,10 @@ def record_timings(book_dir, preset, chapters_s, date=None, machine=None):
     ``date`` defaults to today, ``machine`` to this process's CPU cores; the
     file is written atomically.
     """
+    from .book_timings import read_timings  # imports this module: imported here, not at the top
+
     path = Path(book_dir) / TIMINGS_FILE
-    old = read_json(path, "the chapters' measured times") if path.exists() else {}
+    old = read_timings(book_dir)
     date = date or datetime.date.today().isoformat()
     merged = merge_timings(old, preset, chapters_s, date, machine or cpu_count())
     if merged != old:

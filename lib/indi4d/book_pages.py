@@ -104,7 +104,6 @@ KEY_FIGURE = "05_comparison.png"
 def _run_results(run_dir, stage, what):
     """A stage's ``metrics.json``/``meta.json`` of the run as a dict, or None when there is no such file."""
     from . import runs
-    from .files import read_json
 
     key = "meta" if stage == "data" else "metrics"
     path = None if run_dir is None else runs.artifact(run_dir, stage, key)

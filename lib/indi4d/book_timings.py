@@ -17,6 +17,11 @@ from .files import atomic_path, read_json
 PRESET_ORDER = ("tiny", "workshop", "default", "paper")
 
 
+def _presets_in_order(timings):
+    """The presets of ``timings``: those of :data:`PRESET_ORDER` in its order, then any others, sorted."""
+    return [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
+
+
 def duration(seconds):
     """A measured time for a reader: ``21 s``, ``3.7 min``, ``66 min``, ``2.1 h``."""
     if seconds < 0.5:
@@ -55,7 +60,7 @@ def time_page(timings, stem):
         where presets were measured on different machines or days each says its own.
         A chapter no build has timed yet says so.
     """
-    presets = [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
+    presets = _presets_in_order(timings)
     measured = [(p, timings[p]) for p in presets if timings[p].get(stem) is not None]
     if not measured:
         return "*Not measured yet: `make book` records every chapter's time here.*\n"
@@ -81,7 +86,7 @@ def timings_table(timings):
         A table whose last rows are the total and where it was measured
         (cores and date); a chapter a preset never timed shows ``-``.
     """
-    presets = [p for p in PRESET_ORDER if p in timings] + sorted(p for p in timings if p not in PRESET_ORDER)
+    presets = _presets_in_order(timings)
     if not presets:
         return "*No build has been timed yet: `make book` records every chapter's time.*\n"
     stems = sorted({k for p in presets for k in timings[p] if k not in TIMING_KEYS})
