@@ -107,6 +107,41 @@ def run_study(run_dir, out_path, points=None, *, preset="default", seed=0, root=
     return result
 
 
+def read_results(path):
+    """Read a ``limits.json`` written by :func:`run_study`, checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is missing: the message says how to make it.
+    ValueError
+        The file is not a limits study (no ``points`` or ``references``).
+    """
+    from ..files import read_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no limits study here; run `python benchmarks/limits.py` (after chapters "
+                                "01-02 of the default book) to make it")
+    results = read_json(path, "the limits study")
+    if not isinstance(results, dict) or not isinstance(results.get("points"), list) or "references" not in results:
+        raise ValueError(f"{path}: not a limits study (expected 'points' and 'references'; "
+                         "written by benchmarks/limits.py)")
+    return results
+
+
+def provenance(results):
+    """One Markdown paragraph: where, when and from which commit the study's numbers come, and how complete."""
+    m = results.get("machine") or {}
+    where = f"{m.get('cpus')} logical CPUs ({m.get('cpu_model') or 'CPU model not recorded'})"
+    done = len(results["points"])
+    status = "all points asked for" if results.get("complete") else "a study still running or stopped part-way"
+    return (f"The study trained and scored **{done} point(s)** ({status}) on {where}, from "
+            f"{results.get('started', '?')} to {results.get('updated', '?')} UTC, at commit "
+            f"`{(results.get('commit') or 'unknown')[:12]}`, seed {results.get('seed')}, on the "
+            f"`{results.get('preset')}` data's {len(results.get('test_slices', []))} held-out test slices.")
+
+
 def default_out(root="."):
     """``benchmarks/results/limits.json`` of a repository."""
     return Path(root, "benchmarks", "results", "limits.json")
