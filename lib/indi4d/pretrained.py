@@ -28,10 +28,12 @@ from . import model_folder
 from .data import DataError, data_cache_dir, load_registry, registry_fetch
 from .files import atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
 
-#: preset -> {role: registry name}: the networks a preset installs instead of training them.
-FOR_PRESET = {
-    "workshop": {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"},
-}
+#: The reference networks: trained once with the reference recipe on the default data, seed 0
+#: (:mod:`indi4d.reference` holds their cards and retrains their first steps to check them).
+REFERENCE = {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"}
+#: preset -> {role: registry name}: the networks a preset installs instead of training them
+#: (the default book reads the reference networks; ``make book TRAIN=1`` trains them again).
+FOR_PRESET = {"workshop": REFERENCE, "default": REFERENCE}
 
 #: The files of a model folder that an archive carries (those present are packed).
 ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
@@ -44,9 +46,9 @@ ARCHIVE_DIR = Path(__file__).resolve().parents[2] / "data" / "pretrained"
 SOURCE_FILE = "pretrained.json"
 
 
-def names_for(preset):
-    """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them)."""
-    return dict(FOR_PRESET.get(preset, {}))
+def names_for(preset, retrain=False):
+    """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them, as with ``retrain``)."""
+    return {} if retrain else dict(FOR_PRESET.get(preset, {}))
 
 
 def pack_model(model_dir, out_zip):

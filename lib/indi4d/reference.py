@@ -74,7 +74,9 @@ def retrain_first_steps(model_dir, pairs_dir, out_dir=None, epochs=1):
     -------
     dict
         ``steps`` (optimiser steps retrained), ``stored`` and ``retrained``
-        (per-epoch training and validation losses), ``max_abs_diff`` over both.
+        (per-epoch training and validation losses), ``max_abs_diff`` over both,
+        ``diff_per_epoch`` (the largest of the two differences, epoch by epoch:
+        rounding on another CPU grows slowly with the steps).
     """
     card = training_card(model_dir)
     if card["objective"] != "indi":
@@ -92,8 +94,42 @@ def retrain_first_steps(model_dir, pairs_dir, out_dir=None, epochs=1):
         again = model_folder.read_history(folder)
     stored = {"loss": card["loss"][:epochs], "val_loss": card["val_loss"][:epochs]}
     retrained = {"loss": again["loss"][:epochs], "val_loss": again["val_loss"][:epochs]}
-    diff = max(abs(a - b) for key in stored for a, b in zip(stored[key], retrained[key], strict=True))
-    return {"steps": steps, "stored": stored, "retrained": retrained, "max_abs_diff": float(diff)}
+    per_epoch = [max(abs(stored[k][e] - retrained[k][e]) for k in stored) for e in range(epochs)]
+    return {"steps": steps, "stored": stored, "retrained": retrained, "max_abs_diff": float(max(per_epoch)),
+            "diff_per_epoch": [float(d) for d in per_epoch]}
+
+
+def plot_live_check(card, live):
+    """The reference run's loss curves with the epochs trained live drawn over them.
+
+    Parameters
+    ----------
+    card : dict
+        :func:`training_card` of the reference network.
+    live : dict
+        :func:`retrain_first_steps` on the same pairs.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    epochs = range(1, len(card["loss"]) + 1)
+    ax.plot(epochs, card["loss"], "-", color="tab:blue", label="reference run: training loss")
+    ax.plot(epochs, card["val_loss"], "-", color="tab:orange", label="reference run: validation loss")
+    done = range(1, len(live["retrained"]["loss"]) + 1)
+    ax.plot(done, live["retrained"]["loss"], "o", mfc="none", ms=9, color="tab:blue", label="trained live: training")
+    ax.plot(done, live["retrained"]["val_loss"], "s", mfc="none", ms=9, color="tab:orange",
+            label="trained live: validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(f"the reference recipe: {live['steps']} steps trained live over the published run's curve")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def simulated_pairs(run_dir, preset="default", seed=0, progress=False):

@@ -8,6 +8,7 @@ A run folder holds one sub-folder per stage::
     RUN_DIR/baselines/  chapter 05: CNN and GAN baselines (model folders cnn/ and gan/)
     RUN_DIR/eval/       chapter 05: metrics
     RUN_DIR/ablation/   chapter 04: one short InDI run per training change, and ablation.json
+    RUN_DIR/live/       chapter 04: the reference recipe's first epochs trained live (a model folder)
     RUN_DIR/insitu/     chapter 06: the in situ series enhanced, and its metrics
     RUN_DIR/segmentation/ chapter 07: segmentation networks, label volumes and metrics
     RUN_DIR/figures/    PNG copies of every chapter figure
@@ -29,6 +30,7 @@ STAGES = {
     "eval": ("eval", "05_evaluation"),
     "insitu": ("insitu", "06_insitu"),
     "ablation": ("ablation", "04_training"),
+    "live": ("live", "04_training"),
     "segmentation": ("segmentation", "07_segmentation"),
     "figures": ("figures", None),
 }
@@ -54,6 +56,7 @@ FILES = {
     "eval": {"metrics": "metrics.json"},
     "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},
     "ablation": {"results": "ablation.json"},
+    "live": {},
     "segmentation": {"metrics": "metrics.json", "networks": "networks", "labels": "labels"},
     "figures": {},
 }

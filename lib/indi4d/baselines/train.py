@@ -175,7 +175,8 @@ def train_gan(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
                            progress, build)
 
 
-def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress=True, restart=False):
+def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress=True, restart=False,
+                    retrain=False):
     """Train (or reuse) the CNN and GAN baselines of a run folder at the InDI run's step budget.
 
     Parameters
@@ -191,6 +192,8 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     progress : bool
     restart : bool
         Discard baselines trained with another configuration instead of refusing.
+    retrain : bool
+        Train them even where the preset installs the published ones (``make book TRAIN=1``).
 
     Returns
     -------
@@ -209,8 +212,8 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     for key, default in (("target", "hq"), ("psf_sigma_nm", None)):  # InDI's targets, for the same batches
         budget.setdefault(key, indi_training.get(key, default))
     out = runs.stage_dir(run_dir, "baselines", create=True)
-    published = pretrained.names_for(preset)
-    if published.get("cnn") and published.get("gan"):  # the workshop: the default book's baselines, not trained
+    published = pretrained.names_for(preset, retrain)
+    if published.get("cnn") and published.get("gan"):  # the reference baselines, not trained
         installed = {kind: pretrained.install_model(published[kind], out / runs.file_name("baselines", kind))
                      for kind in ("cnn", "gan")}
         return {"budget": budget, **{kind: dict(rec["trained"], reused=False, pretrained=rec["name"],

@@ -53,6 +53,8 @@ class Evaluation:
     steps : int, optional
         Use this N instead of the one :func:`~indi4d.evaluation.sweep.select_steps` picks.
     progress : bool
+    retrain : bool
+        Train the baselines even where the preset installs the published reference ones.
     """
 
     run_dir: Path
@@ -61,6 +63,7 @@ class Evaluation:
     minutes: float = None
     steps: int = None
     progress: bool = True
+    retrain: bool = False
     params: dict = field(init=False)
     seconds: dict = field(init=False, default_factory=dict)
     methods: dict = field(init=False, default_factory=dict)
@@ -107,7 +110,7 @@ class Evaluation:
         with self._stage("baselines"):
             # restart: baselines of another InDI run or other parameters are retrained, as chapter 04 does for InDI
             self.trained = baselines.train_baselines(self.run_dir, preset=self.preset, minutes=self.minutes,
-                                                     progress=self.progress, restart=True)
+                                                     progress=self.progress, restart=True, retrain=self.retrain)
         return self.trained
 
     def choose_steps(self):
@@ -258,7 +261,7 @@ def save_results(path, results):
     return write_json(path, results, keep_inf=True)
 
 
-def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, progress=True):
+def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, progress=True, retrain=False):
     """The whole of chapter 05 without figures: baselines, sweep, choice of N, metrics, uncertainty, goals.
 
     Parameters are those of :class:`Evaluation`.
@@ -272,4 +275,5 @@ def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, pr
         written to ``RUN_DIR/eval/metrics.json``, and the chosen N to
         ``RUN_DIR/model/steps.json``.
     """
-    return Evaluation(run_dir, preset=preset, seed=seed, minutes=minutes, steps=steps, progress=progress).run()
+    return Evaluation(run_dir, preset=preset, seed=seed, minutes=minutes, steps=steps, progress=progress,
+                      retrain=retrain).run()
