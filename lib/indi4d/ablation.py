@@ -150,7 +150,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     from .inference import load_enhancer
     from .presets import resolve
     from .training import train_indi
-    from .training.indi_run import PRESETS as TRAIN_PRESETS, _network_params
+    from .training.indi_run import PRESETS as TRAIN_PRESETS, network_params
 
     eval_preset = eval_preset or preset
     ev = resolve(EVAL_PRESETS, eval_preset)
@@ -164,7 +164,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     if steps_per_epoch is None:
         raise ValueError("run_ablation: give steps_per_epoch (the ablation's runs must have a known length)")
     pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
-    _, factor = _network_params(resolve(TRAIN_PRESETS, preset))
+    _, factor = network_params(resolve(TRAIN_PRESETS, preset))
     whole = whole_slice_crop(pairs_dir, factor)
     schedule = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)) if v is not None}
     test = load_test_set(run_dir, ev["max_test_slices"])

@@ -4,7 +4,7 @@ import time
 
 from ..presets import resolve
 from .predictions import indi_restore
-from .scores import _finite, score
+from .scores import is_finite, score
 from .settings import PRESETS
 
 
@@ -88,7 +88,7 @@ def select_steps(rows, fwhm_tol=0.05, psnr_tol_db=0.5):
         rule in words, with the tolerances).
     """
     # a FWHM of 0 nm is no measurement (too few edges), not a perfect edge
-    ok = [r for r in rows if _finite(r.get("psnr")) and _finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
+    ok = [r for r in rows if is_finite(r.get("psnr")) and is_finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
     if not ok:
         raise ValueError("select_steps: no sweep row has both a PSNR and a FWHM")
     max_psnr = max(r["psnr"] for r in ok)

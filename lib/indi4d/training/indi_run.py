@@ -73,7 +73,7 @@ PRESETS = {
 }
 
 
-def _network_params(params):
+def network_params(params):
     """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
     from .. import model
 
@@ -185,7 +185,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
     if max_minutes is not None:
         params["max_minutes"] = float(max_minutes)
-    net_params, factor = _network_params(params)
+    net_params, factor = network_params(params)
     if params["crop"] % factor:
         raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
     build = check_options(params)
