@@ -135,7 +135,8 @@ def duration(seconds):
     return f"{minutes / 60:.1f} h"
 
 
-def _where(entry):
+def measured_on(entry):
+    """Where and when a preset's times were measured: ``2 CPU cores, 2026-12-01``."""
     cores = entry.get("machine")
     where = f"{cores} CPU core{'s' if cores != 1 else ''}" if cores else "an unrecorded machine"
     return f"{where}, {entry['date']}" if entry.get("date") else where
@@ -163,8 +164,8 @@ def time_page(timings, stem):
     measured = [(p, timings[p]) for p in presets if timings[p].get(stem) is not None]
     if not measured:
         return "*Not measured yet: `make book` records every chapter's time here.*\n"
-    places = {_where(entry) for _, entry in measured}
-    parts = [f"`{p}` {duration(entry[stem])}" + ("" if len(places) == 1 else f" ({_where(entry)})")
+    places = {measured_on(entry) for _, entry in measured}
+    parts = [f"`{p}` {duration(entry[stem])}" + ("" if len(places) == 1 else f" ({measured_on(entry)})")
              for p, entry in measured]
     tail = f" ({places.pop()})" if len(places) == 1 else ""
     return ("**Measured** by `make book` (papermill, kernel start included): "
@@ -195,7 +196,7 @@ def timings_table(timings):
         lines.append(f"| {stem} | " + " | ".join(cells) + " |")
     lines.append("| **total** | " + " | ".join(f"**{duration(timings[p].get('total_s', 0.0))}**" for p in presets)
                  + " |")
-    lines.append("| measured on | " + " | ".join(_where(timings[p]) for p in presets) + " |")
+    lines.append("| measured on | " + " | ".join(measured_on(timings[p]) for p in presets) + " |")
     return "\n".join(lines) + "\n"
 
 

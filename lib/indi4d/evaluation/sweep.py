@@ -2,6 +2,7 @@
 
 import time
 
+from ..model_folder import check_steps
 from ..presets import resolve
 from .predictions import indi_restore
 from .scores import is_finite, score
@@ -41,9 +42,9 @@ def step_sweep(enhancer, test, steps=None, preset="default", seed=0, progress=Tr
     from tqdm.auto import tqdm
 
     p = resolve(PRESETS, preset)
-    steps = sorted({int(n) for n in (steps or p["steps_sweep"])})
-    if not steps or steps[0] < 1:
-        raise ValueError(f"step_sweep: step counts must be integers >= 1, got {steps}")
+    steps = sorted({check_steps(n, "step_sweep: a step count") for n in (steps or p["steps_sweep"])})
+    if not steps:
+        raise ValueError("step_sweep: no step count to score")
     reference = "truth" if test["truth_mu"] is not None else "hq"
     keys = ("psnr", "psnr_std", "ssim", "ssim_std", "sift_congruent_points", "fwhm_nm", "fwhm_nm_std",
             "edge_overshoot", "cnr", "false_particles_per_mm2", "false_edge_fraction", "flat_region_error",

@@ -19,13 +19,8 @@ from tqdm.auto import tqdm
 
 from .. import preprocess
 from ..indi import indi_sample
+from ..model_folder import check_steps
 from .tiling import check_slices, crop_back, pad_to_multiple
-
-
-def _check_steps(steps, who):
-    if steps is None or int(steps) != steps or steps < 1:
-        raise ValueError(f"{who}: steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
 
 
 def enhance_slices(enhancer, slices, steps, eps=None, seed=0, stochastic=False, progress=True):
@@ -53,7 +48,7 @@ def enhance_slices(enhancer, slices, steps, eps=None, seed=0, stochastic=False, 
     ndarray, float32, same shape as ``slices``, values in [-1, 1]
     """
     a = check_slices(slices, "enhance_slices")
-    _check_steps(steps, "enhance_slices")
+    check_steps(steps, "enhance_slices: steps")
     single = a.ndim == 2
     stack = a[None] if single else a
     out = np.empty(stack.shape, np.float32)
