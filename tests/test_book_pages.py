@@ -177,7 +177,8 @@ def test_a_book_build_writes_its_times_to_the_run_folder_only(tmp_path, monkeypa
     shutil.copy(root / "book" / "timings.json", copy / "book" / "timings.json")
     committed = {p: p.read_bytes() for p in (copy / "README.md", copy / "book" / "timings.json")}
     # what build_book calls, without executing chapters or Sphinx
-    monkeypatch.setattr(book, "execute_chapters", lambda *a, **k: [("01_data_retrieval", 1.0), ("02_registration", None)])
+    ran = [("01_data_retrieval", 1.0), ("02_registration", None)]
+    monkeypatch.setattr(book, "execute_chapters", lambda *a, **k: ran)
     monkeypatch.setattr(book, "build_html", lambda *a, **k: copy / "book" / "_build" / "html" / "index.html")
     book.build_book(copy, preset="tiny", run_dir=copy / "runs" / "tiny")
     assert {p: p.read_bytes() for p in committed} == committed

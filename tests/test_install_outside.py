@@ -28,7 +28,7 @@ print(json.dumps({"package": indi4d.__file__, "registry": sorted(registry), "fet
 
 
 def _copy_sources(dest):
-    """What ``pip install .`` reads: the project file, the README and the package (no build folders left in the repo)."""
+    """What ``pip install .`` reads: the project file, the README and the package (no build folder in the repo)."""
     dest.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, dest / name)

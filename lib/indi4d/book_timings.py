@@ -72,7 +72,8 @@ def merge_timings(timings, preset, chapters_s, date, machine):
 def record_timings(book_dir, preset, chapters_s, date=None, machine=None):
     """Merge one build's chapter times into ``BOOK/timings.json`` (:func:`merge_timings`); return its path.
 
-    Called by ``make timings`` (:func:`record_run`), never by ``make book``. ``date`` defaults to today, ``machine`` to this process's CPU cores; the
+    Called by ``make timings`` (:func:`record_run`), never by ``make book``. ``date``
+    defaults to today, ``machine`` to this process's CPU cores; the
     file is written atomically.
     """
     path = Path(book_dir) / TIMINGS_FILE

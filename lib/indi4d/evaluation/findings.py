@@ -142,7 +142,8 @@ def findings(scores, choice=None, unc=None, goals=None, sweep=None):
     if choice is not None:
         s = (f"**Number of steps.** The rule ({choice['rule']}) picks N = {choice['steps']} "
              f"(admissible: {choice['admissible']}).")
-        rows = [r for r in (sweep or []) if is_finite(r.get("psnr")) and is_finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
+        rows = [r for r in (sweep or [])
+                if is_finite(r.get("psnr")) and is_finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
         if len(rows) >= 2:
             a, b = rows[0], rows[-1]
             s += (f" From N = {a['steps']} to N = {b['steps']} the PSNR moved by {b['psnr'] - a['psnr']:+.2f} dB "

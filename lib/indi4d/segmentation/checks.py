@@ -19,7 +19,7 @@ class SegmentInputError(ValueError):
 
 
 def voxel_size(meta, given, path):
-    """The voxel size in nm of a volume file: ``given`` or the file's (:func:`~indi4d.inference.checks.stated_voxel_size`).
+    """A volume file's voxel size in nm: ``given`` or the file's (:func:`~indi4d.inference.checks.stated_voxel_size`).
 
     Raises
     ------

@@ -120,7 +120,8 @@ def acquire_real_volume(name="snow", preset="default", seed=0, progress=False, *
         mu = mu.reshape(-1, 2, mu.shape[1], mu.shape[2]).mean(axis=1)
         c = n * v_real / 1000 / 2
         mu = cylinder_support(mu, y, x, (c, c), r_real * v_real / 1000)
-        noise_seed = int(stream_rng(seed, "real", list(REAL_VOLUMES).index(name), 0 if which == "lq" else 1).integers(2**31))
+        stream = stream_rng(seed, "real", list(REAL_VOLUMES).index(name), 0 if which == "lq" else 1)
+        noise_seed = int(stream.integers(2**31))
         rec = acquire_slices(mu, voxel, z_margin=m, rings=p["rings"], progress=progress, desc=f"{name} {which}",
                              seed=noise_seed, **acq)
         result[which] = rec
