@@ -168,8 +168,19 @@ def test_graph_sees_relative_and_in_function_imports():
     graph = import_graph()
     # relative, at the top: inference/volumes.py does `from .tiling import ...`
     assert "indi4d.inference.tiling" in graph["indi4d.inference.volumes"]
-    # `from . import x` names the submodule x
-    assert "indi4d.cli.main" in graph["indi4d.cli"]
+    # `from . import x` names the submodule x: cli/main.py does `from . import data_commands, ...`
+    assert "indi4d.cli.data_commands" in graph["indi4d.cli.main"]
+    # inside a function: book_pages.write_generated_pages does `from . import runs`
+    assert "indi4d.runs" in graph["indi4d.book_pages"]
+    # absolute, inside a function, of a name: cli/common.chapter_time does `from ..book_timings import ...`
+    assert "indi4d.book_timings" in graph["indi4d.cli.common"]
+
+
+def test_a_circle_is_found_and_printed():
+    graph = {"a": {"b": 3}, "b": {"c": 5}, "c": {"a": 7}, "d": {"a": 1}}
+    (circle,) = strongly_connected(graph)
+    assert circle == {"a", "b", "c"}
+    assert one_cycle(graph, circle) == "a (line 3) -> b (line 5) -> c (line 7) -> a"
 
 
 def test_no_import_circle():
