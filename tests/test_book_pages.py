@@ -191,6 +191,11 @@ def test_a_book_build_writes_its_times_to_the_run_folder_only(tmp_path, monkeypa
     stored = json.loads((copy / "book" / "timings.json").read_text())
     assert main == 0 and stored["tiny"]["01_data_retrieval"] == 1.0 and stored["tiny"]["date"] == run["date"]
     assert book_timings.timings_table(stored) in (copy / "README.md").read_text()
+    # a run folder from before `make timings` existed says what to do
+    (copy / "runs" / "old").mkdir()
+    (copy / "runs" / "old" / "book_timings.json").write_text(json.dumps({"chapters_s": {}, "total_s": 1.0}))
+    with pytest.raises(ValueError, match="no date, machine, preset .* build the book again"):
+        book_timings.record_run(copy / "runs" / "old", copy / "book", copy / "README.md")
 
 
 def test_every_chapter_includes_its_measured_time_and_types_none():

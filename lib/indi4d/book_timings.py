@@ -249,7 +249,11 @@ def record_run(run_dir, book_dir, readme_path):
     Path
         ``BOOK/timings.json``.
     """
-    run = read_json(Path(run_dir) / RUN_TIMINGS_FILE, "a book build's measured times (run `make book` first)")
+    source = Path(run_dir) / RUN_TIMINGS_FILE
+    run = read_json(source, "a book build's measured times (run `make book` first)")
+    missing = sorted({"preset", "chapters_s", "date", "machine"} - set(run))
+    if missing:
+        raise ValueError(f"{source}: no {', '.join(missing)} (written by an older `make book`): build the book again")
     path = record_timings(book_dir, run["preset"], run["chapters_s"], date=run["date"], machine=run["machine"])
     update_readme_timings(readme_path, read_timings(book_dir))
     return path

@@ -81,12 +81,13 @@ def model_lq_record(model_dir):
     return record
 
 
-def _check_range(input_range, in_path):
+def check_input_range(input_range, in_path, error=EnhanceInputError):
+    """``input_range`` as ``(lo, hi)`` floats (None stays None): two finite numbers, LO < HI, else ``error``."""
     if input_range is None:
         return None
     lo, hi = (float(v) for v in input_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise EnhanceInputError(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
+        raise error(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
     return lo, hi
 
 
@@ -226,7 +227,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     if steps > MAX_STEPS and not force:
         raise EnhanceInputError(f"{who}: {steps} InDI steps is more than {MAX_STEPS} (each step is one network "
                                 "pass per slice, and quality saturates long before); pass --force to run it anyway")
-    input_range = _check_range(input_range, in_path)
+    input_range = check_input_range(input_range, in_path)
     volume, meta = open_volume_lazy(in_path, chunks=chunks)
     _check_shape(volume, in_path)
     model_lq = model_lq_record(model_dir)

@@ -7,10 +7,9 @@ the scribbles fit the slice; the voxel size is known), so a refused job costs
 nothing and leaves every file untouched. Every error names the file.
 """
 
-import math
 from pathlib import Path
 
-from ..inference.checks import stated_voxel_size
+from ..inference.checks import check_input_range, stated_voxel_size
 from ..safety import check_output, split_spec
 
 
@@ -46,16 +45,6 @@ def open_volume_checked(path, ndims, what):
         raise SegmentInputError(f"{path}: shape {tuple(volume.shape)} looks like RGB(A) colour channels; "
                                 "convert to one grey channel first")
     return volume, meta
-
-
-def check_input_range(input_range, path):
-    """``input_range`` as ``(lo, hi)`` floats (None stays None): two finite numbers, LO < HI."""
-    if input_range is None:
-        return None
-    lo, hi = (float(v) for v in input_range)
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise SegmentInputError(f"{path}: --input-range needs two finite numbers LO < HI, got {input_range}")
-    return lo, hi
 
 
 def _scribbled_slice(volume, scribbles, z, path):
@@ -118,7 +107,7 @@ def check_segment_input(volume_path, out_path, scribbles_path=None, model_dir=No
     if scribbles is not None and tuple(scribbles["shape"]) != slice_shape:
         raise SegmentInputError(f"{scribbles_path}: drawn on a {tuple(scribbles['shape'])} slice, but the slices of "
                                 f"{volume_path} are {slice_shape}")
-    check_input_range(input_range, volume_path)
+    check_input_range(input_range, volume_path, SegmentInputError)
     return {"volume": volume, "voxel_size_nm": voxel, "z": z, "scribbles": scribbles, "finished": finished}
 
 
