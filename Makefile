@@ -1,6 +1,8 @@
 # Two commands on a fresh machine with python3 and make:
 #   make book   - install, execute every chapter with papermill, build the HTML book
 #   make test   - install, run the test suite
+# Maintainers: make timings [PRESET=...] copies the chapter times of the last `make book`
+# (runs/$(PRESET)/book_timings.json) into the committed book/timings.json and README table.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +10,7 @@ PRESET ?= default
 SEED   ?= 0
 STAMP  := $(VENV)/.indi4d-installed
 
-.PHONY: book test install benchmarks clean-book
+.PHONY: book test install benchmarks clean-book timings
 
 install: $(STAMP)
 
@@ -20,6 +22,9 @@ $(STAMP): pyproject.toml
 
 book: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED)
+
+timings: $(STAMP)
+	$(PY) -m indi4d.book_timings --run-dir runs/$(PRESET)
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest

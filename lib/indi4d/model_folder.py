@@ -17,6 +17,8 @@ raise errors that name the file. Nothing is written by :func:`accept_config`
 until the configuration has been compared with what the folder already holds.
 """
 
+import math
+import numbers
 import shutil
 import warnings
 from pathlib import Path
@@ -227,9 +229,8 @@ def write_chosen_steps(model_dir, steps, rule, **details):
     **details
         JSON-serialisable extras (e.g. the sweep that was scored, where).
     """
-    if int(steps) != steps or int(steps) < 1:
-        raise ValueError(f"write_chosen_steps: steps must be an integer >= 1, got {steps!r}")
-    return write_json(model_path(model_dir, "steps"), {"steps": int(steps), "rule": str(rule), **details})
+    steps = check_steps(steps, "write_chosen_steps: steps")
+    return write_json(model_path(model_dir, "steps"), {"steps": steps, "rule": str(rule), **details})
 
 
 def read_chosen_steps(model_dir):
@@ -238,16 +239,61 @@ def read_chosen_steps(model_dir):
     if not path.exists():
         return None
     choice = read_json(path, "the chosen step count")
-    steps = choice.get("steps") if isinstance(choice, dict) else None
-    if not isinstance(steps, int) or steps < 1:
-        raise ModelFolderError(f"{path}: 'steps' must be an integer >= 1, got {steps!r}")
+    check_steps(choice.get("steps") if isinstance(choice, dict) else None, f"{path}: 'steps'", ModelFolderError)
     return choice
 
 
-def default_steps(model_dir, fallback=FALLBACK_STEPS):
-    """The chosen N of ``model_dir`` when stored, else ``fallback``."""
+def check_steps(steps, who="steps", error=ValueError):
+    """InDI's step count N as an int: the one check that N is an integer >= 1.
+
+    Parameters
+    ----------
+    steps : int or float
+        An integer value (``3`` or ``3.0``); bools, strings and None are refused.
+    who : str
+        What the message names first, e.g. ``"indi_sample: steps"`` (``""``: nothing).
+    error : type
+        The exception raised (e.g. :class:`ModelFolderError`, ``argparse.ArgumentTypeError``).
+
+    Returns
+    -------
+    int
+    """
+    number = isinstance(steps, numbers.Real) and not isinstance(steps, bool)
+    if not (number and math.isfinite(steps) and steps >= 1 and int(steps) == steps):
+        raise error(f"{who + ' ' if who else ''}must be an integer >= 1, got {steps!r}")
+    return int(steps)
+
+
+def resolve_steps(model_dir, steps=None, fallback=FALLBACK_STEPS):
+    """The InDI step count N to use for ``model_dir`` and where it came from, in words.
+
+    Parameters
+    ----------
+    model_dir : str or Path or None
+        A model folder (its ``steps.json``, written by chapter 05, is read when present).
+    steps : int, optional
+        N given by the caller: returned as it is (check it with :func:`check_steps`).
+    fallback : int
+        N when none is given and the folder holds no choice.
+
+    Returns
+    -------
+    (n, source)
+        ``source`` is ``"given"``, ``"chosen by the evaluation, <steps.json path>"``
+        or ``"the model folder holds no chosen N (steps.json); the fallback"``.
+    """
+    if steps is not None:
+        return steps, "given"
     choice = read_chosen_steps(model_dir) if model_dir is not None and Path(model_dir).is_dir() else None
-    return int(choice["steps"]) if choice else int(fallback)
+    if choice:
+        return int(choice["steps"]), f"chosen by the evaluation, {model_path(model_dir, 'steps')}"
+    return int(fallback), f"the model folder holds no chosen N ({FILES['steps']}); the fallback"
+
+
+def default_steps(model_dir, fallback=FALLBACK_STEPS):
+    """The chosen N of ``model_dir`` when stored, else ``fallback`` (:func:`resolve_steps`, without the source)."""
+    return resolve_steps(model_dir, None, fallback)[0]
 
 
 # --------------------------------------------------------------------------- checkpoints

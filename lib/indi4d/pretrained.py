@@ -3,15 +3,16 @@
 The ``workshop`` preset runs the whole book in minutes on a laptop: instead of
 training InDI (and the CNN and GAN baselines) it installs the networks the
 default book trained (``preset="default"``, ``seed=0``). They are ordinary
-model folders packed as zip archives in ``data/pretrained/``, listed in the
-data registry (``data/registry.txt``) with their SHA-256 and a path relative
+model folders packed as zip archives shipped with the package
+(``lib/indi4d/package_data/pretrained/``), listed in the data registry
+(``package_data/registry.txt``) with their SHA-256 and a path relative
 to the registry file, and fetched by :func:`indi4d.data.registry_fetch` like
 any download: the archive is copied into the cache, hashed, and kept only
 when the hash is the registered one. A changed archive is refused.
 
 Layout::
 
-    data/pretrained/<name>.zip                      the archive (committed)
+    package_data/pretrained/<name>.zip              the archive (committed, installed with the package)
     CACHE/downloads/<sha256[:16]>/<name>.zip        the verified copy
     CACHE/models/<sha256[:16]>/<stem>/              the unpacked model folder
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from . import model_folder
 from .data import DataError, data_cache_dir, load_registry, registry_fetch
 from .files import atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
+from .package_data import PRETRAINED_DIR as ARCHIVE_DIR
 
 #: The reference networks: trained once with the reference recipe on the default data, seed 0
 #: (:mod:`indi4d.reference` holds their cards and retrains their first steps to check them).
@@ -38,9 +40,6 @@ FOR_PRESET = {"workshop": REFERENCE, "default": REFERENCE}
 #: The files of a model folder that an archive carries (those present are packed).
 ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
             "validation_metrics.json")
-
-#: Where the archives live in the source tree (beside ``data/registry.txt``).
-ARCHIVE_DIR = Path(__file__).resolve().parents[2] / "data" / "pretrained"
 
 #: Written into an installed model folder: which archive it came from.
 SOURCE_FILE = "pretrained.json"
@@ -101,7 +100,7 @@ def fetch_model(name, registry=None, cache_dir=None):
     name : str
         Registry name of a model archive (e.g. ``"indi-default-seed0.zip"``).
     registry : str or Path, optional
-        Default ``data/registry.txt``.
+        Default the package's registry (:data:`~indi4d.package_data.REGISTRY_FILE`).
     cache_dir : str or Path, optional
         Default :func:`indi4d.data.data_cache_dir`.
 

@@ -3,27 +3,24 @@
 import argparse
 import sys
 
-from ..model_folder import FALLBACK_STEPS, FILES, model_path, read_chosen_steps, read_config
+from ..model_folder import FALLBACK_STEPS, FILES, check_steps, model_path, read_config, resolve_steps
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, print_json, who
+from .common import add_parser, add_preset, announce_preset, preset_times, print_json, who
 
-#: Expected time of ``indi4d train`` per preset (chapter 04's measurements).
-TRAIN_TIMES = {
-    "tiny": "under a minute (a toy network)",
-    "default": "about 8 min on 2 CPU cores (3000 steps)",
-    "paper": "days; meant for a GPU (the paper's network and 640^2 crops)",
-}
+#: Expected time of ``indi4d train`` per preset: chapter 04's measured time (book/timings.json).
+TRAIN_TIMES = preset_times("04_training", "this training, then the ablation's", {
+    "tiny": "a toy network", "default": "the book's network",
+    "paper": "the paper's network and crops, meant for a GPU",
+})
 
 
 def _positive_int(text):
-    """An argparse type: an integer >= 1, with a plain message otherwise."""
+    """An argparse type: an integer >= 1 (:func:`~indi4d.model_folder.check_steps`), with a plain message otherwise."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+        value = text
+    return check_steps(value, "", argparse.ArgumentTypeError)
 
 
 def _is_model_folder(folder):
@@ -49,23 +46,13 @@ def _cmd_train(args):
     print_json(summary)
 
 
-def _steps(args):
-    """The InDI step count to use and where it comes from, in words."""
-    if args.steps is not None:
-        return args.steps, "--steps"
-    choice = read_chosen_steps(args.model)
-    if choice is None:
-        return FALLBACK_STEPS, f"the model folder holds no chosen N ({FILES['steps']}); the fallback"
-    return int(choice["steps"]), f"chosen by the evaluation, {model_path(args.model, 'steps')}"
-
-
 def _cmd_enhance(args):
     from ..inference.checks import check_enhance_input
 
     # Before anything is computed: output, model, steps, input dtype/shape/voxel size (metadata only).
     job = check_enhance_input(args.input, args.output, args.model, steps=args.steps, force=args.force,
                               input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, who=who(args))
-    steps, source = _steps(args)
+    steps, source = resolve_steps(args.model, args.steps)
     for note in job.notes:
         print(f"indi4d enhance: note: {note}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else

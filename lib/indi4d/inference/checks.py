@@ -81,12 +81,13 @@ def model_lq_record(model_dir):
     return record
 
 
-def _check_range(input_range, in_path):
+def check_input_range(input_range, in_path, error=EnhanceInputError):
+    """``input_range`` as ``(lo, hi)`` floats (None stays None): two finite numbers, LO < HI, else ``error``."""
     if input_range is None:
         return None
     lo, hi = (float(v) for v in input_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise EnhanceInputError(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
+        raise error(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
     return lo, hi
 
 
@@ -139,20 +140,29 @@ def _nm(value):
     return "unrecorded" if value is None else f"{float(value):g} nm"
 
 
-def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
+def stated_voxel_size(meta, given, path, error=EnhanceInputError):
+    """A volume file's voxel size in nm: ``given`` (``--voxel-size-nm``) or the file's; None when neither says.
+
+    ``given`` must be a positive number and agree with the file's within
+    :data:`VOXEL_RTOL`; otherwise ``error`` is raised naming ``path``.
+    """
     stored = meta.get("voxel_size_nm")
-    if voxel_size_nm is not None:
-        voxel_size_nm = float(voxel_size_nm)
-        if not (math.isfinite(voxel_size_nm) and voxel_size_nm > 0):
-            raise EnhanceInputError(f"{in_path}: --voxel-size-nm must be a positive number, got {voxel_size_nm}")
-        if stored is not None and not math.isclose(float(stored), voxel_size_nm, rel_tol=VOXEL_RTOL):
-            raise EnhanceInputError(f"{in_path}: the file states a voxel size of {float(stored):g} nm "
-                                    f"but --voxel-size-nm says {voxel_size_nm:g} nm")
-    elif stored is None:
+    if given is None:
+        return None if stored is None else float(stored)
+    given = float(given)
+    if not (math.isfinite(given) and given > 0):
+        raise error(f"{path}: --voxel-size-nm must be a positive number, got {given}")
+    if stored is not None and not math.isclose(float(stored), given, rel_tol=VOXEL_RTOL):
+        raise error(f"{path}: the file states a voxel size of {float(stored):g} nm but --voxel-size-nm says "
+                    f"{given:g} nm")
+    return given
+
+
+def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
+    voxel_size_nm = stated_voxel_size(meta, voxel_size_nm, in_path)
+    if voxel_size_nm is None:
         raise EnhanceInputError(f"{in_path}: the file carries no voxel size; state it with --voxel-size-nm "
                                 f"(the model was trained on {_nm(model_lq['voxel_size_nm'])} LQ voxels)")
-    else:
-        voxel_size_nm = float(stored)
     trained = model_lq.get("voxel_size_nm")
     if trained is None:
         notes.append(f"{model_dir}: the LQ voxel size of the training scan is not recorded; "
@@ -204,7 +214,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         Nothing was read beyond metadata, nothing was written.
     """
     from ..io import VolumeError, open_volume_lazy, volume_format
-    from ..model_folder import default_steps, read_normalisation
+    from ..model_folder import check_steps, default_steps, read_normalisation
     from ..safety import check_output
 
     check_output(out_path, inputs=[in_path, model_dir], kind="volume", who=who)
@@ -213,13 +223,11 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model folder (made by indi4d train)")
     norm = read_normalisation(model_dir)
-    steps = default_steps(model_dir) if steps is None else steps
-    if int(steps) != steps or steps < 1:
-        raise EnhanceInputError(f"{who}: steps must be an integer >= 1, got {steps!r}")
+    steps = check_steps(default_steps(model_dir) if steps is None else steps, f"{who}: steps", EnhanceInputError)
     if steps > MAX_STEPS and not force:
         raise EnhanceInputError(f"{who}: {steps} InDI steps is more than {MAX_STEPS} (each step is one network "
                                 "pass per slice, and quality saturates long before); pass --force to run it anyway")
-    input_range = _check_range(input_range, in_path)
+    input_range = check_input_range(input_range, in_path)
     volume, meta = open_volume_lazy(in_path, chunks=chunks)
     _check_shape(volume, in_path)
     model_lq = model_lq_record(model_dir)

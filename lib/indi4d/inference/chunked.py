@@ -326,8 +326,10 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     steps : int, optional
         InDI steps (default: the model's chosen N); above
         :data:`~indi4d.inference.checks.MAX_STEPS` only with ``force``.
-    seed, eps, stochastic, preset
-        As in :func:`~indi4d.inference.volumes.enhance_file`.
+    seed, eps, stochastic
+        InDI's sampling (:func:`~indi4d.indi.indi_sample`; ``eps`` None: the training's).
+    preset : str
+        Tiling preset of :func:`~indi4d.inference.enhancer.load_enhancer`.
     input_range, voxel_size_nm, force
         See :func:`~indi4d.inference.checks.check_enhance_input`.
     workers : int
@@ -381,3 +383,39 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
             return write_lazy(out_path, out, job.voxel_size_nm / 2.0, extra, client=client, progress=progress)
         except NonFiniteInputError as err:  # nothing was kept (write_lazy is atomic): name the file
             raise NonFiniteInputError(f"{in_path}: {err}; nothing was written") from err
+
+
+def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
+                 **options):
+    """Enhance a 2D or 3D LQ volume file and write the result: the library's one path for files.
+
+    :func:`enhance_chunked` (every input checked before anything is read or
+    computed, then the volume enhanced chunk by chunk on dask and written
+    atomically) with one local worker and no progress bar unless ``options``
+    say otherwise. The output has half the input's voxel size and the input's
+    integer dtype (rounded and clipped), or float32 for float input.
+
+    Parameters
+    ----------
+    in_path, out_path, model_dir, seed, eps, stochastic, preset
+        As in :func:`enhance_chunked`.
+    steps : int, optional
+        InDI steps ``N``; None = the N chosen for this model by chapter 05
+        (``steps.json``, :func:`indi4d.model_folder.default_steps`).
+    **options
+        ``input_range``, ``voxel_size_nm``, ``force``, ``workers``,
+        ``scheduler``, ``chunk_slices``, ``progress`` (default False) of :func:`enhance_chunked`.
+
+    Returns
+    -------
+    Path
+        The output written, ``out_path``.
+
+    Raises
+    ------
+    indi4d.safety.UnsafeOutputError, indi4d.inference.checks.EnhanceInputError
+        The job was refused; nothing was read beyond metadata, nothing written.
+    """
+    options.setdefault("progress", False)
+    return enhance_chunked(in_path, out_path, model_dir, steps=steps, seed=seed, eps=eps, stochastic=stochastic,
+                           preset=preset, **options)

@@ -30,23 +30,21 @@ class InSitu:
     seed : int
     steps : int, optional
         InDI steps N; default the model's stored choice
-        (:func:`indi4d.model_folder.default_steps`).
+        (:func:`indi4d.model_folder.resolve_steps`, which also says where N came from).
     **overrides
         Entries of the preset (e.g. ``fuse=False``).
     """
 
     def __init__(self, run_dir, preset="default", seed=0, steps=None, **overrides):
-        from ..model_folder import default_steps, read_chosen_steps
+        from ..model_folder import resolve_steps
 
         self.run_dir = run_dir
         self.preset, self.seed = preset, int(seed)
         self.params = resolve(PRESETS, preset, **overrides)
         model_dir = runs.stage_dir(run_dir, "model")
         runs.require_artifact(run_dir, "model", "model")
-        chosen = read_chosen_steps(model_dir)
-        self.steps = int(steps) if steps is not None else default_steps(model_dir)
-        self.steps_source = ("given" if steps is not None else "model/steps.json" if chosen else
-                             "fallback (no steps.json: chapter 05 did not run)")
+        steps, self.steps_source = resolve_steps(model_dir, steps)
+        self.steps = int(steps)
         self.series = self.info = self.scores = None
         self.seconds = {}
 

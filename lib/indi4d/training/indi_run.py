@@ -8,7 +8,7 @@ import keras
 from .. import model_folder, pairs
 from ..files import file_sha256
 from ..presets import resolve
-from .data import load_training_slices, resolve_target, slice_batches
+from .data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_batches
 from .single_network import adam, objective_method, start_run
 from .loop import run_loop
 
@@ -41,7 +41,7 @@ from .loop import run_loop
 #: exponential moving average of the weights, used for validation and saved
 #: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower
 #: ``min_inside`` then, the disc covers ~79 % of a square slice) and so may ``val_crop``.
-_OPTIONS = {"target": "auto", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+_OPTIONS = {"target": DEFAULT_TARGET, "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
             "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
 PRESETS = {
     "tiny": {
@@ -73,7 +73,7 @@ PRESETS = {
 }
 
 
-def _network_params(params):
+def network_params(params):
     """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
     from .. import model
 
@@ -185,7 +185,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
     if max_minutes is not None:
         params["max_minutes"] = float(max_minutes)
-    net_params, factor = _network_params(params)
+    net_params, factor = network_params(params)
     if params["crop"] % factor:
         raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
     build = check_options(params)
