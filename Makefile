@@ -8,6 +8,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= default
 SEED   ?= 0
+# TRAIN=1: train every network with its recipe instead of installing the published reference networks
+TRAIN  ?= 0
 STAMP  := $(VENV)/.indi4d-installed
 
 .PHONY: book test install benchmarks clean-book timings
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 book: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED) $(if $(filter 1,$(TRAIN)),--train)
 
 timings: $(STAMP)
 	$(PY) -m indi4d.book_timings --run-dir runs/$(PRESET)

@@ -193,7 +193,7 @@ def run_jupyter_book(book_dir):
     return index
 
 
-def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False):
+def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False, retrain=False):
     """Execute the chapters with a preset and build the HTML book.
 
     Parameters
@@ -204,6 +204,9 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
         Parameter preset passed to every chapter.
     run_dir : str or Path, optional
         Where chapters keep their artifacts; default ``ROOT/runs/<preset>``.
+    retrain : bool
+        Train every network with its recipe instead of installing the published
+        reference networks (``make book TRAIN=1``; the chapters' ``retrain`` parameter).
 
     Returns
     -------
@@ -215,6 +218,8 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     # chapters run with notebooks/ as working directory: a relative run_dir keeps
     # this machine's absolute paths out of the rendered parameters cells
     parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, root / "notebooks")}
+    if retrain:  # only when asked: the chapters' own default is to read the reference networks
+        parameters["retrain"] = True
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
     index = build_html(root / "book", root / "notebooks", run_dir)
@@ -233,8 +238,10 @@ def main(argv=None):
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--only", nargs="*", help="chapter number prefixes, e.g. 01 02")
     parser.add_argument("--force", action="store_true", help="re-execute unchanged chapters")
+    parser.add_argument("--train", action="store_true",
+                        help="train every network with its recipe instead of installing the reference networks")
     args = parser.parse_args(argv)
-    index = build_book(args.root, args.preset, args.seed, args.run_dir, args.only, args.force)
+    index = build_book(args.root, args.preset, args.seed, args.run_dir, args.only, args.force, args.train)
     print(f"\nThe book is built: {index}\nOpen it with: python3 -m http.server -d {index.parent}  (then http://127.0.0.1:8000)")
     return 0
 

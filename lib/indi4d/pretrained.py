@@ -185,13 +185,13 @@ def installed_from(model_dir):
     return read_json(path, "the record of a published model") if path.is_file() else None
 
 
-def normalisation_for(preset, registry=None, cache_dir=None):
+def normalisation_for(preset, registry=None, cache_dir=None, retrain=False):
     """The grey-value normalisation of the InDI model ``preset`` installs, or None when it trains one.
 
     Chapter 02 normalises the pairs with it, so that the installed network sees
     its inputs scaled exactly as in the run that trained it.
     """
-    name = names_for(preset).get("indi")
+    name = names_for(preset, retrain).get("indi")
     if name is None:
         return None
     return model_folder.read_normalisation(fetch_model(name, registry=registry, cache_dir=cache_dir))
