@@ -51,8 +51,8 @@ def check_pairs_match(card, pairs_dir):
     path = pairs.pairs_file(pairs_dir, "pairs")
     found = file_sha256(path)
     if found != card["pairs_sha256"]:
-        raise ValueError(f"{path}: SHA-256 {found[:16]}… is not the card's pairs ({str(card['pairs_sha256'])[:16]}…); "
-                         "rebuild them with the card's data preset and seed (chapters 01-02)")
+        raise ValueError(f"{path}: SHA-256 {found[:16]}… is not the card's pairs "
+                         f"({str(card['pairs_sha256'])[:16]}…); rebuild them with the card's data preset and seed (chapters 01-02)")
     return found
 
 

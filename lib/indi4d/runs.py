@@ -9,6 +9,7 @@ A run folder holds one sub-folder per stage::
     RUN_DIR/eval/       chapter 05: metrics
     RUN_DIR/ablation/   chapter 04: one short InDI run per training change, and ablation.json
     RUN_DIR/live/       chapter 04: the reference recipe's first epochs trained live (a model folder)
+    RUN_DIR/indi_deconv/ chapter 04: InDI trained on deconvolved HQ halves (indi-deconv, a separate method)
     RUN_DIR/insitu/     chapter 06: the in situ series enhanced, and its metrics
     RUN_DIR/segmentation/ chapter 07: segmentation networks, label volumes and metrics
     RUN_DIR/figures/    PNG copies of every chapter figure
@@ -31,6 +32,7 @@ STAGES = {
     "insitu": ("insitu", "06_insitu"),
     "ablation": ("ablation", "04_training"),
     "live": ("live", "04_training"),
+    "indi_deconv": ("indi_deconv", "04_training"),
     "segmentation": ("segmentation", "07_segmentation"),
     "figures": ("figures", None),
 }
@@ -57,6 +59,7 @@ FILES = {
     "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},
     "ablation": {"results": "ablation.json"},
     "live": {},
+    "indi_deconv": {},
     "segmentation": {"metrics": "metrics.json", "networks": "networks", "labels": "labels"},
     "figures": {},
 }

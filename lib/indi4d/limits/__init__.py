@@ -15,7 +15,8 @@ from .study import (SWEEP, derived_pairs, limits_dir, oracle_volume, pick_refere
 
 __all__ = [
     "AXES", "BASE", "NETWORKS", "ORACLES", "ORDER", "RULE", "SWEEP", "TARGETS", "all_points", "default_out",
-    "derived_pairs", "limits_dir", "machine_record", "oracle_volume", "provenance", "read_results", "pick_reference", "point_pairs",
+    "derived_pairs", "limits_dir", "machine_record", "oracle_volume", "pick_reference", "point_pairs", "provenance",
+    "read_results",
     "reference_scores", "run_point", "run_study", "score_point", "select_points", "source_commit",
     "train_point", "training_overrides",
 ]

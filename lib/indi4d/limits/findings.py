@@ -121,10 +121,10 @@ def conclusions(results):
             lines.append(f"{axis}: fewer than two points measured yet.")
             continue
         f = axis_effect(results, axis, "fwhm_nm")
-        text = (f"**{axis}** {e['first']} → {e['last']}: PSNR {_fmt(e['change'], ' dB', signed=True)}"
-                + (f" ({_fmt(e['per_doubling'], ' dB', signed=True)} per doubling)" if "per_doubling" in e else "")
-                + (f", FWHM {_fmt(f['at_first'], ' nm', digits=0)} → {_fmt(f['at_last'], ' nm', digits=0)}" if f else "")
-                + f"; best PSNR at {e['best']}.")
+        slope = f" ({_fmt(e['per_doubling'], ' dB', signed=True)} per doubling)" if "per_doubling" in e else ""
+        sharp = f", FWHM {_fmt(f['at_first'], ' nm', digits=0)} → {_fmt(f['at_last'], ' nm', digits=0)}" if f else ""
+        text = (f"**{axis}** {e['first']} → {e['last']}: PSNR {_fmt(e['change'], ' dB', signed=True)}{slope}{sharp}; "
+                f"best PSNR at {e['best']}.")
         lines.append(text)
     ref = results.get("reference_recipe")
     if ref:

@@ -221,3 +221,35 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
                    n_train=int(slices["lq_tr"].shape[0]), n_val=int(slices["lq_va"].shape[0]))
     model_folder.write_summary(model_dir, summary)
     return summary
+
+
+def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
+    """The indi-deconv network of a run (``RUN_DIR/indi_deconv``): installed, trained, or skipped with why.
+
+    indi-deconv is InDI trained on the two HQ halves deconvolved by the HQ
+    point-spread function (``target="halves_deconv"``), otherwise the preset's
+    recipe: a separate method whose targets are sharper than any scan.
+    A preset with a published one (:func:`indi4d.pretrained.names_for`) installs
+    it unless ``retrain``; otherwise it is trained when the pairs hold the halves.
+
+    Returns
+    -------
+    dict
+        ``how`` ("installed", "trained" or "skipped"), ``model_dir``, and
+        ``name``/``sha256`` (installed), the training summary (trained) or ``why`` (skipped).
+    """
+    from .. import pretrained, runs
+
+    pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
+    folder = runs.stage_dir(run_dir, "indi_deconv")
+    published = pretrained.names_for(preset, retrain).get("indi_deconv")
+    if published:
+        record = pretrained.install_model(published, folder)
+        return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
+                "trained": record["trained"]}
+    if not pairs.has_hq_halves(pairs_dir):
+        return {"how": "skipped", "model_dir": str(folder),
+                "why": "the pairs hold no HQ halves to deconvolve (register with --hq-halves)"}
+    summary = train_indi(pairs_dir, folder, preset=preset, seed=seed, overrides={"target": "halves_deconv"},
+                         restart=True, progress=progress)
+    return {"how": "trained", "model_dir": str(folder), "trained": summary}
