@@ -25,7 +25,7 @@ would sample it.
   dense phase the training sample lacks); spam's snow and concrete through the
   same LQ scan (:func:`indi4d.simulate.acquire_real_volume`); the training
   sample's LQ scan at 0.1x, 0.3x, 3x and 10x the dose
-  (:func:`indi4d.simulate.lq_scan_at_dose`, slices below the HQ region).
+  (:func:`indi4d.insitu.lq_scan_at_dose`, slices below the HQ region).
 
 Writes ``benchmarks/results/domain.json``: the thresholds, the rule, and for
 every scan the median score and the share of draws at or above each level.
@@ -66,7 +66,7 @@ def rates(scores, warn, refuse):
 
 def out_of_domain_scans(run_dir, meta, progress=False):
     """name -> (description, uint16 volume) of the out-of-domain scans."""
-    from indi4d import simulate
+    from indi4d import insitu, simulate
 
     preset, seed = meta["preset"], int(meta["seed"])
     scans = {f"insitu_t{k}": (f"in situ T{k}: swollen, cracked, dense phase", read_volume(
@@ -78,7 +78,7 @@ def out_of_domain_scans(run_dir, meta, progress=False):
     for factor in DOSE_FACTORS:
         dose = factor * float(meta["dose"]["lq"])
         scans[f"dose_x{factor:g}"] = (f"the training sample's LQ scan at {factor:g}x the dose ({dose:g} photons)",
-                                      simulate.lq_scan_at_dose(dose, preset=preset, seed=seed, n_slices=n_slab))
+                                      insitu.lq_scan_at_dose(dose, preset=preset, seed=seed, n_slices=n_slab))
     return scans
 
 

@@ -14,7 +14,8 @@
 * :mod:`~indi4d.insitu.tables`, :mod:`~indi4d.insitu.figures` -- what the chapter shows.
 """
 
-from .domain import REAL_NAMES, domain_record, domain_table, real_structure_table, real_structures, series_domain
+from .domain import (REAL_NAMES, domain_record, domain_table, lq_scan_at_dose, real_structure_table, real_structures,
+                     series_domain)
 from .enhance import (along_axis, direct_volume, enhance_series, enhanced_path, fuse, indi_volume, read_enhanced,
                       stored_if_current, write_enhanced)
 from ..plotting import add_scale_bar, nice_length_um  # re-exported: they lived here before moving to indi4d.plotting
@@ -27,7 +28,7 @@ from .settings import AXES, METHODS, PAPER_TABLE1, PRESETS
 from .tables import findings, fusion_table, phase_table, table1, truth_table
 
 __all__ = [
-    "REAL_NAMES", "domain_record", "domain_table", "real_structure_table", "real_structures", "series_domain",
+    "REAL_NAMES", "domain_record", "domain_table", "lq_scan_at_dose", "real_structure_table", "real_structures", "series_domain",
     "AXES", "METHODS", "N_TIMES", "PAPER_TABLE1", "PRESETS", "InSitu",
     "add_scale_bar", "along_axis", "attenuation_to_grey", "boundary_band", "change_roi", "cnr_masks",
     "dense_summary", "direct_volume", "enhance_series", "enhanced_path", "findings", "fuse", "fusion_summary",

@@ -7,7 +7,9 @@
   situ time step (:mod:`indi4d.domain`, :mod:`indi4d.evaluation.sanity`);
 * :func:`real_structures` -- spam's real CT volumes (snow, concrete; chapter
   01) through the simulated LQ and HQ scans, enhanced without retraining and
-  scored against their truth in 1/µm, with their domain score beside.
+  scored against their truth in 1/µm, with their domain score beside;
+* :func:`lq_scan_at_dose` -- the training sample's LQ scan at another dose
+  (an out-of-domain case of ``benchmarks/domain.py``).
 """
 
 import numpy as np
@@ -136,6 +138,48 @@ def real_structures(run_dir, enhancer, steps, seed=0, names=REAL_NAMES, margin_p
             "contrast": {**{k: _spread(v[:, mask]) for k, v in volumes.items()}, "truth": _spread(inner)},
             "data_range": float(data_range), "shape_hq": list(truth.shape)})
     return {"record": source, "rows": rows, "steps": int(steps)}
+
+
+def lq_scan_at_dose(dose, preset="default", seed=0, n_slices=None, progress=False):
+    """The LQ scan of sample A (the training sample) at another ``dose``, as uint16 grey values.
+
+    The same phantom as ``lq.tif`` of :func:`indi4d.simulate.simulate_beamline`
+    (same preset and seed), the same LQ optics, rings and grey mapping; only the
+    photon dose differs, and the noise has its own seed. The slab scanned is
+    the first ``n_slices`` LQ slices: below the region the HQ scan (and so the
+    training pairs) covers when ``n_slices`` <= Z/4. (Here rather than in
+    :mod:`indi4d.simulate`, whose files key the simulated data cache.)
+
+    Parameters
+    ----------
+    dose : float
+        Photons per detector pixel per projection (the presets' LQ dose is 500).
+    preset : str
+    seed : int
+    n_slices : int, optional
+        Slices of the slab (default the whole volume).
+
+    Returns
+    -------
+    ndarray uint16 (n_slices, Y, X)
+    """
+    from ..presets import resolve
+    from ..simulate import PRESETS, build_phantom, mu_to_grey, scan_phantom
+
+    if not dose > 0:
+        raise ValueError(f"lq_scan_at_dose: dose must be > 0 photons, got {dose}")
+    p = resolve(PRESETS, preset)
+    shape = tuple(int(s) for s in p["lq_shape"])
+    nz = shape[0] if n_slices is None else int(n_slices)
+    if not 0 < nz <= shape[0]:
+        raise ValueError(f"lq_scan_at_dose: n_slices must be in 1..{shape[0]}, got {n_slices}")
+    phantom = build_phantom(p, seed, "phantom", progress=False)
+    # its own noise stream: (seed, a tag no simulator stream uses, the dose in millphotons)
+    noise_seed = int(np.random.default_rng([int(seed), 901, int(round(float(dose) * 1000))]).integers(2**31))
+    mu, _, _ = scan_phantom(phantom, (0, 0, 0), (nz,) + shape[1:], float(p["lq_voxel_nm"]),
+                            dict(p["lq"], dose=float(dose)), p["attenuation_per_um"], rings=p["rings"],
+                            seed=noise_seed, progress=progress, desc=f"LQ at dose {dose:g}")
+    return mu_to_grey(np.asarray(mu), float(p["grey_offset"]), float(p["grey_per_inv_um"]))
 
 
 def _spread(values):

@@ -29,7 +29,6 @@ Modules
                    Noise2Inverse halves of one scan (:func:`acquire_scan_products`), grey mapping, misalignment
 ``calibration``    what a scan resolves: edge FWHM, noise, CNR, rings, the measured PSF (:func:`measured_psf`)
 ``real_volumes``   real CT volumes from ``spam.datasets`` through the same scans
-``doses``          the training sample's LQ scan at another dose (:func:`lq_scan_at_dose`)
 ``beamline``       :func:`simulate_beamline`, the files of chapter 01
 
 Everything public is importable from ``indi4d.simulate`` itself. Phase labels
@@ -46,7 +45,6 @@ from .phantom import Phantom, add_insitu_features, build_phantom, insitu_state, 
 from .presets import ATTENUATION_PER_UM, PRESETS
 from .rasterisation import attenuation_of, block_mean, block_mode, phase_fractions, rasterise
 from .real_volumes import REAL_VOLUMES, acquire_real_volume, segment_real_volume
-from .doses import lq_scan_at_dose
 
 #: By topic, in the order of the modules above.
 __all__ = [
@@ -58,5 +56,5 @@ __all__ = [
     "Phantom", "lognormal_radii", "random_rotations", "build_phantom", "add_insitu_features", "insitu_state",
     "ATTENUATION_PER_UM", "PRESETS",
     "rasterise", "attenuation_of", "phase_fractions", "block_mode", "block_mean",
-    "REAL_VOLUMES", "segment_real_volume", "acquire_real_volume", "lq_scan_at_dose",
+    "REAL_VOLUMES", "segment_real_volume", "acquire_real_volume",
 ]

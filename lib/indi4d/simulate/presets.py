@@ -97,7 +97,7 @@ PRESETS = {
 #: Independent random streams: np.random.SeedSequence([seed, stream]).
 _STREAMS = {
     "phantom": 1, "misalignment": 2, "lq": 3, "hq": 4, "insitu_phantom": 5, "insitu_features": 6,
-    "insitu_scan": 7, "real": 8, "dose": 9,
+    "insitu_scan": 7, "real": 8,
 }
 
 
