@@ -168,3 +168,12 @@ def test_thresholds_are_those_the_benchmark_set():
     results = json.loads((ROOT / "benchmarks" / "results" / "domain.json").read_text())
     assert domain.WARN == pytest.approx(results["warn"], abs=0.005)
     assert domain.REFUSE == pytest.approx(results["refuse"], abs=0.005)
+
+
+def test_sanity_measures_contrast_on_the_central_part_and_one_slice_per_slab():
+    from indi4d.evaluation.sanity import contrast, slab_centres
+
+    ramp = np.tile(np.linspace(-3, 3, 200), (200, 1))  # the central half spans -1.5..1.5
+    assert contrast(ramp) == pytest.approx(0.9 * 3.0, rel=0.02)
+    assert contrast(np.zeros((32, 32))) == 0.0
+    assert slab_centres(8, 4) == [1, 3, 5, 7] and slab_centres(3, 4) == [0, 1, 2] and slab_centres(1) == [0]
