@@ -102,7 +102,8 @@ def calibration_scores(run_dir, meta, record, lq_params, draws, seed):
     # the held-out pairs are prepared like the record's slices (whole, inside the reconstruction disc)
     held_out = np.concatenate([pairs.load_pairs(pairs_dir, s)[0] for s in ("val", "test")])
     mask = pairs.load_pairs_info(pairs_dir)["mask"]
-    return {"lq_outside_hq_region": domain.subset_scores(prepared(lq, lq_params, outside), record, draws, seed=seed + 1),
+    lq_slices = prepared(lq, lq_params, outside)
+    return {"lq_outside_hq_region": domain.subset_scores(lq_slices, record, draws, seed=seed + 1),
             "pairs_val_test": domain.subset_scores(held_out, record, draws, seed=seed + 2, mask=mask)}
 
 
@@ -152,7 +153,8 @@ def main(argv=None):
     for preset, r in per_run.items():
         print(f"{preset}: validation (in situ T0) false alarms {r['false_alarm_rate_validation']:.1%}; per scan:")
         for name, x in {**r["in_domain"], **r["out_of_domain"]}.items():
-            print(f"  {name:24s} median {x['median']:.2f}  warned {x['warned_or_refused']:.0%}  refused {x['refused']:.0%}")
+            print(f"  {name:24s} median {x['median']:.2f}  warned {x['warned_or_refused']:.0%}  "
+                  f"refused {x['refused']:.0%}")
     print(f"written to {args.out} in {result['seconds']} s")
     return result
 

@@ -77,8 +77,8 @@ def _cmd_enhance(args):
     # the sanity check enhances one slice per slab exactly as the chunks will (same function, same seeds)
     sanity = output_sanity(ModelRef(args.model).get(), job.volume, steps, seed=args.seed,
                            samples=args.sanity_samples, input_range=job.input_range)
-    print(f"indi4d enhance: sanity check of one output slice per z-slab{' WARNING' if sanity['verdict'] == 'warn' else ''}: {sanity_line(sanity)}",
-          file=sys.stderr)
+    flag = " WARNING" if sanity["verdict"] == "warn" else ""
+    print(f"indi4d enhance: sanity check of one output slice per z-slab{flag}: {sanity_line(sanity)}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
              f"a LocalCluster of {args.workers} workers" if args.workers > 1 else "one local worker")
     print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "

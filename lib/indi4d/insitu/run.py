@@ -17,8 +17,8 @@ class InSitu:
     """The in situ application of a trained model, without retraining (chapter 06).
 
     Stages, one call each: :meth:`load_series`, :meth:`enhance`,
-    :meth:`score`, :meth:`domain_check`, :meth:`real_structures`, :meth:`save`; :meth:`attenuation` gives any method's volume
-    (1/µm) for the figures.
+    :meth:`score`, :meth:`domain_check`, :meth:`real_structures`, :meth:`save`;
+    :meth:`attenuation` gives any method's volume (1/µm) for the figures.
 
     Parameters
     ----------
