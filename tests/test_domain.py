@@ -86,7 +86,8 @@ def enhance(root, name, out, *extra, model="model"):
 
 def test_training_records_the_domain_of_its_lq_slices(trained):
     record = model_folder.read_domain(trained / "model")
-    assert record == json.loads(json.dumps(domain.record_from_pairs(trained / "pairs")))  # the same statistics
+    again = json.loads(json.dumps(domain.record_from_pairs(trained / "pairs")))
+    assert {k: record[k] for k in domain.STAT_KEYS + ("slices",)} == {k: again[k] for k in domain.STAT_KEYS + ("slices",)}
     assert record["split"] == "train" and record["noise"] > 0
 
 
@@ -177,3 +178,15 @@ def test_sanity_measures_contrast_on_the_central_part_and_one_slice_per_slab():
     assert contrast(ramp) == pytest.approx(0.9 * 3.0, rel=0.02)
     assert contrast(np.zeros((32, 32))) == 0.0
     assert slab_centres(8, 4) == [1, 3, 5, 7] and slab_centres(3, 4) == [0, 1, 2] and slab_centres(1) == [0]
+
+
+def test_a_record_from_pairs_is_in_the_models_normalisation(trained):
+    """Pairs normalised with a twice-narrower LQ range: in the model's units every quantile and the noise halve."""
+    own = preprocess.load_pairs_info(trained / "pairs")["normalisation"]["lq"]
+    width = own["hi"] - own["lo"]
+    wider = dict(own, lo=own["lo"] - width / 2, hi=own["hi"] + width / 2)  # u -> u / 2, nothing clipped
+    base = domain.record_from_pairs(trained / "pairs", lq_params=own)
+    half = domain.record_from_pairs(trained / "pairs", lq_params=wider)
+    assert not base["renormalised"] and half["renormalised"]
+    np.testing.assert_allclose(half["grey_quantiles"], np.asarray(base["grey_quantiles"]) / 2, atol=1e-5)
+    assert half["noise"] == pytest.approx(base["noise"] / 2, rel=1e-3)

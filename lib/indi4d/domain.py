@@ -180,13 +180,24 @@ def record_from_slices(slices, mask=None, source="", k=N_SLICES, **details):
             "edge_sigma_px": EDGE_SIGMA_PX, "slices": idx, "source": str(source), **details}
 
 
-def record_from_pairs(pairs_dir, split="train", k=N_SLICES):
-    """The domain record of a pairs folder's LQ slices of ``split`` (what :func:`train_indi` records)."""
+def record_from_pairs(pairs_dir, split="train", k=N_SLICES, lq_params=None):
+    """The domain record of a pairs folder's LQ slices of ``split`` (what :func:`train_indi` records).
+
+    ``lq_params``: the LQ normalisation of the model the record is for; when
+    the pairs were normalised otherwise, their slices are mapped back to grey
+    values and normalised with it, so the record is in the model's units.
+    """
     from .pairs import load_pairs, load_pairs_info
+    from .preprocess import denormalise
 
     lq, _ = load_pairs(pairs_dir, split)
-    mask = load_pairs_info(pairs_dir).get("mask")
-    return record_from_slices(lq, mask, source=f"{pairs_dir} ({split} LQ slices)", k=k, split=split)
+    info = load_pairs_info(pairs_dir)
+    own = info["normalisation"]["lq"]
+    renormalised = lq_params is not None and lq_params != own
+    if renormalised:
+        lq = normalise(denormalise(lq, own), lq_params)
+    return record_from_slices(lq, info.get("mask"), source=f"{pairs_dir} ({split} LQ slices)", k=k, split=split,
+                              renormalised=bool(renormalised))
 
 
 def domain_score(record, stats):

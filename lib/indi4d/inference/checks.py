@@ -175,7 +175,8 @@ def model_domain_record(model_dir, pairs_dir=None):
     trained on (``config["pairs_dir"]``) when it is still there *and* its
     ``pairs.npz`` has the SHA-256 the model recorded. Published networks
     (``data/pretrained/``) carry no record, and their pairs are elsewhere: then
-    there is none and the check is skipped, saying so.
+    there is none and the check is skipped, saying so. A record computed from
+    pairs is in the model's LQ normalisation (:func:`indi4d.domain.record_from_pairs`).
 
     Returns
     -------
@@ -190,14 +191,15 @@ def model_domain_record(model_dir, pairs_dir=None):
     """
     from ..domain import record_from_pairs
     from ..files import file_sha256
-    from ..model_folder import model_path, read_config, read_domain
+    from ..model_folder import model_path, read_config, read_domain, read_normalisation
     from ..pairs import pairs_file
 
     record = read_domain(model_dir)
     if record is not None:
         return record, str(model_path(model_dir, "domain"))
-    if pairs_dir is not None:
-        return record_from_pairs(pairs_dir), f"computed from {pairs_dir} (train LQ slices)"
+    if pairs_dir is not None:  # in the model's LQ units, whatever the pairs' normalisation
+        record = record_from_pairs(pairs_dir, lq_params=read_normalisation(model_dir)["lq"])
+        return record, f"computed from {pairs_dir} (train LQ slices)"
     try:
         config = read_config(model_dir)
     except (OSError, ValueError):
