@@ -343,9 +343,11 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
         The result of :func:`~indi4d.inference.checks.check_enhance_input` for
         these same arguments, when the caller already checked them.
     record : dict, optional
-        JSON-ready entries added to the output's ``indi4d_enhance`` metadata
-        (e.g. the sanity check of :func:`indi4d.evaluation.sanity.output_sanity`);
-        the domain check's result is always there, as ``domain``.
+        JSON-ready entries added to the output's ``indi4d_enhance`` metadata;
+        the domain check's result is always there, as ``domain``. ``indi4d
+        enhance`` passes the sanity check of
+        :func:`indi4d.evaluation.sanity.output_sanity` here (run by the caller:
+        this package does not import ``evaluation``, which imports it).
 
     Returns
     -------
