@@ -11,6 +11,7 @@ holds::
     checkpoints/ckpt_<step>  resume state (weights, optimiser, loop state)
     steps.json               the chosen InDI step count N and the rule that chose it
     summary.json             what the training call did (steps, budget, ``stopped_by``)
+    domain.json              statistics of the training LQ slices (:mod:`indi4d.domain`), for enhance's domain check
 
 Every other module asks this one for these files. Writers are atomic; readers
 raise errors that name the file. Nothing is written by :func:`accept_config`
@@ -140,11 +141,11 @@ def _same_normalisation(model_dir, params):
 
 
 def discard_training_state(model_dir):
-    """Remove a run's config, checkpoints, history, model, chosen steps and summary (nothing else)."""
+    """Remove a run's config, checkpoints, history, model, chosen steps, summary and domain record (nothing else)."""
     model_dir = Path(model_dir)
     shutil.rmtree(model_path(model_dir, "checkpoints"), ignore_errors=True)
     for key in ("config", "history", "model", "discriminator", "steps", "summary", "normalisation",
-                "validation_metrics"):
+                "validation_metrics", "domain"):
         model_path(model_dir, key).unlink(missing_ok=True)
 
 
@@ -211,6 +212,64 @@ def save_network(network, path):
 def write_network(model_dir, network, key="model"):
     """Save ``network`` as the folder's file ``key`` (``"model"`` or ``"discriminator"``), atomically."""
     return save_network(network, model_path(model_dir, key))
+
+
+# --------------------------------------------------------------------------- the domain record
+
+
+def _check_domain(record, path):
+    """Refuse a domain record that :func:`indi4d.domain.domain_score` cannot use (names the file and the key)."""
+    import math
+
+    from .domain import RECORD_VERSION
+
+    def numbers(key, n=None, positive=False):
+        values = record.get(key)
+        values = values if isinstance(values, list) else [values]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok or (n is not None and len(values) != n) or (positive and min(values) <= 0):
+            want = f"{n} finite numbers" if n is not None else "a finite number"
+            raise ModelFolderError(f"{path}: '{key}' must be {want}{' > 0' if positive else ''}; the domain record "
+                                   "is damaged: recompute it (indi4d.domain.record_from_pairs and "
+                                   "model_folder.write_domain) or delete it to skip the domain check")
+        return values
+
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        got = record.get("version") if isinstance(record, dict) else type(record).__name__
+        raise ModelFolderError(f"{path}: not a domain record of version {RECORD_VERSION} (got {got!r}); recompute it "
+                               "(indi4d.domain.record_from_pairs) or delete it to skip the domain check")
+    levels = numbers("grey_levels")
+    grey = numbers("grey_quantiles", len(levels))
+    if any(b < a for a, b in zip(grey, grey[1:])):
+        raise ModelFolderError(f"{path}: 'grey_quantiles' must not decrease; the domain record is damaged")
+    numbers("noise", positive=True)
+    numbers("edge_quantiles", len(numbers("edge_levels")), positive=True)
+    return record
+
+
+def write_domain(model_dir, record):
+    """Write ``domain.json`` (a record of :func:`indi4d.domain.record_from_slices`), checked first."""
+    path = model_path(model_dir, "domain")
+    return write_json(path, _check_domain(record, path))
+
+
+def read_domain(model_dir):
+    """The folder's domain record (dict), or None when it has none (e.g. a published network).
+
+    Raises
+    ------
+    ModelFolderError
+        The file is there but damaged (unreadable, another version, a missing
+        or non-finite statistic): the message names the file and what to do.
+    """
+    path = model_path(model_dir, "domain")
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path, "the domain record")
+    except ValueError as exc:
+        raise ModelFolderError(f"{exc}; recompute the domain record or delete it to skip the domain check") from exc
+    return _check_domain(record, path)
 
 
 # --------------------------------------------------------------------------- the chosen step count

@@ -53,7 +53,9 @@ FILES = {
               "provenance": "pairs.json"},
     "model": {"model": "model.keras", "discriminator": "discriminator.keras", "config": "config.json",
               "normalisation": "normalisation.json", "history": "history.json", "checkpoints": "checkpoints",
-              "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json"},
+              "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json",
+              # statistics of the training LQ slices, for enhance's domain check (indi4d.domain)
+              "domain": "domain.json"},
     "baselines": {"cnn": "cnn", "gan": "gan"},
     "eval": {"metrics": "metrics.json"},
     "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},

@@ -55,6 +55,17 @@ def _cmd_enhance(args):
     steps, source = resolve_steps(args.model, args.steps)
     for note in job.notes:
         print(f"indi4d enhance: note: {note}", file=sys.stderr)
+    if job.domain.get("verdict") == "in domain":
+        print(f"indi4d enhance: domain check: score {job.domain['score']:.2f}, below the warning level "
+              f"{job.domain['warn']:.2f} ({job.domain['record']})", file=sys.stderr)
+    from ..evaluation.sanity import output_sanity, sanity_line
+    from ..inference.chunked import ModelRef
+
+    # the sanity check enhances one slice per slab exactly as the chunks will (same function, same seeds)
+    sanity = output_sanity(ModelRef(args.model).get(), job.volume, steps, seed=args.seed,
+                           samples=args.sanity_samples, input_range=job.input_range)
+    flag = " WARNING" if sanity["verdict"] == "warn" else ""
+    print(f"indi4d enhance: sanity check of one output slice per z-slab{flag}: {sanity_line(sanity)}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
              f"a LocalCluster of {args.workers} workers" if args.workers > 1 else "one local worker")
     print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "
@@ -64,7 +75,7 @@ def _cmd_enhance(args):
     enhance_chunked(args.input, args.output, model_dir=args.model, steps=steps, seed=args.seed,
                     input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, force=args.force,
                     workers=args.workers, scheduler=args.scheduler, chunk_slices=args.chunk_slices,
-                    progress=not args.no_progress, job=job)
+                    progress=not args.no_progress, job=job, record={"sanity": sanity})
     print(args.output)
 
 
@@ -89,6 +100,12 @@ Checked before any computation: the input is 2D/3D grey values of the training d
 (uint16; other dtypes need --input-range LO HI) on the training scan's grey scale (the middle
 slice is read; another scale needs --input-range too), its voxel size equals the model's LQ
 voxel size (--voxel-size-nm when the file has none), and --steps is at most 100 (unless --force).
+Domain check: a few sampled slices are scored against the statistics of the training scan
+(grey-value histogram, noise, edges; MODEL_DIR/domain.json, or computed from the training pairs
+when they are still there; skipped with a note otherwise). Above the warning level enhance
+warns; above the refusal level it stops with exit status 2 unless --force. A sanity check
+then enhances one slice per z-slab: output vs input contrast and the spread of a few
+stochastic samples, warned about when off. Both go into the output's metadata.
 """
 
 
@@ -123,7 +140,10 @@ def add_parsers(sub):
                         "another scale")
     p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
                    help="the input's voxel size, when the file carries none (default: the file's)")
-    p.add_argument("--force", action="store_true", help="allow --steps above 100")
+    p.add_argument("--force", action="store_true",
+                   help="allow --steps above 100, and a scan above the domain check's refusal level")
+    p.add_argument("--sanity-samples", type=int, default=3, metavar="K",
+                   help="stochastic samples per slab in the sanity check (0: contrast only)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="dask workers: 1 = the local threaded scheduler, N > 1 = a LocalCluster of N processes")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

@@ -309,7 +309,7 @@ def write_lazy(out_path, array, voxel_size_nm, extra, client=None, progress=True
 
 def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
                     input_range=None, voxel_size_nm=None, force=False, workers=1, scheduler=None, processes=True,
-                    chunk_slices=None, progress=True, job=None):
+                    chunk_slices=None, progress=True, job=None, record=None):
     """Enhance a volume file of any size, lazily and chunk by chunk (``indi4d enhance``).
 
     Every input is checked first (:func:`~indi4d.inference.checks.check_enhance_input`);
@@ -344,6 +344,12 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     job : EnhanceJob, optional
         The result of :func:`~indi4d.inference.checks.check_enhance_input` for
         these same arguments, when the caller already checked them.
+    record : dict, optional
+        JSON-ready entries added to the output's ``indi4d_enhance`` metadata;
+        the domain check's result is always there, as ``domain``. ``indi4d
+        enhance`` passes the sanity check of
+        :func:`indi4d.evaluation.sanity.output_sanity` here (run by the caller:
+        this package does not import ``evaluation``, which imports it).
 
     Returns
     -------
@@ -371,7 +377,7 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     dtype = volume.dtype if np.issubdtype(volume.dtype, np.integer) else np.dtype(np.float32)
     extra = {"indi4d_enhance": {"input": str(in_path), "model_dir": str(model_dir), "steps": job.steps,
                                 "seed": seed, "stochastic": bool(stochastic), "input_range": job.input_range,
-                                "chunked": True}}
+                                "chunked": True, "domain": job.domain, **(record or {})}}
     with dask_scheduler(workers, scheduler, processes) as client:
         ref = ModelRef(model_dir, preset)
         preload_model(client, ref)

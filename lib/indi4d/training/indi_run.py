@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 
 from .. import model_folder, pairs
+from ..domain import record_from_slices
 from ..files import file_sha256
 from ..presets import resolve
 from .data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_batches
@@ -203,6 +204,9 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         config["training"]["target_psf"] = slices["psf"]
     start_run(model_dir, config, epochs, steps_per_epoch, val, "train", restart=restart,
               normalisation=slices["normalisation"], max_steps=max_steps)
+    # what the network is trained on, for enhance's domain check of the scans it is applied to later
+    model_folder.write_domain(model_dir, record_from_slices(slices["lq_tr"], slices["mask"], split="train",
+                                                            source=f"{pairs_dir} (train LQ slices)"))
 
     keras.utils.set_random_seed(int(seed))
     network = model.build_unet(**{**net_params, **build}, seed=int(seed))
