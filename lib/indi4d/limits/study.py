@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .points import ORACLES, RULE, RULE_FWHM_REL, RULE_PSNR_DB, training_overrides
+from .points import NOT_CANDIDATES, ORACLES, RULE, RULE_FWHM_REL, RULE_PSNR_DB, training_overrides
 
 #: The N swept for every point (a subset of chapter 05's sweep: the study trains many networks).
 SWEEP = (1, 2, 4, 7, 10, 20)
@@ -231,7 +231,9 @@ def training_card(run_dir, model_dir, summary, pairs_dir, machine):
             "pairs_sha256": config.get("pairs_sha256"),
             "seed": config.get("seed"), "network": config.get("network"), "training": config.get("training"),
             "steps": summary.get("global_step"), "stopped_by": summary.get("stopped_by"),
-            "seconds": summary.get("seconds"), "n_params": summary.get("n_params"), "machine": machine,
+            # the epochs' own times, summed: a run resumed over several calls counts every call's share
+            "seconds": round(float(sum(history.get("seconds") or [])), 1), "epoch_seconds": history.get("seconds"),
+            "n_params": summary.get("n_params"), "machine": machine,
             "loss": history.get("loss"), "val_loss": history.get("val_loss")}
 
 
@@ -269,7 +271,8 @@ def pick_reference(records):
     Parameters
     ----------
     records : list of dict
-        :func:`run_point` records (``indi_rule`` metrics and the InDI card's ``seconds``).
+        :func:`run_point` records (``indi_rule`` metrics and the InDI card's ``seconds``);
+        points with a target in :data:`~indi4d.limits.points.NOT_CANDIDATES` are never picked.
 
     Returns
     -------
@@ -277,7 +280,7 @@ def pick_reference(records):
         ``id``, ``recipe``, ``rule``, ``met`` (whether a point met both tolerances),
         ``candidates``; None when no user-trainable point is scored yet.
     """
-    ok = [r for r in records if r["recipe"]["target"] not in ORACLES and r.get("indi_rule")
+    ok = [r for r in records if r["recipe"]["target"] not in NOT_CANDIDATES and r.get("indi_rule")
           and r["indi_rule"].get("psnr") is not None and r["indi_rule"].get("fwhm_nm")]
     if not ok:
         return None
