@@ -28,7 +28,7 @@ def cache(tmp_path, monkeypatch):
 def test_every_published_archive_has_its_registered_hash():
     entries = load_registry()
     names = pretrained.names_for("workshop")
-    assert set(names) == {"indi", "cnn", "gan"}
+    assert set(names) == {"indi", "indi_deconv", "cnn", "gan"}
     for name in names.values():
         shipped = pretrained.ARCHIVE_DIR / name
         assert entries[name]["url"] == shipped.as_uri()

@@ -32,7 +32,8 @@ from .package_data import PRETRAINED_DIR as ARCHIVE_DIR
 
 #: The reference networks: trained once with the reference recipe on the default data, seed 0
 #: (:mod:`indi4d.reference` holds their cards and retrains their first steps to check them).
-REFERENCE = {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"}
+REFERENCE = {"indi": "indi-default-seed0.zip", "indi_deconv": "indi-deconv-default-seed0.zip",
+             "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"}
 #: preset -> {role: registry name}: the networks a preset installs instead of training them
 #: (the default book reads the reference networks; ``make book TRAIN=1`` trains them again).
 FOR_PRESET = {"workshop": REFERENCE, "default": REFERENCE}
