@@ -12,33 +12,26 @@ folder of someone else's files.
 """
 
 import os
-import re
 from pathlib import Path
 
-#: File suffixes read as HDF5 (:mod:`indi4d.io` uses the same list).
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
-
-# ``file.h5:/path/in/file`` -> ("file.h5", "/path/in/file"); the suffix before
-# the colon keeps Windows drive letters ("C:\...") from being taken as one.
-_HDF5_SPEC = re.compile(
-    r"^(?P<file>.*?\.(?:" + "|".join(s.lstrip(".") for s in HDF5_SUFFIXES) + r")):(?P<dataset>.*)$", re.IGNORECASE
+from .files import MANIFEST, is_recorded_temp
+from .volume_paths import (
+    DEFAULT_HDF5_DATASET,
+    HDF5_SUFFIXES,
+    VolumeError,
+    folder_output_problem,
+    hdf5_output_problem,
+    real_files,
+    split_spec,
+    volume_format,
 )
+
+__all__ = ["HDF5_SUFFIXES", "UnsafeOutputError", "split_spec", "same_file", "overlapping", "check_output",
+           "check_folder_is_ours"]
 
 
 class UnsafeOutputError(ValueError):
     """An output path would overwrite or sit inside an input, or cannot be written."""
-
-
-def split_spec(path):
-    """``file.h5:/a/b`` -> ``(Path("file.h5"), "a/b")``; any other path -> ``(Path(path), None)``.
-
-    Dataset names are normalised (no leading/trailing ``/``), so ``x.h5:/entry/data``
-    and ``x.h5:entry/data`` name the same dataset.
-    """
-    match = _HDF5_SPEC.match(str(path))
-    if match:
-        return Path(match.group("file")), match.group("dataset").strip().strip("/") or None
-    return Path(str(path)), None
 
 
 def _resolved(path):
@@ -60,12 +53,17 @@ def _inside(child, parent):
 
 
 def overlapping(out, inp):
-    """Say how writing ``out`` would touch input ``inp`` (a sentence), or None when it would not."""
+    """Say how writing ``out`` would touch input ``inp`` (a sentence), or None when it would not.
+
+    The input is resolved to the real files behind it (:func:`indi4d.volume_paths.real_files`:
+    links, a slice folder's slices, HDF5 virtual sources and external links), and
+    the output is compared with each.
+    """
     out_file, out_ds = split_spec(out)
     in_file, in_ds = split_spec(inp)
     if same_file(out_file, in_file):
         if in_ds is not None or out_ds is not None:
-            if (out_ds or "volume") == (in_ds or "volume"):
+            if (out_ds or DEFAULT_HDF5_DATASET) == (in_ds or DEFAULT_HDF5_DATASET):
                 return f"it is the input dataset {in_file}:/{in_ds or out_ds}"
             return f"it is a dataset of the input file {in_file} (writing it rewrites that file)"
         return f"it is the input {inp}"
@@ -73,6 +71,11 @@ def overlapping(out, inp):
         return f"it lies inside the input folder {in_file}"
     if _inside(in_file, out_file):
         return f"the input {inp} lies inside it"
+    for real in real_files(inp)[1:]:
+        if same_file(out_file, real):
+            return f"it is {real}, which the input {inp} reads its data from (a link, slice or HDF5 source)"
+        if _inside(out_file, real) or _inside(real, out_file):
+            return f"it holds or lies inside {real}, which the input {inp} reads its data from"
     return None
 
 
@@ -120,22 +123,17 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
             raise UnsafeOutputError(f"{who}: output {out}: {problem}; choose another output name "
                                     "(inputs are never overwritten)")
     if kind == "volume":
-        from .io import volume_format
-
-        try:
-            volume_format(out)
-        except ValueError as exc:
-            # the message of volume_format starts with the file name
-            raise UnsafeOutputError(f"{who}: output {exc}; choose a name with one of those suffixes") from None
-        foreign = _foreign_entries(out_file)
-        if foreign:
-            raise UnsafeOutputError(f"{who}: output {out}: is a folder holding other files ({_some(foreign)}), "
-                                    "which writing the volume would delete; choose a new name")
+        problem = _volume_output_problem(out)
+        if problem:
+            raise UnsafeOutputError(f"{who}: output {out}: {problem}")
     elif kind == "json" and out_file.suffix.lower() != ".json":
         raise UnsafeOutputError(f"{who}: output {out}: expected a .json file name; choose a name ending in .json")
     if kind == "folder":
         if out_file.exists() and not out_file.is_dir():
             raise UnsafeOutputError(f"{who}: output folder {out}: exists and is a file; choose a folder name")
+    elif out_file.exists() and not out_file.is_dir() and not out_file.is_file():
+        raise UnsafeOutputError(f"{who}: output {out}: exists and is not a regular file (a FIFO or device); "
+                                "choose a file name")
     elif out_file.is_dir() and kind != "volume":
         raise UnsafeOutputError(f"{who}: output {out}: is a folder, expected a file name; choose a file name")
     if not overwrite and out_file.exists():
@@ -151,20 +149,28 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
     return out_file
 
 
-def _foreign_entries(folder):
-    """Entries of an existing volume folder that are not part of a volume (a volume folder is replaced whole).
+def _volume_output_problem(out):
+    """Why a volume output must be refused before any work (a sentence), or None.
 
-    A ``.zarr`` folder must be a zarr store (or empty); any other folder may
-    hold only TIFF slices.
+    The name must be a format we write, of the right kind of entry (a file for
+    ``.tif``/``.h5``, a folder for ``.zarr``/slices); an existing HDF5 file
+    keeps every dataset but ours, an existing folder is replaced only when it
+    is ours (:mod:`indi4d.volume_paths`).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    if folder.suffix.lower() == ".zarr":
-        is_store = any((folder / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-        return [] if is_store else visible
-    return [name for name in visible if Path(name).suffix.lower() not in (".tif", ".tiff")]
+    try:
+        fmt = volume_format(out)
+    except VolumeError as exc:
+        # the message of volume_format starts with the file name
+        return f"{str(exc).split(': ', 1)[-1]}; choose a name with one of those suffixes"
+    file, dataset = split_spec(out)
+    if fmt in ("tiff", "hdf5") and file.is_dir():
+        return f"is a folder, but a {fmt.upper()} output is a file; choose a new name"
+    if fmt == "hdf5":
+        problem = hdf5_output_problem(file, dataset or DEFAULT_HDF5_DATASET)
+        return f"{problem}; choose another file or dataset name" if problem else None
+    if fmt in ("zarr", "tiff-folder"):
+        return folder_output_problem(file)
+    return None
 
 
 def check_folder_is_ours(folder, own_names, what, who="indi4d", allowed=None, recognise=None):
@@ -195,13 +201,14 @@ def check_folder_is_ours(folder, own_names, what, who="indi4d", allowed=None, re
     Raises
     ------
     UnsafeOutputError
-        ``folder`` is not empty (hidden temporary entries aside) and is not
+        ``folder`` is not empty (recorded temporary entries aside) and is not
         an earlier output, or holds an entry outside ``allowed``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    # dot-files count: a user's .notes is theirs; only our manifest and recorded temps are not entries
+    visible = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not is_recorded_temp(p))
     if not visible:
         return
     ours = recognise(folder) if recognise is not None else any((folder / name).exists() for name in own_names)

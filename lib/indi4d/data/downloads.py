@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..files import temp_prefix, file_sha256, remove_stale_temps, usual_permissions
+from ..files import discard_temp, file_sha256, make_temp, remove_stale_temps, usual_permissions
 from .cache import DataError, HashMismatchError, data_cache_dir
 
 #: The project's registry of published volumes (pooch's format), in the
@@ -114,7 +114,7 @@ def fetch_volume(url_or_doi, sha256, fname=None, cache_dir=None, progressbar=Fal
         target.unlink()
 
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".part", dir=folder))
+    staging = make_temp(target, directory=True)
     try:
         downloaded = _download(url, fname, staging, progressbar)
         actual = file_sha256(downloaded)
@@ -126,7 +126,7 @@ def fetch_volume(url_or_doi, sha256, fname=None, cache_dir=None, progressbar=Fal
         usual_permissions(downloaded)
         os.replace(downloaded, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_temp(staging)
         if not any(folder.iterdir()):
             folder.rmdir()
     return target

@@ -7,7 +7,7 @@ from .blocks import LAZY_CHUNK_BYTES, _slab_chunks
 from .checks import _check_dtype, _check_shape
 from .hdf5 import _hdf5_dataset, _open_hdf5
 from .metadata import _meta_from_attrs, _normalise_meta
-from .paths import VolumeError, _require_exists, _split_hdf5, _tiff_slices, volume_format
+from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
 from .tiff import _check_tiff_pages, _meta_from_tiff
 from .zarr_store import _open_zarr
 
@@ -49,7 +49,7 @@ class _SliceReader:
 
 def _tiff_layout(fmt, file):
     """``(shape, dtype, meta, files)`` of a TIFF file or folder of slices, read from the first page only."""
-    files = _tiff_slices(file) if fmt == "tiff-folder" else None
+    files = tiff_slices(file) if fmt == "tiff-folder" else None
     first = files[0] if files else file
     try:
         with tifffile.TiffFile(first) as tif:
@@ -94,8 +94,8 @@ def open_volume_lazy(path, dataset=None, chunks=None):
     from dask.base import tokenize
 
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     label = str(file)
     if fmt == "zarr":
         arr = _open_zarr(file, dataset)

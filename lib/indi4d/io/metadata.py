@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..volume_paths import MARKER
+
 
 def _plain(value):
     """NumPy / bytes attribute values -> JSON-friendly Python values."""
@@ -22,7 +24,7 @@ def _meta_from_attrs(attrs):
     """Dataset/array attributes -> metadata dict (``metadata_json`` expanded)."""
     meta = {}
     for key, value in attrs.items():
-        if key == "metadata_json":
+        if key == "metadata_json" or key in MARKER:  # the marker says who wrote it; it is not metadata
             continue
         meta[key] = _plain(value)
     if "metadata_json" in attrs:

@@ -8,7 +8,7 @@ import numpy as np
 from .checks import _check_dtype, _check_finite, _check_shape
 from .hdf5 import _hdf5_dataset, _open_hdf5
 from .metadata import _meta_from_attrs, _normalise_meta
-from .paths import VolumeError, _require_exists, _split_hdf5, _tiff_slices, volume_format
+from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
 from .tiff import _read_tiff_file, _read_tiff_folder, _read_tiff_metadata
 from .zarr_store import _open_zarr
 
@@ -30,14 +30,14 @@ def read_metadata(path, dataset=None):
         without our JSON description, from ImageJ's calibration tags).
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     if fmt == "hdf5":
         with _open_hdf5(file) as h5:
             return _normalise_meta(_meta_from_attrs(_hdf5_dataset(h5, file, dataset).attrs))
     if fmt == "zarr":
         return _normalise_meta(_meta_from_attrs(_open_zarr(file, dataset).attrs.asdict()))
-    first = _tiff_slices(file)[0] if fmt == "tiff-folder" else file
+    first = tiff_slices(file)[0] if fmt == "tiff-folder" else file
     return _normalise_meta(_read_tiff_metadata(first))
 
 
@@ -74,8 +74,8 @@ def read_volume(path, dataset=None, expect_ndim=None, allow_float=True):
         a float volume when ``allow_float=False``, NaN/Inf voxels.
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     label = f"{file}:{dataset}" if dataset and fmt in ("hdf5", "zarr") else str(file)
     if fmt == "tiff":
         volume, meta = _read_tiff_file(file)

@@ -26,7 +26,7 @@ from ..files import atomic_dir, atomic_path
 from .blocks import _blocks, _is_lazy, _progress
 from .checks import _check_finite, _validate_for_write
 from .metadata import _write_meta
-from .paths import VolumeError, _require_exists, _tiff_slices
+from .paths import VolumeError, require_volume_file, tiff_slices
 
 #: Length units as ImageJ and TIFF readers write them -> nanometres. ImageJ
 #: writes micrometres as "um", "micron", the micro sign, the Greek mu, or the
@@ -175,7 +175,7 @@ def _read_tiff_file(file):
 
 
 def _read_tiff_folder(folder):
-    files = _tiff_slices(folder)
+    files = tiff_slices(folder)
     first, meta = _read_tiff_file(files[0])
     if first.ndim != 2:
         raise VolumeError(f"{files[0]}: slices of a folder must be 2D, got shape {first.shape}")
@@ -184,7 +184,7 @@ def _read_tiff_folder(folder):
     from tqdm.auto import tqdm
 
     for k, file in enumerate(tqdm(files[1:], desc=f"reading {folder.name}", disable=len(files) < 64), start=1):
-        _require_exists(file)
+        require_volume_file(file)
         image, _ = _read_tiff_file(file)
         if image.shape != first.shape or image.dtype != first.dtype:
             raise VolumeError(
@@ -197,7 +197,7 @@ def _read_tiff_folder(folder):
 
 def _read_tiff_metadata(file):
     """Metadata of a TIFF file without reading its pixels."""
-    _require_exists(file)
+    require_volume_file(file)
     try:
         with tifffile.TiffFile(file) as tif:
             return _meta_from_tiff(tif)

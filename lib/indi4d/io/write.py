@@ -8,7 +8,7 @@ from .checks import _check_finite, _validate_for_write
 from .hdf5 import _write_hdf5
 from .lazy import open_volume_lazy
 from .metadata import _write_meta
-from .paths import DEFAULT_HDF5_DATASET, VolumeError, _split_hdf5, volume_format
+from .paths import DEFAULT_HDF5_DATASET, VolumeError, split_hdf5, volume_format
 from .tiff import _write_tiff, write_tiff_slices
 from .zarr_store import _write_zarr
 
@@ -56,7 +56,7 @@ def write_volume(path, volume, voxel_size_nm=None, extra=None, dataset=None, pro
     next write of the same path.
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
+    file, dataset = split_hdf5(path, dataset)
     if fmt == "tiff-folder":
         raise VolumeError(f"{file}: to write a folder of slices use write_tiff_slices()")
     lazy = _is_lazy(volume)

@@ -1,6 +1,7 @@
 """zarr volumes (v2 or v3 arrays, or an array inside a group): opening and atomic writes."""
 
 from ..files import atomic_dir
+from ..volume_paths import MARKER, folder_output_problem
 from .blocks import WRITE_CHUNK_BYTES, _slab_chunks, _store_blocks
 from .paths import VolumeError
 
@@ -36,11 +37,23 @@ def _write_zarr(file, volume, meta, lazy, progress):
     import zarr
 
     chunks = _slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
-    with atomic_dir(file) as tmp:
+    with replace_store(file) as tmp:
         arr = zarr.create_array(store=str(tmp), shape=volume.shape, dtype=volume.dtype,
                                 chunks=chunks, zarr_format=3, overwrite=True)
         if lazy:
             _store_blocks(arr, volume.rechunk(chunks), file, progress)
         else:
             arr[...] = volume
-        arr.attrs.update(meta)
+        arr.attrs.update({**meta, **MARKER})
+
+
+def replace_store(file):
+    """:func:`indi4d.files.atomic_dir` for a zarr store: refused unless an existing ``file`` is our array.
+
+    Never replaces a zarr group, another program's array, or a folder holding
+    other files (:func:`indi4d.volume_paths.folder_output_problem`).
+    """
+    problem = folder_output_problem(file)
+    if problem:
+        raise VolumeError(f"{file}: {problem}; nothing was written")
+    return atomic_dir(file, what="zarr store")
