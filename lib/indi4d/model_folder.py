@@ -17,6 +17,7 @@ raise errors that name the file. Nothing is written by :func:`accept_config`
 until the configuration has been compared with what the folder already holds.
 """
 
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -49,12 +50,43 @@ def _json_equal(a, b):
 # --------------------------------------------------------------------------- configuration
 
 
+#: Types of the keys of ``config.json`` that readers rely on (any key may be absent).
+CONFIG_TYPES = {"network": dict, "training": dict, "pairs_dir": str, "pairs_sha256": str, "task": str,
+                "lq_voxel_size_nm": (int, float), "lq_dtype": str}
+
+#: The ``task`` of a segmentation model folder's ``config.json`` (InDI and baseline folders have none).
+SEGMENTATION_TASK = "segmentation"
+
+
 def read_config(model_dir):
-    """The folder's ``config.json`` (dict); ``FileNotFoundError`` names the file when missing."""
-    config = read_json(model_path(model_dir, "config"), "the model's configuration")
+    """The folder's ``config.json`` (dict), its keys' types checked; errors name the file and the key.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is missing.
+    ModelFolderError
+        Not a JSON object, or a key of :data:`CONFIG_TYPES` of another type.
+    """
+    path = model_path(model_dir, "config")
+    config = read_json(path, "the model's configuration")
     if not isinstance(config, dict):
-        raise ModelFolderError(f"{model_path(model_dir, 'config')}: expected a JSON object")
+        raise ModelFolderError(f"{path}: expected a JSON object, got {type(config).__name__}; the model folder is "
+                               "damaged: restore config.json or train again (indi4d train --restart)")
+    for key, kind in CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ModelFolderError(f"{path}: {key!r} is {value!r:.60}, not a {getattr(kind, '__name__', 'number')}; "
+                                   "the model folder is damaged: restore config.json or train again")
+    voxel = config.get("lq_voxel_size_nm")
+    if voxel is not None and not (math.isfinite(voxel) and voxel > 0):
+        raise ModelFolderError(f"{path}: 'lq_voxel_size_nm' must be a positive number, got {voxel!r}")
     return config
+
+
+def model_task(model_dir):
+    """What the folder's network does: ``"segmentation"`` or ``"enhancement"`` (InDI, CNN, GAN)."""
+    return read_config(model_dir).get("task", "enhancement")
 
 
 def config_differences(model_dir, config):
@@ -150,12 +182,48 @@ def discard_training_state(model_dir):
 
 
 def read_normalisation(model_dir):
-    """``{"lq": params, "hq": params}`` from ``normalisation.json``."""
+    """``{"lq": params, "hq": params}`` from ``normalisation.json``, checked (:func:`check_normalisation`)."""
     path = model_path(model_dir, "normalisation")
     params = read_json(path, "the grey-level normalisation")
     if not isinstance(params, dict) or not {"lq", "hq"} <= set(params):
         raise ModelFolderError(f"{path}: expected keys 'lq' and 'hq'")
+    for key in ("lq", "hq"):
+        check_normalisation(params[key], f"{path}: {key!r}")
     return params
+
+
+def check_normalisation(params, label):
+    """Refuse grey-level parameters that would give a constant or inverted output.
+
+    ``lo`` and ``hi`` must be finite with ``lo < hi``; a quantile table must be
+    finite and non-decreasing.
+
+    Raises
+    ------
+    ModelFolderError
+        Naming ``label`` (the file and key) and what is wrong.
+    """
+    fix = "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
+    if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+        raise ModelFolderError(f"{label}: expected an object with a 'method' (from fit_normalisation); {fix}")
+    try:
+        lo, hi = float(params["lo"]), float(params["hi"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelFolderError(f"{label}: 'lo' and 'hi' must be numbers; {fix}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ModelFolderError(f"{label}: needs finite lo < hi, got lo = {lo:g}, hi = {hi:g} (equal ends give a "
+                               f"constant output, swapped ends an inverted one); {fix}")
+    table = params.get("quantiles")
+    if table is not None:
+        try:
+            grey = [float(v) for v in table["grey"]]
+            level = [float(v) for v in table["level"]]
+        except (KeyError, TypeError, ValueError):
+            raise ModelFolderError(f"{label}: the quantile table needs lists 'grey' and 'level'; {fix}") from None
+        ok = all(map(math.isfinite, grey + level)) and len(grey) == len(level) >= 2
+        if not ok or any(b < a for a, b in zip(grey, grey[1:])) or any(b < a for a, b in zip(level, level[1:])):
+            raise ModelFolderError(f"{label}: the quantile table must be finite, of equal lengths and "
+                                   f"non-decreasing; {fix}")
 
 
 def write_normalisation(model_dir, params):

@@ -21,6 +21,8 @@ The pairs themselves are built by :func:`indi4d.registration.build_pairs`.
 Nothing here imports TensorFlow, spam or the preprocessing code.
 """
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,24 +56,24 @@ def discard_pairs(pairs_dir):
     Removing the completeness mark first means an interruption half-way
     leaves a folder that :func:`load_pairs` refuses.
     """
-    for key in ("provenance", "pairs", "normalisation", "phi"):
+    for key in ("provenance", "pairs", "normalisation", "phi", "unconverged"):
         pairs_file(pairs_dir, key).unlink(missing_ok=True)
 
 
 def write_registration_report(pairs_dir, report):
-    """Start a pairs folder with only ``phi.json``: the report of a registration that stops here.
+    """Write ``phi_unconverged.json``: the report of a registration refused as not converged.
 
-    Used when the registration did not converge: the report says why, and no
-    pairs of an earlier run remain beside it.
+    The pairs of an earlier run in the folder are left as they were (a failed
+    run never deletes what a good one wrote); the report marks the folder as
+    a pairs folder, so the advised rerun with ``--allow-unconverged`` is accepted.
 
     Returns
     -------
     Path
-        The ``phi.json`` written.
+        The report written.
     """
     Path(pairs_dir).mkdir(parents=True, exist_ok=True)
-    discard_pairs(pairs_dir)
-    return write_json(pairs_file(pairs_dir, "phi"), report)
+    return write_json(pairs_file(pairs_dir, "unconverged"), report)
 
 
 def _checked_arrays(lq, hq, mask, z, split, hq_a=None, hq_b=None):
@@ -153,14 +155,42 @@ def _open_pairs(pairs_dir):
         raise ValueError(f"{Path(pairs_dir)}: incomplete pairs folder ({mark.name} is missing: the run that wrote it "
                          "did not finish); run `indi4d register` again")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable pairs file ({exc})") from exc
+        data = _PairsFile(path, np.load(path, allow_pickle=False))
+    except _DAMAGED as exc:
+        raise ValueError(f"{path}: not a readable pairs file ({type(exc).__name__}: {exc}); it is truncated or "
+                         "damaged: run `indi4d register` again") from exc
     missing = set(ARRAYS) - set(data.files)
     if missing:
         data.close()
         raise ValueError(f"{path}: missing arrays {sorted(missing)}")
     return path, data
+
+
+#: What numpy and zipfile raise for a truncated or damaged ``.npz`` (a zip archive).
+_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class _PairsFile:
+    """An open ``pairs.npz`` whose array reads name the file when the archive is damaged."""
+
+    def __init__(self, path, data):
+        self.path, self.data, self.files = path, data, data.files
+
+    def __getitem__(self, key):
+        try:
+            return self.data[key]
+        except _DAMAGED as exc:
+            raise ValueError(f"{self.path}: array {key!r} unreadable ({type(exc).__name__}: {exc}); the file is "
+                             "truncated or damaged: run `indi4d register` again") from exc
+
+    def close(self):
+        self.data.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def load_pairs(pairs_dir, split):

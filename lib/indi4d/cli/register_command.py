@@ -15,8 +15,10 @@ def _cmd_register(args):
     from ..runs import FILES
 
     check_output(args.out_dir, [args.lq, args.hq, args.meta, *(args.hq_halves or [])], kind="folder", who=who(args))
-    # pairs.json (the provenance) tells an earlier pairs folder; pairs.npz alone is too common a name
-    check_folder_is_ours(args.out_dir, [FILES["pairs"]["provenance"]], "pairs", who=who(args))
+    # pairs.json (the provenance) or a refused run's report tells an earlier pairs folder;
+    # pairs.npz alone is too common a name
+    check_folder_is_ours(args.out_dir, [FILES["pairs"]["provenance"], FILES["pairs"]["unconverged"]], "pairs",
+                         who=who(args))
     announce_preset(args, REGISTER_TIMES)
     from ..registration import register_scans
 

@@ -25,7 +25,9 @@ class SegmentInputError(ValueError):
 
 
 def _voxel_size(meta, given, path):
-    stored = meta.get("voxel_size_nm")
+    from ..io import isotropic_voxel_size
+
+    stored = isotropic_voxel_size(meta, path)
     if given is not None:
         given = float(given)
         if not (math.isfinite(given) and given > 0):
@@ -55,10 +57,21 @@ def _open(path, ndims, what):
     return volume, meta
 
 
+def _check_finite(volume, path):
+    """Refuse NaN or infinite grey values (a NaN slice would be labelled all pore); reads a float volume once."""
+    if volume.dtype.kind != "f":
+        return
+    bad = (~np.isfinite(volume)).reshape(volume.shape[0] if volume.ndim == 3 else 1, -1).sum(axis=1).compute()
+    if bad.any():
+        where = f" (first in slice z = {int(np.argmax(bad > 0))})" if volume.ndim == 3 else ""
+        raise SegmentInputError(f"{path}: {int(bad.sum())} NaN or infinite grey values{where}; fill or mask them "
+                                "before segmenting")
+
+
 def check_segment_job(args):
     """Refuse a bad ``indi4d segment`` job before anything is computed; return what the computation needs."""
     from ..io import VolumeError, volume_format
-    from ..model_folder import model_path
+    from ..model_folder import SEGMENTATION_TASK, model_path, model_task
     from ..segmentation import read_scribbles
 
     check_output(args.output, [args.volume, args.scribbles, args.model], kind="volume", who=who(args))
@@ -66,6 +79,11 @@ def check_segment_job(args):
         raise VolumeError(f"{args.output}: name the output .tif, .h5 (file.h5:/dataset) or .zarr")
     if args.model is not None and Path(args.model).exists() and not Path(args.model).is_dir():
         raise SegmentInputError(f"{args.model}: --model must be a folder (a segmentation model folder)")
+    if args.model is not None and model_path(args.model, "config").exists():
+        task = model_task(args.model)  # a damaged config.json is named here, before anything is computed
+        if task != SEGMENTATION_TASK:
+            raise SegmentInputError(f"{args.model}: an {task} model folder (indi4d train), not a segmentation one; "
+                                    "give --model a new folder or one made by indi4d segment")
     finished = args.model is not None and model_path(args.model, "model").exists()
     if args.scribbles is None and not finished:
         raise SegmentInputError(f"{who(args)}: --scribbles FILE is needed (only a --model folder holding a trained "
@@ -90,6 +108,7 @@ def check_segment_job(args):
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             raise SegmentInputError(f"{args.volume}: --input-range needs two finite numbers LO < HI, "
                                     f"got {args.input_range}")
+    _check_finite(volume, args.volume)
     return {"volume": volume, "voxel_size_nm": voxel, "z": int(z), "scribbles": scribbles, "finished": finished}
 
 

@@ -43,6 +43,7 @@ Examples
 
 from .blocks import LAZY_CHUNK_BYTES, WRITE_CHUNK_BYTES
 from .lazy import open_volume_lazy
+from .metadata import isotropic_voxel_size
 from .paths import (
     DEFAULT_HDF5_DATASET,
     HDF5_SUFFIXES,
@@ -65,6 +66,7 @@ __all__ = [
     "write_tiff_slices",
     "convert_volume",
     "check_voxel_ratio",
+    "isotropic_voxel_size",
     "volume_format",
     "volume_sha256",
 ]

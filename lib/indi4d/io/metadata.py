@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..volume_paths import MARKER
+from ..volume_paths import MARKER, VolumeError
 
 
 def _plain(value):
@@ -38,6 +38,28 @@ def _normalise_meta(meta):
         with contextlib.suppress(TypeError, ValueError):
             meta["voxel_size_nm"] = float(meta["voxel_size_nm"])
     return meta
+
+
+def isotropic_voxel_size(meta, label, rtol=0.01):
+    """The voxel size (nm) of ``meta``, or None when it states none; anisotropic voxels are refused.
+
+    A Fiji TIFF states its z spacing and its y-x pixel size in separate tags
+    (``voxel_size_zyx_nm``); the method assumes isotropic voxels, so a z
+    spacing unlike the pixel size is an error naming both, never a silent
+    choice of one.
+
+    Raises
+    ------
+    VolumeError
+        The z spacing differs from the y-x pixel size by more than ``rtol``.
+    """
+    zyx = meta.get("voxel_size_zyx_nm")
+    if zyx and zyx[0] is not None and zyx[1] is not None and not math.isclose(zyx[0], zyx[1], rel_tol=rtol):
+        raise VolumeError(f"{label}: anisotropic voxels, z spacing {zyx[0]:g} nm but y-x pixel size {zyx[1]:g} nm "
+                          "(the file's ImageJ calibration); indi4d needs isotropic voxels: resample z to "
+                          f"{zyx[1]:g} nm first, or fix the calibration in Fiji (Image > Properties)")
+    value = meta.get("voxel_size_nm")
+    return None if value is None else float(value)
 
 
 def _write_meta(voxel_size_nm, extra):

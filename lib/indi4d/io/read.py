@@ -10,7 +10,7 @@ from .hdf5 import _hdf5_dataset, _open_hdf5
 from .metadata import _meta_from_attrs, _normalise_meta
 from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
 from .tiff import _read_tiff_file, _read_tiff_folder, _read_tiff_metadata
-from .zarr_store import _open_zarr
+from .zarr_store import _check_zarr_complete, _open_zarr
 
 
 def read_metadata(path, dataset=None):
@@ -94,6 +94,7 @@ def read_volume(path, dataset=None, expect_ndim=None, allow_float=True):
             meta = _meta_from_attrs(dset.attrs)
     else:
         arr = _open_zarr(file, dataset)
+        _check_zarr_complete(arr, label)
         _check_dtype(label, arr.dtype, allow_float)
         _check_shape(label, arr.shape, expect_ndim)
         try:

@@ -91,26 +91,36 @@ def _pixels_per_unit(page):
 def _voxel_size_from_tags(tif):
     """Voxel size in nm from ImageJ's calibration or the resolution tags; None when they hold none.
 
-    ImageJ's ``spacing`` (the z step) wins, then XResolution in ImageJ's
-    ``unit``, then XResolution in the TIFF ResolutionUnit (centimetre,
-    millimetre or micrometre).
+    Each axis from its own tag: y-x from XResolution (in ImageJ's ``unit``,
+    else in the TIFF ResolutionUnit: centimetre, millimetre or micrometre),
+    z from ImageJ's ``spacing`` (a resolution of exactly 1 pixel per unit is
+    the default of writers that set none, and is taken as unset). Returns ``{"voxel_size_nm": xy or z,
+    "voxel_size_zyx_nm": [z, y, x]}`` (z None when not stated); an anisotropic
+    file is refused by the readers that need isotropic voxels
+    (:func:`isotropic_voxel_size`), never silently given the z spacing.
     """
     page = tif.pages.first
     per_unit = _pixels_per_unit(page)
+    if per_unit == 1.0:  # one pixel per unit is what writers store when they set no resolution
+        per_unit = None
+    xy = z = None
     if tif.is_imagej:
         imagej = tif.imagej_metadata or {}
         to_nm = UNIT_NM.get(str(imagej.get("unit", "")).strip().lower())
         if to_nm is not None:
             with contextlib.suppress(TypeError, ValueError):
                 if "spacing" in imagej and float(imagej["spacing"]) > 0:
-                    return float(imagej["spacing"]) * to_nm
+                    z = float(imagej["spacing"]) * to_nm
             if per_unit:
-                return to_nm / per_unit
-    unit = page.tags.get("ResolutionUnit")
-    to_nm = RESUNIT_NM.get(int(unit.value)) if unit is not None else None
-    if to_nm is not None and per_unit:
-        return to_nm / per_unit
-    return None
+                xy = to_nm / per_unit
+    if xy is None:
+        unit = page.tags.get("ResolutionUnit")
+        to_nm = RESUNIT_NM.get(int(unit.value)) if unit is not None else None
+        if to_nm is not None and per_unit:
+            xy = to_nm / per_unit
+    if xy is None and z is None:
+        return None
+    return {"voxel_size_nm": xy if xy is not None else z, "voxel_size_zyx_nm": [z, xy, xy]}
 
 
 def _meta_from_tiff(tif):
@@ -126,9 +136,7 @@ def _meta_from_tiff(tif):
                     meta.pop("shape", None)  # the record of the array shape, not metadata
                     break
     if "voxel_size_nm" not in meta:
-        voxel_nm = _voxel_size_from_tags(tif)
-        if voxel_nm is not None:
-            meta["voxel_size_nm"] = voxel_nm
+        meta.update(_voxel_size_from_tags(tif) or {})
     return meta
 
 

@@ -32,6 +32,14 @@ def _open_zarr(file, dataset):
     return node[key]
 
 
+def _check_zarr_complete(arr, label):
+    """Refuse a zarr array with chunks missing (zarr would read them as fill values, silently)."""
+    missing = arr.nchunks - arr.nchunks_initialized
+    if missing:
+        raise VolumeError(f"{label}: {missing} of the zarr array's {arr.nchunks} chunks are missing (their files were "
+                          "deleted or never written), which would read as zeros; restore the store or write it again")
+
+
 def _write_zarr(file, volume, meta, lazy, progress):
     """Write ``volume`` as a zarr v3 array store, replacing ``file`` as a whole."""
     import zarr

@@ -1,14 +1,15 @@
 """All metrics together: a prediction against a reference, as arrays or as files (``indi4d evaluate``)."""
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ..files import json_ready, write_json
-from ..phases import PARTICLE
+from ..phases import PARTICLE, check_phase_range
 from ..presets import resolve
-from ..safety import check_output
+from ..safety import UnsafeOutputError, check_output
 from ._inputs import _as_float, _broadcast_mask
 from .contrast import cnr, two_phase_masks
 from .fidelity import psnr, ssim
@@ -305,6 +306,20 @@ def _read_mask_file(path, shape):
     return mask
 
 
+def _check_earlier_result(out):
+    """Refuse an existing ``out`` unless it is an earlier result of :func:`evaluate_files` (never a user's JSON)."""
+    out = Path(out)
+    if not out.exists():
+        return
+    try:
+        earlier = json.loads(out.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        earlier = None
+    if not (isinstance(earlier, dict) and isinstance(earlier.get("files"), dict) and "units" in earlier):
+        raise UnsafeOutputError(f"indi4d evaluate: output {out}: exists and is not an earlier evaluation result; "
+                                "choose a new .json name")
+
+
 def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", pixel_size_nm=None, preset="default",
                    fit="affine", particle_phase=PARTICLE, seed=0, units=None, **overrides):
     """Run :func:`evaluate_pair` on files and write the metrics as JSON (``indi4d evaluate``).
@@ -357,11 +372,14 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", p
     mask_file = mask if isinstance(mask, (str, Path)) and not auto else None
     if out is not None:  # before anything is read or computed: an input is never overwritten
         check_output(out, inputs=[pred_path, ref_path, labels, mask_file], kind="json", who="indi4d evaluate")
+        _check_earlier_result(out)
     p = resolve(PRESETS, preset, **overrides)
     paths = {"pred": Path(pred_path), "reference": Path(ref_path)}
     if labels is not None:
         paths["labels"] = Path(labels)
     lazy, sizes = _open_inputs(paths)
+    if "labels" in lazy:  # classes outside the phases would give wrong CNR and null metrics
+        check_phase_range(lazy["labels"], str(paths["labels"]))
     if pixel_size_nm is None:
         pixel_size_nm = _common_voxel_size(sizes, paths)
     shape = tuple(lazy["pred"].shape)
