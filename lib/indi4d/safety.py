@@ -166,8 +166,7 @@ def _volume_output_problem(out):
     if fmt in ("tiff", "hdf5") and file.is_dir():
         return f"is a folder, but a {fmt.upper()} output is a file; choose a new name"
     if fmt == "hdf5":
-        problem = hdf5_output_problem(file, dataset or DEFAULT_HDF5_DATASET)
-        return f"{problem}; choose another file or dataset name" if problem else None
+        return hdf5_output_problem(file, dataset or DEFAULT_HDF5_DATASET)
     if fmt in ("zarr", "tiff-folder"):
         return folder_output_problem(file)
     return None

@@ -219,15 +219,15 @@ def hdf5_output_problem(file, dataset):
     if not file.exists():
         return None
     if not file.is_file():
-        return "exists and is not a file"
+        return "exists and is not a regular file; choose another file name"
     if not h5py.is_hdf5(file):
-        return "exists and is not an HDF5 file (it would be replaced whole)"
+        return "exists and is not an HDF5 file (writing would replace it whole); choose another file name"
     with h5py.File(file, "r") as h5:
         path = ""
         for part in dataset.strip("/").split("/")[:-1]:
             path = f"{path}/{part}"
             if isinstance(h5.get(path), h5py.Dataset):
-                return f"{path} is a dataset, so {dataset!r} cannot be created under it"
+                return f"{path} is a dataset, so {dataset!r} cannot be created under it; name a new dataset"
         obj = h5.get(dataset)
         if obj is None:
             return None
@@ -249,7 +249,7 @@ def folder_output_problem(folder):
     if not folder.exists() and not folder.is_symlink():
         return None
     if folder.is_symlink() or not folder.is_dir():
-        return "exists and is not a folder"
+        return "exists and is not a folder (a zarr store or slices are folders); choose a new name"
     if not any(folder.iterdir()):
         return None
     if is_zarr_store(folder):

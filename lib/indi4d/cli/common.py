@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -47,6 +48,28 @@ def announce_preset(args, times):
               file=sys.stderr)
 
 
+def seed_type(text):
+    """An argparse type: a seed, an integer >= 0 (numpy and TensorFlow refuse negative seeds, late)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def positive_number(text):
+    """An argparse type: a finite number > 0 (``nan`` and ``inf`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def who(args):
     """The command as messages name it (``indi4d enhance``)."""
     return f"indi4d {args.command}"
@@ -65,10 +88,13 @@ def print_json(obj):
     print(json.dumps(obj, indent=2, default=plain))
 
 
-def describe_error(exc, command):
-    """An exception as one plain sentence naming the file, without repeating the command name."""
+def describe_error(exc, command, has_preset=True):
+    """An exception as one plain sentence naming the file, without repeating the command name.
+
+    ``has_preset``: the command has ``--preset`` (so the advice may name it).
+    """
     if isinstance(exc, MemoryError):
-        return "out of memory; try a smaller volume or --preset tiny"
+        return "out of memory; try a smaller volume" + (" or --preset tiny" if has_preset else "")
     if isinstance(exc, ImportError):
         return f"a package it needs cannot be imported ({exc}); reinstall with: pip install -e ."
     if isinstance(exc, OSError) and exc.filename and exc.strerror:

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, print_json, who
+from .common import add_parser, add_preset, announce_preset, print_json, seed_type, who
 
 #: Expected time of ``indi4d simulate`` per preset (chapter 01's measurements).
 SIMULATE_TIMES = {
@@ -104,7 +104,7 @@ def add_parsers(sub):
                    SIMULATE_HELP, _cmd_simulate)
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
     add_preset(p, SIMULATE_TIMES, "the simulated volumes")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same preset and seed give the same files")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed: the same preset and seed give the same files")
     p.add_argument("--cached", action="store_true",
                    help="take the data set from the data cache ($INDI4D_DATA_DIR), simulating and "
                         "caching it only when it is not there, and copy it into OUT_DIR")

@@ -1,7 +1,7 @@
 """``indi4d evaluate``: image-quality metrics of a prediction against HQ or the truth."""
 
 from ..safety import check_output
-from .common import PRESET_NAMES, add_parser, print_json, who
+from .common import PRESET_NAMES, add_parser, positive_number, print_json, who
 
 
 def _cmd_evaluate(args):
@@ -34,7 +34,7 @@ def add_parsers(sub):
     p.add_argument("--out", required=True, help="output JSON file")
     p.add_argument("--mask", default="auto",
                    help="'auto' (find the reconstruction disc), 'none', or a mask volume file")
-    p.add_argument("--pixel-size-nm", type=float, default=None,
+    p.add_argument("--pixel-size-nm", type=positive_number, default=None,
                    help="pixel size in nm when the files carry none (default: from the files)")
     p.add_argument("--preset", default="default", choices=PRESET_NAMES,
                    help="metric parameters (seconds with any preset)")

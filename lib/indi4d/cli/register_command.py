@@ -1,7 +1,7 @@
 """``indi4d register``: register the upscaled LQ scan onto the HQ scan and write training pairs."""
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, print_json, who
+from .common import add_parser, add_preset, announce_preset, print_json, seed_type, who
 
 #: Expected time of ``indi4d register`` per preset (chapter 02's measurements).
 REGISTER_TIMES = {
@@ -61,4 +61,4 @@ def add_parsers(sub):
     p.add_argument("--allow-unconverged", action="store_true",
                    help="write the pairs even when spam did not converge (flagged in phi.json)")
     add_preset(p, REGISTER_TIMES, "the registration")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the train/val/test split")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed of the train/val/test split")

@@ -205,6 +205,7 @@ def load_registry(registry=None):
         raise DataError(f"{path}: malformed registry ({exc})") from exc
     entries = {}
     for name, known_hash in parser.registry.items():
+        _check_entry_name(name, path)
         url = parser.urls.get(name)
         if not url:
             raise DataError(f"{path}: entry {name!r} has no URL (expected 'name sha256:<hex> url')")
@@ -212,6 +213,15 @@ def load_registry(registry=None):
             url = (path.resolve().parent / url).as_uri()
         entries[name] = {"sha256": _normalise_sha256(known_hash, f"{path}: entry {name!r}"), "url": url}
     return entries
+
+
+def _check_entry_name(name, registry):
+    """A registry name becomes a file name in the cache (and its stem a folder): refuse ``...zip``, ``a/b``, ``.x``."""
+    stem = Path(name).stem
+    if (name.startswith(".") or "/" in name or "\\" in name or not stem.strip(".")
+            or not re.fullmatch(r"[A-Za-z0-9._+-]+", name)):
+        raise DataError(f"{registry}: entry name {name!r} is not a plain file name (letters, digits, '._+-', not "
+                        "starting with a dot, with a non-empty stem); rename the entry")
 
 
 def registry_fetch(name, registry=None, cache_dir=None, progressbar=False):

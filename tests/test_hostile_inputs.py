@@ -1,0 +1,332 @@
+"""Hostile inputs: no corner of the file system loses data, and every bad input is refused before compute.
+
+Each test is one case of a hostile pass over the commands (issue 21): real
+files, real HDF5 groups, virtual datasets and external links, zarr groups,
+symlinks and FIFOs. Every input is hashed before and after (it must be byte
+for byte the same), and the command either does the right thing or exits
+with status 2 and a message that names the file and says what to do.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from scipy import ndimage as ndi
+
+from indi4d.cli import main
+from indi4d.files import atomic_path, foreign_entries, state_dir
+from indi4d.io import read_metadata, read_volume, write_volume
+from indi4d.io.hdf5 import hdf5_write_lock
+from synthetic import make_pairs
+from test_safety import make_model_dir
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fingerprint(*paths):
+    """``{path: sha256 or link target or 'dir'}`` of everything at or under ``paths`` (links not followed)."""
+    found = {}
+    for path in map(Path, paths):
+        entries = [path] + (sorted(path.rglob("*")) if path.is_dir() and not path.is_symlink() else [])
+        for entry in entries:
+            if entry.is_symlink():
+                found[str(entry)] = "link -> " + os.readlink(entry)
+            elif entry.is_dir():
+                found[str(entry)] = "dir"
+            elif entry.is_file():
+                found[str(entry)] = hashlib.sha256(entry.read_bytes()).hexdigest()
+    return found
+
+
+def run(capsys, argv):
+    """``indi4d argv`` in this process; returns (exit status, stderr)."""
+    rc = main([str(a) for a in argv])
+    return rc, capsys.readouterr().err
+
+
+def refused(capsys, argv, *names, what=None):
+    """Assert ``indi4d argv`` exits 2 with a one-line error naming every ``names`` (and ``what``); return it."""
+    rc, err = run(capsys, argv)
+    assert rc == 2, err
+    assert f"indi4d {argv[0]}: error: " in err and "Traceback" not in err, err
+    for name in names:
+        assert str(name) in err, err
+    if what is not None:
+        assert what in err, err
+    return err
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Fail instead of hanging (a FIFO blocks its reader forever)."""
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def grey(shape, seed=0, lo=5000, hi=45000):
+    """A smooth uint16 scan spanning ``lo..hi``."""
+    field = ndi.gaussian_filter(np.random.default_rng(seed).uniform(0, 1, shape), 1)
+    field = (field - field.min()) / (field.max() - field.min())
+    return (lo + field * (hi - lo)).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny InDI model folder (random weights; LQ grey range 0..60000)."""
+    return make_model_dir(tmp_path_factory.mktemp("run") / "model")
+
+
+@pytest.fixture
+def scan(tmp_path):
+    path = tmp_path / "scan.tif"
+    write_volume(path, grey((6, 32, 32)), voxel_size_nm=100)
+    return path
+
+
+def enhance(model, *args):
+    return ["enhance", *args, "--model", model, "--steps", "1", "--no-progress"]
+
+
+# --------------------------------------------------------------------------- 1-7: data lost
+
+
+def test_1_an_hdf5_group_is_never_deleted(model, scan, tmp_path, capsys):
+    out = tmp_path / "out.h5"
+    with h5py.File(out, "w") as h5:
+        h5["entry/a"] = np.arange(10)
+        h5["entry/b"] = np.ones(3)
+    before = fingerprint(out, scan)
+    refused(capsys, enhance(model, scan, f"{out}:/entry"), out, what="group")
+    refused(capsys, enhance(model, scan, f"{out}:/entry/a"), out, what="not written by indi4d")
+    refused(capsys, enhance(model, scan, f"{out}:/entry/a/x"), out, what="is a dataset")
+    assert fingerprint(out, scan) == before
+    # a new dataset beside them is added, and the group keeps what it held
+    assert run(capsys, enhance(model, scan, f"{out}:/entry/new"))[0] == 0
+    assert run(capsys, enhance(model, scan, f"{out}:/entry/new"))[0] == 0  # ours: replaced
+    with h5py.File(out) as h5:
+        assert sorted(h5["entry"]) == ["a", "b", "new"]
+        np.testing.assert_array_equal(h5["entry/a"][()], np.arange(10))
+        assert h5["entry/new"].attrs["written_by"] == "indi4d"
+
+
+def test_2_a_zarr_group_or_foreign_array_is_never_replaced(model, scan, tmp_path, capsys):
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="w")
+    group.create_array("x", shape=(4,), dtype="uint8")[...] = 7
+    group.create_array("y", shape=(4,), dtype="uint8")[...] = 9
+    foreign = zarr.create_array(store=str(tmp_path / "theirs.zarr"), shape=(4,), dtype="uint8")
+    foreign[...] = 3
+    before = fingerprint(tmp_path / "out.zarr", tmp_path / "theirs.zarr", scan)
+    refused(capsys, enhance(model, scan, tmp_path / "out.zarr"), "out.zarr", what="zarr group")
+    refused(capsys, enhance(model, scan, tmp_path / "theirs.zarr"), "theirs.zarr", what="not written by indi4d")
+    assert fingerprint(tmp_path / "out.zarr", tmp_path / "theirs.zarr", scan) == before
+    # our own earlier output is replaced
+    assert run(capsys, enhance(model, scan, tmp_path / "mine.zarr"))[0] == 0
+    assert run(capsys, enhance(model, scan, tmp_path / "mine.zarr"))[0] == 0
+    (tmp_path / "mine.zarr" / ".notes").write_text("a user's note")  # a file we did not write: refused now
+    refused(capsys, enhance(model, scan, tmp_path / "mine.zarr"), "mine.zarr", what=".notes")
+    assert (tmp_path / "mine.zarr" / ".notes").read_text() == "a user's note"
+
+
+def _source_file(path):
+    with h5py.File(path, "w") as h5:
+        h5["data"] = grey((6, 32, 32))
+        h5["data"].attrs["voxel_size_nm"] = 100.0
+
+
+def test_3_the_sources_of_a_virtual_dataset_or_external_link_are_inputs(model, tmp_path, capsys):
+    src = tmp_path / "src.h5"
+    _source_file(src)
+    layout = h5py.VirtualLayout(shape=(6, 32, 32), dtype="uint16")
+    layout[...] = h5py.VirtualSource(str(src), "data", shape=(6, 32, 32))
+    with h5py.File(tmp_path / "vds.h5", "w") as h5:
+        h5.create_virtual_dataset("scan", layout)
+        h5["scan"].attrs["voxel_size_nm"] = 100.0
+    with h5py.File(tmp_path / "link.h5", "w") as h5:
+        h5["scan"] = h5py.ExternalLink("src.h5", "data")
+    before = fingerprint(src, tmp_path / "vds.h5", tmp_path / "link.h5")
+    for inp in [f"{tmp_path / 'vds.h5'}:/scan", f"{tmp_path / 'link.h5'}:/scan"]:
+        refused(capsys, enhance(model, inp, f"{src}:/data"), src, what="reads its data from")
+        refused(capsys, enhance(model, inp, f"{src}:/enhanced"), src, what="reads its data from")
+    assert fingerprint(src, tmp_path / "vds.h5", tmp_path / "link.h5") == before
+
+
+def test_4_a_slice_folder_of_links_protects_the_link_targets(model, tmp_path, capsys):
+    store, slices = tmp_path / "store", tmp_path / "slices"
+    store.mkdir(), slices.mkdir()
+    for z, image in enumerate(grey((6, 32, 32))):
+        tifffile.imwrite(store / f"s{z}.tif", image, resolution=(10.0, 10.0), resolutionunit=5)
+        (slices / f"s{z}.tif").symlink_to(store / f"s{z}.tif")
+    before = fingerprint(store, slices)
+    refused(capsys, enhance(model, slices, store / "s3.tif"), store / "s3.tif", what="reads its data from")
+    assert fingerprint(store, slices) == before
+
+
+def test_5_an_input_named_like_a_temporary_file_is_never_deleted(model, tmp_path, capsys):
+    inp = tmp_path / ".o.tif.999999.keep.part.tif"
+    write_volume(inp, grey((6, 32, 32)), voxel_size_nm=100)
+    sibling = tmp_path / ".o.tif.999998.x.part"  # a user's folder with a temp-like name
+    sibling.mkdir()
+    (sibling / "notes.txt").write_text("mine")
+    before = fingerprint(inp, sibling)
+    assert run(capsys, enhance(model, inp, tmp_path / "o.tif"))[0] == 0
+    assert fingerprint(inp, sibling) == before and (tmp_path / "o.tif").is_file()
+
+
+def test_5b_a_killed_writers_recorded_temp_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "vol.tif"
+    code = ("import os; from indi4d.files import atomic_path\n"
+            f"with atomic_path({str(target)!r}) as tmp:\n    tmp.write_bytes(b'half'); os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code], env=dict(os.environ), check=False)
+    (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".vol.tif.")]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"done")
+    assert not left.exists() and target.read_bytes() == b"done"
+
+
+def test_6_a_users_dot_file_in_a_simulation_folder_is_never_deleted(tmp_path, capsys):
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"preset": "tiny", "files": {"lq.tif": "0" * 64}}))
+    (folder / "lq.tif").write_bytes(b"an earlier simulation's scan")
+    (folder / ".notes").write_text("a user's notes")
+    before = fingerprint(folder)
+    for extra in ([], ["--cached"]):
+        err = refused(capsys, ["simulate", folder, "--preset", "tiny", *extra], folder, what=".notes")
+        assert "nothing was changed" in err
+    assert fingerprint(folder) == before
+
+
+def _writer(out, dataset):
+    code = ("import numpy as np; from indi4d.io import write_volume\n"
+            f"write_volume({f'{out}:/{dataset}'!r}, np.full((4, 8, 8), {len(dataset)}, np.uint16))\n")
+    return subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+
+
+def test_7_writers_of_one_hdf5_file_take_turns(tmp_path):
+    out = tmp_path / "new.h5"
+    with hdf5_write_lock(out):  # another writer is busy with the file: both new writers must wait
+        writers = [_writer(out, "a"), _writer(out, "bb")]
+        time.sleep(3)
+        assert all(w.poll() is None for w in writers) and not out.exists()
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    with h5py.File(out) as h5:
+        assert sorted(h5) == ["a", "bb"]
+        assert h5["a"][0, 0, 0] == 1 and h5["bb"][0, 0, 0] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name != "new.h5"]  # no lock file beside the data
+    assert list((state_dir() / "locks").glob("*.lock"))
+
+
+# --------------------------------------------------------------------------- 8-14: silent wrong output
+
+
+def test_8_a_12_bit_scan_in_uint16_is_refused_until_input_range(model, tmp_path, capsys):
+    inp = tmp_path / "twelve.tif"
+    write_volume(inp, grey((6, 32, 32), lo=0, hi=4095), voxel_size_nm=100)
+    before = fingerprint(inp)
+    refused(capsys, enhance(model, inp, tmp_path / "o.tif"), inp, what="--input-range")
+    assert not (tmp_path / "o.tif").exists()
+    assert run(capsys, enhance(model, inp, tmp_path / "o.tif") + ["--input-range", "0", "4095"])[0] == 0
+    assert fingerprint(inp) == before
+
+
+def test_9_fiji_z_spacing_and_xy_pixel_size_are_read_per_axis(model, tmp_path, capsys):
+    inp = tmp_path / "fiji.tif"
+    tifffile.imwrite(inp, grey((6, 32, 32)), imagej=True, resolution=(20.0, 20.0),  # 50 nm pixels
+                     metadata={"spacing": 0.1, "unit": "um", "axes": "ZYX"})  # 100 nm slices
+    meta = read_metadata(inp)
+    assert meta["voxel_size_zyx_nm"] == pytest.approx([100.0, 50.0, 50.0])
+    assert meta["voxel_size_nm"] == pytest.approx(50.0)  # y-x, never the z spacing
+    before = fingerprint(inp)
+    refused(capsys, enhance(model, inp, tmp_path / "o.tif"), inp, what="anisotropic")
+    assert fingerprint(inp) == before
+
+
+@pytest.mark.parametrize("odd", ["float", "int64", "shape"])
+def test_10_every_slice_of_a_folder_is_checked_before_compute(model, tmp_path, capsys, odd):
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for z, image in enumerate(grey((6, 32, 32))):
+        if z == 4:
+            image = {"float": image.astype(np.float32), "int64": image.astype(np.int64),
+                     "shape": image[:30]}[odd]
+        tifffile.imwrite(slices / f"s{z:02d}.tif", image, resolution=(10.0, 10.0), resolutionunit=5)
+    before = fingerprint(slices)
+    refused(capsys, enhance(model, slices, tmp_path / "o.tif"), slices / "s04.tif", what="differs from the first")
+    assert fingerprint(slices) == before and not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("lo, hi", [(30000, 30000), (60000, 0), (0, float("nan"))])
+def test_11_a_normalisation_that_gives_a_flat_or_inverted_output_is_refused(tmp_path, scan, capsys, lo, hi):
+    folder = make_model_dir(tmp_path / "model")
+    norm_file = folder / "normalisation.json"
+    norm = json.loads(norm_file.read_text())
+    norm["hq"].update(lo=lo, hi=hi)
+    norm_file.write_text(json.dumps(norm))  # Python's json writes nan as NaN, as a careless tool would
+    refused(capsys, enhance(folder, scan, tmp_path / "o.tif"), norm_file, what="lo < hi")
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("labels", [[1, 2, 3, 4], [-1, 0, 1, 2], [0, 9]])
+def test_12_evaluate_labels_outside_the_phases_are_refused(tmp_path, capsys, labels):
+    write_volume(tmp_path / "pred.tif", grey((6, 32, 32)), voxel_size_nm=50)
+    write_volume(tmp_path / "ref.tif", grey((6, 32, 32), seed=1), voxel_size_nm=50)
+    values = np.resize(np.array(labels, np.int16), (6, 32, 32))
+    write_volume(tmp_path / "labels.tif", values, voxel_size_nm=50)
+    before = fingerprint(tmp_path)
+    refused(capsys, ["evaluate", tmp_path / "pred.tif", tmp_path / "ref.tif", "--labels", tmp_path / "labels.tif",
+                     "--out", tmp_path / "m.json", "--preset", "tiny"], tmp_path / "labels.tif", what="phases")
+    assert fingerprint(tmp_path) == before
+
+
+def test_13_segment_refuses_nan_grey_values(tmp_path, capsys):
+    volume = grey((6, 32, 32)).astype(np.float32)
+    volume[2] = np.nan
+    tifffile.imwrite(tmp_path / "v.tif", volume, description=json.dumps({"voxel_size_nm": 100.0}))
+    scribbles = {"format": "indi4d-scribbles", "version": 1, "shape": [32, 32], "brush_radius_px": 1,
+                 "strokes": {"pore": [[[2, 2], [2, 10]]], "particle": [[[20, 20], [28, 20]]]}}
+    (tmp_path / "s.json").write_text(json.dumps(scribbles))
+    before = fingerprint(tmp_path / "v.tif")
+    refused(capsys, ["segment", tmp_path / "v.tif", tmp_path / "l.tif", "--scribbles", tmp_path / "s.json",
+                     "--input-range", "0", "60000", "--slice", "0"], tmp_path / "v.tif", what="NaN")
+    assert fingerprint(tmp_path / "v.tif") == before and not (tmp_path / "l.tif").exists()
+
+
+@pytest.mark.parametrize("command", ["enhance", "describe"])
+def test_14_a_fifo_is_refused_not_read(model, tmp_path, capsys, command):
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    argv = (enhance(model, fifo, tmp_path / "o.tif") if command == "enhance"
+            else ["describe", fifo, "--out", tmp_path / "d.json"])
+    with deadline(60):
+        refused(capsys, argv, fifo, what="FIFO")
+
+
+def test_14b_a_fifo_among_slices_or_as_output_is_refused(model, scan, tmp_path, capsys):
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for z, image in enumerate(grey((3, 32, 32))):
+        tifffile.imwrite(slices / f"s{z}.tif", image)
+    os.mkfifo(slices / "s3.tif")
+    os.mkfifo(tmp_path / "o.tif")
+    with deadline(60):
+        refused(capsys, enhance(model, slices, tmp_path / "x.tif"), slices / "s3.tif", what="FIFO")
+        refused(capsys, enhance(model, scan, tmp_path / "o.tif"), tmp_path / "o.tif", what="not a regular file")
