@@ -295,31 +295,40 @@ def read_manifest(folder):
 def foreign_entries(folder, owned=None):
     """Entries of an existing folder that this tool did not write (so must never delete).
 
+    An entry is ours when the folder's manifest lists it, or when its
+    top-level name is one its caller owns (``owned``: names the caller writes
+    into the folder file by file, e.g. a model folder's ``steps.json``).
+
     Parameters
     ----------
     folder : str or Path
     owned : collection of str or callable, optional
-        For a folder without a manifest (written before manifests, or by a
-        writer that fills a folder file by file): the top-level names its
-        caller owns, or ``owned(name) -> bool``.
+        Top-level names the caller owns, or ``owned(name) -> bool``.
 
     Returns
     -------
     list of str
-        Relative paths, dot-files included (only the manifest itself and
-        recorded temps of our writers are left out). Empty for a missing or
-        empty folder.
+        Relative paths (the topmost foreign one of a tree), dot-files included;
+        only the manifest itself and recorded temps of our writers are left
+        out. Empty for a missing or empty folder.
     """
     folder = Path(folder)
-    if not folder.is_dir() or folder.is_symlink():
-        return [] if not folder.is_symlink() else [folder.name]
-    listed = read_manifest(folder)
-    if listed is not None:
-        found = [e for e in _entries(folder) if e != MANIFEST and e not in listed]
-    else:
-        accept = owned if callable(owned) else (lambda name: name in (owned or ()))
-        found = [p.name for p in folder.iterdir() if p.name != MANIFEST and not accept(p.name)]
-    return sorted(e for e in found if not is_recorded_temp(folder / e))
+    if folder.is_symlink():
+        return [folder.name]
+    if not folder.is_dir():
+        return []
+    listed = read_manifest(folder) or set()
+    accept = owned if callable(owned) else (lambda name: name in (owned or ()))
+    found = []
+    for entry in _entries(folder):
+        top = entry.split("/")[0]
+        if entry == MANIFEST or entry in listed or accept(top):
+            continue
+        if any(entry.startswith(f + "/") for f in found):
+            continue  # inside a foreign folder already named
+        if not is_recorded_temp(folder / entry):
+            found.append(entry)
+    return found
 
 
 def check_ours(path, owned=None, what="folder"):

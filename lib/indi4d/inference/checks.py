@@ -20,8 +20,6 @@ MAX_STEPS = 100
 #: Voxels of one slice above which a header is refused: one enhanced slice (2Y x 2X float32, and
 #: the network's activations) must fit in memory; 2^31 is a 46 000^2 slice.
 MAX_SLICE_VOXELS = 2**31
-#: ... and total voxels (2^48: a 65 536^3 volume, 512 TiB of uint16).
-MAX_VOXELS = 2**48
 
 #: Relative tolerance when comparing voxel sizes.
 VOXEL_RTOL = 0.01
@@ -111,10 +109,6 @@ def _check_shape(volume, in_path):
                                 "InDI enhances grey-value scans: convert to one grey channel first")
     if min(shape[-2:]) < 2:
         raise EnhanceInputError(f"{in_path}: slices of shape {shape[-2:]} are too small to enhance")
-    total = math.prod(int(n) for n in shape)
-    if total > MAX_VOXELS:
-        raise EnhanceInputError(f"{in_path}: the header claims {total:.3g} voxels (shape {shape}), more than any "
-                                f"scan ({MAX_VOXELS:.3g}); the file's header is damaged: re-export the scan")
     voxels = int(shape[-2]) * int(shape[-1])
     if voxels > MAX_SLICE_VOXELS:
         raise EnhanceInputError(f"{in_path}: the header claims slices of {shape[-2]} x {shape[-1]} voxels "

@@ -1,8 +1,13 @@
 """Checks every volume passes on the way in and out: dtype, shape, finite values."""
 
+import math
+
 import numpy as np
 
 from .paths import VolumeError
+
+#: Voxels above which a header is taken as damaged (2^48: a 65 536^3 volume, 512 TiB of uint16).
+MAX_VOXELS = 2**48
 
 
 def _check_dtype(label, dtype, allow_float=True):
@@ -21,6 +26,10 @@ def _check_shape(label, shape, expect_ndim=None):
                           f"{tuple(int(s) for s in shape)}")
     if len(shape) == 0 or any(int(s) == 0 for s in shape):
         raise VolumeError(f"{label}: zero-size volume, shape {tuple(int(s) for s in shape)}")
+    total = math.prod(int(s) for s in shape)
+    if total > MAX_VOXELS:
+        raise VolumeError(f"{label}: the header claims {total:.3g} voxels (shape {tuple(int(s) for s in shape)}), "
+                          f"more than any scan ({MAX_VOXELS:.3g}): the header is damaged; re-export the volume")
 
 
 def _check_finite(label, array):

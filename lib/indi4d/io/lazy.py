@@ -138,6 +138,7 @@ def open_volume_lazy(path, dataset=None, chunks=None):
     files = None
     if fmt == "zarr":
         arr = _open_zarr(file, dataset)
+        _check_shape(label, arr.shape)  # a damaged header first: counting its chunks would be meaningless
         _check_zarr_complete(arr, label)
         dataset, shape, dtype = arr.path or None, arr.shape, arr.dtype
         meta = _meta_from_attrs(arr.attrs.asdict())
