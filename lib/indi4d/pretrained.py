@@ -127,7 +127,8 @@ def _fetch(name, registry, cache_dir):
     folder = data_cache_dir(cache_dir) / "models" / sha[:16] / Path(name).stem
     remove_stale_temps(folder)
     if not _matches_archive(folder, archive):  # a folder changed since it was unpacked is unpacked again
-        with atomic_dir(folder) as tmp:
+        # the data cache is the tool's own folder: whatever is in an unpacked model there may be replaced
+        with atomic_dir(folder, owned=lambda name: True) as tmp:
             _unpack(archive, tmp)
     return folder, sha
 
