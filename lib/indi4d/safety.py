@@ -1,14 +1,23 @@
-"""Output paths checked before any computation: never overwrite an input.
+"""Output paths checked before any computation: never overwrite an input, never replace what is not ours.
 
 Every command that writes (``indi4d enhance``, ``evaluate``, ``register``,
 ``train``, ``simulate``) calls :func:`check_output` first with its inputs.
-Paths are compared as the file system sees them (resolved paths and inodes,
-so links and ``./x`` vs ``x`` are caught), and HDF5 specs ``file.h5:/dataset``
+Each input is resolved to the real files behind it
+(:func:`indi4d.volume_paths.real_files`: links, a slice folder's slices, an
+HDF5 dataset's external links and virtual-dataset sources), and paths are
+compared as the file system sees them (resolved paths and inodes, so links
+and ``./x`` vs ``x`` are caught). HDF5 specs ``file.h5:/dataset`` are compared
 by file: writing any dataset of an input HDF5 file rewrites that file, so it
-is refused whatever the dataset is called. A folder that a write would replace
-as a whole (a zarr store, a folder of TIFF slices) must hold nothing else, and
+is refused whatever the dataset is called. An existing output is replaced
+only when this tool wrote it (:data:`indi4d.volume_paths.MARKER` on an HDF5
+dataset or zarr array, :data:`indi4d.files.MANIFEST` in a folder); an HDF5
+group, a zarr group or a folder of someone else's files never is, and
 :func:`check_folder_is_ours` keeps commands that write into a folder out of a
-folder of someone else's files.
+folder of someone else's files (dot-files count).
+
+The volume path grammar lives in :mod:`indi4d.volume_paths`, below both this
+module and :mod:`indi4d.io` (which calls :func:`check_output`), so there is no
+import circle.
 """
 
 import os
@@ -97,7 +106,9 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
     inputs : sequence of str or Path or None
         Every input of the command (None entries are skipped).
     kind : {"volume", "json", "folder", "file"}
-        ``"volume"`` checks the suffix names a format :mod:`indi4d.io` writes;
+        ``"volume"`` checks the suffix names a format :mod:`indi4d.io` writes,
+        the entry is of that kind (a file, or a folder for zarr/slices) and an
+        existing one is ours to replace (:func:`_volume_output_problem`);
         ``"json"`` requires ``.json``; ``"folder"`` refuses an existing file.
     who : str
         Command name for the message.

@@ -20,7 +20,8 @@ def _cmd_evaluate(args):
 EVALUATE_HELP = """\
 Measure PRED against REFERENCE (PSNR, SSIM, sharpness, contrast; with --labels the phase
 metrics) and write them as JSON to --out. Inputs: TIFF, HDF5 (file.h5:/dataset) or zarr of
-one shape. --out must be a new .json name, never one of the inputs.
+one shape. --out must be a new .json name (or an earlier result of evaluate), never one of the
+inputs; labels must be the phases 0..3.
 """
 
 
