@@ -376,10 +376,15 @@ def test_evaluate_never_overwrites_a_json_it_did_not_write(tmp_path, capsys):
     write_volume(tmp_path / "ref.tif", grey((6, 32, 32), seed=1), voxel_size_nm=50)
     (tmp_path / "notes.json").write_text('{"my": "notes"}')
     argv = ["evaluate", tmp_path / "pred.tif", tmp_path / "ref.tif", "--preset", "tiny", "--out"]
-    refused(capsys, argv + [tmp_path / "notes.json"], tmp_path / "notes.json", what="not an earlier evaluation")
+    refused(capsys, argv + [tmp_path / "notes.json"], tmp_path / "notes.json", what="not an earlier result")
     assert (tmp_path / "notes.json").read_text() == '{"my": "notes"}'
     assert run(capsys, argv + [tmp_path / "m.json"])[0] == 0
     assert run(capsys, argv + [tmp_path / "m.json"])[0] == 0  # its own earlier result: replaced
+    # describe, the other command that writes a JSON result, by the same mechanism
+    write_volume(tmp_path / "labels.tif", np.resize(np.array([0, 1, 2], np.uint8), (6, 32, 32)), voxel_size_nm=50)
+    refused(capsys, ["describe", tmp_path / "labels.tif", "--out", tmp_path / "notes.json"], tmp_path / "notes.json",
+            what="not an earlier result")
+    assert (tmp_path / "notes.json").read_text() == '{"my": "notes"}'
 
 
 def test_an_output_of_the_wrong_kind_is_refused_before_compute(model, scan, tmp_path, capsys):
@@ -519,3 +524,14 @@ def test_a_checkpoint_is_refused_before_h5py_writes_when_the_disk_is_too_full(tm
         checkpoints.write_state(tmp_path / "model", [part], {"global_step": 1})
     assert exc.value.filename == str(tmp_path / "model") and exc.value.errno == 28
     assert not (tmp_path / "model" / "checkpoints").exists() or not any((tmp_path / "model" / "checkpoints").iterdir())
+
+
+@pytest.mark.parametrize("name, text", [("pairs.json", "[1]"), ("pairs.json", '{"inputs": 5}'),
+                                        ("pairs.json", '{"inputs": {"lq": {"voxel_size_nm": "x"}}}'),
+                                        ("normalisation.json", '{"lq": 5, "hq": {}}')])
+def test_a_garbage_json_of_a_pairs_folder_is_named_before_training(tmp_path, capsys, name, text):
+    pairs = make_pairs(tmp_path / "pairs", n=8, size=32)
+    (pairs / name).write_text(text)
+    refused(capsys, ["train", pairs, tmp_path / "model", "--preset", "tiny", "--epochs", "1"], pairs / name,
+            what="indi4d register")
+    assert not (tmp_path / "model").exists()

@@ -192,18 +192,20 @@ def read_normalisation(model_dir):
     return params
 
 
-def check_normalisation(params, label):
+def check_normalisation(params, label, fix=None):
     """Refuse grey-level parameters that would give a constant or inverted output.
 
     ``lo`` and ``hi`` must be finite with ``lo < hi``; a quantile table must be
     finite and non-decreasing.
+
+    ``fix`` says what to do (default: about a model folder).
 
     Raises
     ------
     ModelFolderError
         Naming ``label`` (the file and key) and what is wrong.
     """
-    fix = "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
+    fix = fix or "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
     if not isinstance(params, dict) or not isinstance(params.get("method"), str):
         raise ModelFolderError(f"{label}: expected an object with a 'method' (from fit_normalisation); {fix}")
     try:

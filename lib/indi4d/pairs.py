@@ -21,6 +21,7 @@ The pairs themselves are built by :func:`indi4d.registration.build_pairs`.
 Nothing here imports TensorFlow, spam or the preprocessing code.
 """
 
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 
 from . import runs
 from .files import atomic_path, read_json, write_json
+from .model_folder import check_normalisation
 
 #: Names of the splits stored in ``pairs.npz``.
 SPLITS = ("train", "val", "test")
@@ -268,9 +270,48 @@ def lq_scan_record(pairs_dir):
         a new scan against them without the pairs folder
         (:func:`indi4d.inference.checks.model_lq_record`).
     """
-    lq = (read_json(pairs_file(pairs_dir, "provenance"), "the pairs' provenance").get("inputs") or {}).get("lq") or {}
-    voxel = lq.get("voxel_size_nm")
-    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": lq.get("dtype")}
+    provenance = read_pairs_json(pairs_dir, "provenance")
+    lq = (provenance.get("inputs") or {}).get("lq") or {}
+    path = pairs_file(pairs_dir, "provenance")
+    if not isinstance(lq, dict):
+        raise ValueError(f"{path}: 'inputs.lq' must be an object; {_REDO}")
+    voxel, dtype = lq.get("voxel_size_nm"), lq.get("dtype")
+    if voxel is not None and (not isinstance(voxel, (int, float)) or not math.isfinite(voxel) or voxel <= 0):
+        raise ValueError(f"{path}: 'inputs.lq.voxel_size_nm' must be a positive number, got {voxel!r:.40}; {_REDO}")
+    if dtype is not None and not isinstance(dtype, str):
+        raise ValueError(f"{path}: 'inputs.lq.dtype' must be a dtype name, got {dtype!r:.40}; {_REDO}")
+    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": dtype}
+
+
+#: What to do about a damaged pairs folder, for messages.
+_REDO = "the pairs folder is damaged: run `indi4d register` again"
+
+
+def read_pairs_json(pairs_dir, key):
+    """One JSON file of a pairs folder (``key`` of :data:`_JSON`), checked to be what readers rely on.
+
+    Every one is a JSON object; ``inputs`` of the provenance is an object;
+    the normalisation's ``lq`` and ``hq`` pass
+    :func:`indi4d.model_folder.check_normalisation` (so a garbage file is
+    refused here, before training, not in a traceback or a flat output later).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file and what is wrong.
+    """
+    path = pairs_file(pairs_dir, key)
+    obj = read_json(path, _JSON[key])
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}; {_REDO}")
+    if key == "provenance" and not isinstance(obj.get("inputs", {}), dict):
+        raise ValueError(f"{path}: 'inputs' must be an object; {_REDO}")
+    if key == "normalisation":
+        for part in ("lq", "hq"):
+            if part not in obj:
+                raise ValueError(f"{path}: missing {part!r}; {_REDO}")
+            check_normalisation(obj[part], f"{path}: {part!r}", fix=_REDO)
+    return obj
 
 
 def load_pairs_info(pairs_dir):
@@ -287,6 +328,6 @@ def load_pairs_info(pairs_dir):
     with data:
         info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str),
                 "hq_halves": set(HALVES) <= set(data.files)}
-    for key, what in _JSON.items():
-        info[key] = read_json(pairs_file(pairs_dir, key), what)
+    for key in _JSON:
+        info[key] = read_pairs_json(pairs_dir, key)
     return info

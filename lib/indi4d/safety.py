@@ -20,6 +20,7 @@ module and :mod:`indi4d.io` (which calls :func:`check_output`), so there is no
 import circle.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def _writable_parent(path):
     return parent, parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
 
 
-def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
+def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True, earlier=None):
     """Refuse an output path before any work is done.
 
     Parameters
@@ -114,6 +115,10 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
         Command name for the message.
     overwrite : bool
         When False, an existing ``out`` is refused too.
+    earlier : callable, optional
+        For ``kind="json"``: ``earlier(obj) -> bool`` tells an earlier result
+        of this command (the parsed JSON); any other existing file is refused,
+        never overwritten (a user's notes.json is not ours to replace).
 
     Returns
     -------
@@ -139,6 +144,9 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
             raise UnsafeOutputError(f"{who}: output {out}: {problem}")
     elif kind == "json" and out_file.suffix.lower() != ".json":
         raise UnsafeOutputError(f"{who}: output {out}: expected a .json file name; choose a name ending in .json")
+    elif kind == "json" and earlier is not None and out_file.is_file() and not _is_earlier(out_file, earlier):
+        raise UnsafeOutputError(f"{who}: output {out}: exists and is not an earlier result of this command; "
+                                "choose a new .json name")
     if kind == "folder":
         if out_file.exists() and not out_file.is_dir():
             raise UnsafeOutputError(f"{who}: output folder {out}: exists and is a file; choose a folder name")
@@ -158,6 +166,14 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
         raise UnsafeOutputError(f"{who}: output {out}: cannot write in {parent}, it is {why}; "
                                 "choose a place you can write to")
     return out_file
+
+
+def _is_earlier(path, earlier):
+    """True when ``path`` parses as JSON that ``earlier`` recognises."""
+    try:
+        return bool(earlier(json.loads(Path(path).read_text())))
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return False
 
 
 def _volume_output_problem(out):

@@ -6,8 +6,11 @@ from .common import PRESET_NAMES, add_parser, positive_number, print_json, who
 
 def _cmd_evaluate(args):
     mask_file = None if args.mask in ("auto", "none") else args.mask
-    check_output(args.out, [args.pred, args.reference, args.labels, mask_file], kind="json", who=who(args))
     from ..metrics import evaluate_files
+    from ..metrics.evaluate import is_evaluation_result
+
+    check_output(args.out, [args.pred, args.reference, args.labels, mask_file], kind="json", who=who(args),
+                 earlier=is_evaluation_result)
 
     mask = {"auto": "auto", "none": None}.get(args.mask, args.mask)
     metrics = evaluate_files(

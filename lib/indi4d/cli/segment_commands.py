@@ -168,7 +168,9 @@ def _cmd_segment(args):
 
 def check_describe_job(args):
     """Refuse a bad ``indi4d describe`` job before anything is computed; return the volume (lazy) and voxel size."""
-    check_output(args.out, [args.labels], kind="json", who=who(args))
+    # only an earlier descriptors file may be replaced, never a user's JSON
+    check_output(args.out, [args.labels], kind="json", who=who(args),
+                 earlier=lambda obj: isinstance(obj, dict) and {"particle_count", "input"} <= set(obj))
     volume, meta = _open(args.labels, (3,), "label volume")
     if volume.dtype.kind not in "iu":
         raise SegmentInputError(f"{args.labels}: dtype {volume.dtype} is not integer phase labels")

@@ -1,6 +1,5 @@
 """All metrics together: a prediction against a reference, as arrays or as files (``indi4d evaluate``)."""
 
-import json
 import math
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 from ..files import json_ready, write_json
 from ..phases import PARTICLE, check_phase_range
 from ..presets import resolve
-from ..safety import UnsafeOutputError, check_output
+from ..safety import check_output
 from ._inputs import _as_float, _broadcast_mask
 from .contrast import cnr, two_phase_masks
 from .fidelity import psnr, ssim
@@ -306,18 +305,9 @@ def _read_mask_file(path, shape):
     return mask
 
 
-def _check_earlier_result(out):
-    """Refuse an existing ``out`` unless it is an earlier result of :func:`evaluate_files` (never a user's JSON)."""
-    out = Path(out)
-    if not out.exists():
-        return
-    try:
-        earlier = json.loads(out.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        earlier = None
-    if not (isinstance(earlier, dict) and isinstance(earlier.get("files"), dict) and "units" in earlier):
-        raise UnsafeOutputError(f"indi4d evaluate: output {out}: exists and is not an earlier evaluation result; "
-                                "choose a new .json name")
+def is_evaluation_result(obj):
+    """True for what :func:`evaluate_files` writes (so ``--out`` may replace it, and nothing else)."""
+    return isinstance(obj, dict) and isinstance(obj.get("files"), dict) and "units" in obj
 
 
 def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", pixel_size_nm=None, preset="default",
@@ -371,8 +361,8 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", p
     auto = isinstance(mask, str) and mask == "auto"
     mask_file = mask if isinstance(mask, (str, Path)) and not auto else None
     if out is not None:  # before anything is read or computed: an input is never overwritten
-        check_output(out, inputs=[pred_path, ref_path, labels, mask_file], kind="json", who="indi4d evaluate")
-        _check_earlier_result(out)
+        check_output(out, inputs=[pred_path, ref_path, labels, mask_file], kind="json", who="indi4d evaluate",
+                     earlier=is_evaluation_result)
     p = resolve(PRESETS, preset, **overrides)
     paths = {"pred": Path(pred_path), "reference": Path(ref_path)}
     if labels is not None:
