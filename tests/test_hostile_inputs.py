@@ -509,6 +509,15 @@ def test_bad_numbers_are_refused_by_the_parser(argv, capsys):
     assert exc.value.code == 2 and "must be" in capsys.readouterr().err
 
 
+def test_max_minutes_nan_is_refused_by_the_library_too(tmp_path):
+    from indi4d.training import train_indi
+
+    pairs = make_pairs(tmp_path / "pairs", n=8, size=32)
+    with pytest.raises(ValueError, match="max_minutes must be a finite number"):
+        train_indi(pairs, tmp_path / "model", preset="tiny", max_minutes=float("nan"))
+    assert not (tmp_path / "model").exists()
+
+
 def test_a_checkpoint_is_refused_before_h5py_writes_when_the_disk_is_too_full(tmp_path, monkeypatch):
     import keras
 
@@ -523,6 +532,10 @@ def test_a_checkpoint_is_refused_before_h5py_writes_when_the_disk_is_too_full(tm
     with pytest.raises(OSError, match="no space for a checkpoint") as exc:
         checkpoints.write_state(tmp_path / "model", [part], {"global_step": 1})
     assert exc.value.filename == str(tmp_path / "model") and exc.value.errno == 28
+    from indi4d.cli.common import describe_error
+
+    told = describe_error(exc.value, "train")
+    assert str(tmp_path / "model") in told and "free some space" in told and "resumes" in told
     assert not (tmp_path / "model" / "checkpoints").exists() or not any((tmp_path / "model" / "checkpoints").iterdir())
 
 
@@ -535,3 +548,10 @@ def test_a_garbage_json_of_a_pairs_folder_is_named_before_training(tmp_path, cap
     refused(capsys, ["train", pairs, tmp_path / "model", "--preset", "tiny", "--epochs", "1"], pairs / name,
             what="indi4d register")
     assert not (tmp_path / "model").exists()
+
+
+def test_a_fifo_given_as_a_json_input_is_refused(scan, tmp_path, capsys):
+    os.mkfifo(tmp_path / "s.json")
+    with deadline(60):
+        refused(capsys, ["segment", scan, tmp_path / "l.tif", "--scribbles", tmp_path / "s.json"],
+                tmp_path / "s.json", what="not a regular file")

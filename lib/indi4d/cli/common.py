@@ -1,6 +1,7 @@
 """What every ``indi4d`` sub-command shares: help layout, preset notices, output checks, messages."""
 
 import argparse
+import errno
 import json
 import math
 import sys
@@ -99,6 +100,8 @@ def describe_error(exc, command, has_preset=True):
         return f"a package it needs cannot be imported ({exc}); reinstall with: pip install -e ."
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
+        if exc.errno == errno.ENOSPC and "free" not in exc.strerror:
+            text += "; free some space and rerun (writes are atomic: nothing half-written was kept)"
     elif isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])  # str(KeyError) would add quotes
     else:

@@ -14,7 +14,8 @@ import json
 import os
 import shutil
 
-from ..files import atomic_path, state_dir
+from ..files import atomic_path
+from ..temps import state_dir
 from ..volume_paths import MARKER, hdf5_output_problem
 from .blocks import WRITE_CHUNK_BYTES, _slab_chunks, _store_blocks
 from .paths import VolumeError
