@@ -200,8 +200,9 @@ def _pairs(tmp_path):
     lq = rng.uniform(-1, 1, (6, 8, 8)).astype(np.float32)
     hq = rng.uniform(-1, 1, (6, 8, 8)).astype(np.float32)
     split = np.array(["train", "train", "val", "train", "test", "train"])
+    linear = {"method": "none", "lo": 0.0, "hi": 1.0}
     P.save_pairs(tmp_path, lq, hq, P.disc_mask((8, 8)), np.arange(6) + 10, split,
-                 {"phi": np.eye(4).tolist()}, {"lq": {"method": "none"}, "hq": {"method": "none"}}, {"seed": 0})
+                 {"phi": np.eye(4).tolist()}, {"lq": linear, "hq": linear}, {"seed": 0})
     return lq, hq, split
 
 

@@ -239,7 +239,7 @@ def hdf5_output_problem(file, dataset):
 
 
 def folder_output_problem(folder):
-    """Why replacing the existing folder ``folder`` (a zarr store, a folder of slices) must be refused (a sentence), or None.
+    """Why replacing the existing folder ``folder`` (a zarr store, slices) must be refused (a sentence), or None.
 
     Only a zarr array written by this tool (its :data:`MARKER` attribute and
     manifest, nothing else in the folder) is replaced; never a group, an
