@@ -1,14 +1,18 @@
 # Two commands on a fresh machine with python3 and make:
 #   make book   - install, execute every chapter with papermill, build the HTML book
 #   make test   - install, run the test suite
+# Maintainers: make timings [PRESET=...] copies the chapter times of the last `make book`
+# (runs/$(PRESET)/book_timings.json) into the committed book/timings.json and README table.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= default
 SEED   ?= 0
+# TRAIN=1: train every network with its recipe instead of installing the published reference networks
+TRAIN  ?= 0
 STAMP  := $(VENV)/.indi4d-installed
 
-.PHONY: book test install benchmarks clean-book
+.PHONY: book test install benchmarks clean-book timings
 
 install: $(STAMP)
 
@@ -19,7 +23,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 book: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED) $(if $(filter 1,$(TRAIN)),--train)
+
+timings: $(STAMP)
+	$(PY) -m indi4d.book_timings --run-dir runs/$(PRESET)
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest

@@ -86,7 +86,7 @@ def chapter_results(run_dir, preset, seed, baseline_minutes=None, force=False):
     if not force and path.exists():
         results = read_json(path, "chapter 05's results")
         if matches(results, preset, seed, baseline_minutes):
-            return results, {"reused": True, "metrics": str(path)}
+            return results, {"reused": True, "metrics": repo_relative(path)}
     # the parameters `make book` gives the chapters (indi4d.book.build_book), so both share executed chapters
     parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, ROOT / "notebooks")}
     if baseline_minutes is not None:
@@ -96,7 +96,7 @@ def chapter_results(run_dir, preset, seed, baseline_minutes=None, force=False):
     results = read_json(runs.require_artifact(run_dir, "eval", "metrics"), "chapter 05's results")
     if not matches(results, preset, seed, baseline_minutes):
         raise RuntimeError(f"{path}: does not hold preset {preset!r}, seed {seed} after running the chapters")
-    return results, {"reused": False, "metrics": str(path), "chapters_s": dict(timings)}
+    return results, {"reused": False, "metrics": repo_relative(path), "chapters_s": dict(timings)}
 
 
 def summarise(results):
@@ -116,6 +116,14 @@ def summarise(results):
         row.update({k: truth.get(k) for k in TRUTH_KEYS})
         table[method] = row
     return table
+
+
+def repo_relative(path):
+    """``path`` relative to the repository root when it lies inside it, else as given (no machine's root in JSON)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def main(argv=None):
@@ -145,7 +153,7 @@ def main(argv=None):
     goals = evaluation.check_goals(results["scores"], sweep=results.get("sweep"),
                                    uncertainty=results.get("uncertainty"), budget=budget)
     out = {
-        "version": __version__, "preset": args.preset, "seed": args.seed, "run_dir": str(args.run_dir),
+        "version": __version__, "preset": args.preset, "seed": args.seed, "run_dir": repo_relative(args.run_dir),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "source": source, "budget": results["budget"], "baselines": results["baselines"],
         "baseline_minutes": args.baseline_minutes, "steps": results["steps"], "choice": results["choice"],

@@ -18,6 +18,16 @@ Writes ``benchmarks/results/speed.json`` (atomically) with
   tiles), seconds per megapixel per network pass, GFLOP/s and the ratio to
   the matmul peak.
 
+* ``loop``: the project's training loop (:func:`indi4d.training.train_indi`)
+  on a real pairs folder (``--pairs``, default ``runs/default/pairs`` when it
+  exists), seconds per step inside its epochs and over the whole call
+  (validation, checkpoints and tracing included), each as a ratio to the raw
+  graph step measured in the same run (``loop.ratio_in_epochs``,
+  ``loop.ratio_whole_call``);
+* ``train.bf16``: the raw step under Keras's ``mixed_bfloat16`` policy
+  (oneDNN uses AVX512-BF16 where the CPU has it: ``machine.cpu_flags``), or why
+  it could not run.
+
 Timings are medians over ``--repeats`` runs after a warm-up call (tracing and
 compilation excluded, reported separately). On a machine shared with other
 work the numbers are noisy; rerun on an idle machine for the record. A
@@ -63,12 +73,73 @@ def _time_once(fn):
     return time.perf_counter() - t0
 
 
+def cpu_flags(wanted=("avx512f", "avx512_bf16", "amx_bf16", "avx2")):
+    """Which of ``wanted`` the CPU advertises in /proc/cpuinfo (empty off Linux)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [f for f in wanted if f in flags]
+
+
+def loop_speed(pairs_dir, preset, epochs=3, steps_per_epoch=100):
+    """Seconds per step of the real training loop on ``pairs_dir`` (a throw-away model folder).
+
+    Returns ``seconds_per_step_in_epochs`` (median over the epochs after the
+    first, whose time includes tracing: the steps and the batches alone) and
+    ``seconds_per_step_whole_call`` (everything the call did, per step).
+    """
+    import tempfile
+
+    from indi4d import model_folder
+    from indi4d.training import train_indi
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train_indi(pairs_dir, Path(tmp) / "model", preset=preset, seed=0, max_minutes=None,
+                             overrides={"epochs": epochs, "steps_per_epoch": steps_per_epoch}, progress=False)
+        history = model_folder.read_history(Path(tmp) / "model")
+    per_epoch = history["seconds"][1:] or history["seconds"]
+    return {"pairs_dir": os.path.relpath(pairs_dir, ROOT), "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+            "seconds_per_step_in_epochs": round(statistics.median(per_epoch) / steps_per_epoch, 4),
+            "seconds_per_step_whole_call": summary["seconds_per_step"],
+            "first_epoch_seconds": history["seconds"][0]}
+
+
+def raw_step_speed(tf, keras, network_fn, b, c, repeats, jit=False):
+    """Median seconds of one raw InDI optimiser step (graph or XLA) on random crops, and the first call's."""
+    import numpy as np
+
+    from indi4d.indi import indi_objective
+
+    rng = np.random.default_rng(0)
+    lq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
+    hq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
+    network = network_fn()
+    opt = keras.optimizers.Adam(1e-4)
+    opt.build(network.trainable_variables)
+
+    def step(lq, hq, seed):
+        with tf.GradientTape() as tape:
+            loss = indi_objective(network, lq, hq, seed)
+        grads = tape.gradient(loss, network.trainable_variables)
+        opt.apply_gradients(zip(grads, network.trainable_variables))
+        return loss
+
+    fn = tf.function(step, jit_compile=jit)
+    seed = tf.constant([0, 0], tf.int32)
+    warm = _time_once(lambda: fn(lq, hq, seed).numpy())
+    return _median_time(lambda: fn(lq, hq, seed).numpy(), repeats), warm
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", choices=["tiny", "default", "paper"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=512, help="side of the whole-image inference test")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
+    parser.add_argument("--pairs", default=str(ROOT / "runs" / "default" / "pairs"),
+                        help="pairs folder for the training-loop measurement (skipped when absent)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -77,7 +148,6 @@ def main(argv=None):
     import tensorflow as tf
 
     from indi4d.files import atomic_path
-    from indi4d.indi import indi_objective
     from indi4d.model import PRESETS as NET_PRESETS
     from indi4d.model import build_unet, conv_flops_per_pixel, count_parameters
     from indi4d.presets import resolve
@@ -102,34 +172,39 @@ def main(argv=None):
         "repeats": args.repeats,
     }
 
-    # ---- training step
-    rng = np.random.default_rng(0)
+    # ---- training step: the raw step (graph, XLA, bf16), then the real loop on real pairs
     b, c = train_p["batch_size"], train_p["crop"]
-    lq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
-    hq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
-    opt = keras.optimizers.Adam(1e-4)
-    opt.build(network.trainable_variables)
     train = {}
-    for jit in (False, True):
-        def step(lq, hq, seed):
-            with tf.GradientTape() as tape:
-                loss = indi_objective(network, lq, hq, seed)
-            grads = tape.gradient(loss, network.trainable_variables)
-            opt.apply_gradients(zip(grads, network.trainable_variables))
-            return loss
-
-        fn = tf.function(step, jit_compile=jit)
-        seed = tf.constant([0, 0], tf.int32)
-        warm = _time_once(lambda: fn(lq, hq, seed).numpy())
-        s = _median_time(lambda: fn(lq, hq, seed).numpy(), args.repeats)
+    for name, jit in (("graph", False), ("xla", True)):
+        s, warm = raw_step_speed(tf, keras, lambda: network, b, c, args.repeats, jit)
         gflops = 3.0 * flops_px * b * c * c / s / 1e9  # backward ~ 2x forward
-        train["xla" if jit else "graph"] = {
+        train[name] = {
             "seconds_per_step": round(s, 4), "first_call_seconds": round(warm, 2),
             "batch": b, "crop": c, "gflops": round(gflops, 2), "fraction_of_peak": round(gflops / peak, 3),
         }
+    try:  # bf16 compute, float32 weights: oneDNN's AVX512-BF16 kernels where the CPU has them
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        s, warm = raw_step_speed(tf, keras, lambda: build_unet(**net_p, seed=0), b, c, args.repeats)
+        train["bf16"] = {"seconds_per_step": round(s, 4), "first_call_seconds": round(warm, 2),
+                         "speedup_vs_graph": round(train["graph"]["seconds_per_step"] / s, 3)}
+    except Exception as err:  # noqa: BLE001 - a measurement that cannot run says why
+        train["bf16"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    result["machine"]["cpu_flags"] = cpu_flags()
+    if Path(args.pairs).is_dir():
+        loop = loop_speed(Path(args.pairs), args.preset)
+        raw = train["graph"]["seconds_per_step"]
+        loop["raw_graph_seconds_per_step"] = raw
+        loop["ratio_in_epochs"] = round(loop["seconds_per_step_in_epochs"] / raw, 3)
+        loop["ratio_whole_call"] = round(loop["seconds_per_step_whole_call"] / raw, 3)
+        result["loop"] = loop
+    else:
+        result["loop"] = {"skipped": f"no pairs folder at {args.pairs} (run chapters 01-02 or pass --pairs)"}
     result["train"] = train
 
     # ---- inference: one pass of the network, several ways
+    rng = np.random.default_rng(0)
     n = args.size
     image = rng.uniform(-1, 1, (1, n, n, 1)).astype(np.float32)
     t1 = np.ones(1, np.float32)

@@ -128,7 +128,7 @@ def test_a_chapter_time_page_shows_every_measured_preset():
 def test_a_build_merges_its_times_into_the_book(tmp_path):
     import json
 
-    from indi4d.book import merge_timings, record_timings
+    from indi4d.book_timings import merge_timings, record_timings
     from indi4d.book_pages import write_generated_pages
 
     old = {"default": {"01_a": 200.0, "02_b": 50.0, "total_s": 250.0, "date": "2026-11-30", "machine": 2}}
@@ -163,13 +163,48 @@ def test_a_build_merges_its_times_into_the_book(tmp_path):
     assert "Not measured yet" in (book / "_generated" / "time_01_a.md").read_text()
 
 
+def test_a_book_build_writes_its_times_to_the_run_folder_only(tmp_path, monkeypatch):
+    """`make book` leaves the checkout clean: the committed times and README change only by `make timings`."""
+    import json
+    import shutil
+
+    from indi4d import book, book_timings
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "repo"
+    (copy / "book").mkdir(parents=True)
+    shutil.copy(root / "README.md", copy / "README.md")
+    shutil.copy(root / "book" / "timings.json", copy / "book" / "timings.json")
+    committed = {p: p.read_bytes() for p in (copy / "README.md", copy / "book" / "timings.json")}
+    # what build_book calls, without executing chapters or Sphinx
+    ran = [("01_data_retrieval", 1.0), ("02_registration", None)]
+    monkeypatch.setattr(book, "execute_chapters", lambda *a, **k: ran)
+    monkeypatch.setattr(book, "build_html", lambda *a, **k: copy / "book" / "_build" / "html" / "index.html")
+    book.build_book(copy, preset="tiny", run_dir=copy / "runs" / "tiny")
+    assert {p: p.read_bytes() for p in committed} == committed
+    run = json.loads((copy / "runs" / "tiny" / "book_timings.json").read_text())
+    assert run["preset"] == "tiny" and run["chapters_s"] == {"01_data_retrieval": 1.0, "02_registration": None}
+    assert sorted(run) == ["chapters_s", "date", "machine", "preset", "total_s"]
+
+    # `make timings` copies them into the committed file and the README's table
+    main = book_timings.main(["--root", str(copy), "--run-dir", str(copy / "runs" / "tiny")])
+    stored = json.loads((copy / "book" / "timings.json").read_text())
+    assert main == 0 and stored["tiny"]["01_data_retrieval"] == 1.0 and stored["tiny"]["date"] == run["date"]
+    assert book_timings.timings_table(stored) in (copy / "README.md").read_text()
+    # a run folder from before `make timings` existed says what to do
+    (copy / "runs" / "old").mkdir()
+    (copy / "runs" / "old" / "book_timings.json").write_text(json.dumps({"chapters_s": {}, "total_s": 1.0}))
+    with pytest.raises(ValueError, match="no date, machine, preset .* build the book again"):
+        book_timings.record_run(copy / "runs" / "old", copy / "book", copy / "README.md")
+
+
 def test_every_chapter_includes_its_measured_time_and_types_none():
     """Each "Time to run" section includes its generated page (relative to book/chapters/, where the
     executed notebooks render) and keeps its prose free of typed times."""
     import re
     from pathlib import Path
 
-    from indi4d.book import chapter_paths
+    from indi4d.book_pages import chapter_paths
 
     root = Path(__file__).resolve().parents[1]
     toc = (root / "book" / "_toc.yml").read_text()
@@ -236,7 +271,7 @@ def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
 
 
 def test_the_committed_readme_shows_the_committed_times():
-    """The README's table is the one `make book` writes from book/timings.json (docs match the record)."""
+    """The README's table is the one `make timings` writes from book/timings.json (docs match the record)."""
     from indi4d.book_timings import README_TIMINGS, read_timings, timings_table
 
     root = Path(__file__).resolve().parents[1]

@@ -75,12 +75,20 @@ def test_help_lists_every_option_with_its_default():
 
 
 def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
-    for name in ["simulate", "register", "train"]:
+    """The times are the book's measurements (book/timings.json), never typed into the help."""
+    from indi4d.book_timings import duration, read_timings
+    from indi4d.cli.common import BOOK_DIR
+
+    timings = read_timings(BOOK_DIR)
+    for name, stem in [("simulate", "01_data_retrieval"), ("register", "02_registration"), ("train", "04_training")]:
         with pytest.raises(SystemExit):
             main([name, "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        for preset in ["tiny:", "default: about", "paper:"]:
+        for preset in ["tiny:", "default:", "paper:"]:
             assert preset in text, (name, text)
+        for preset in ["tiny", "default"]:
+            assert f"took {duration(timings[preset][stem])} (2 CPU cores" in text, (name, preset, text)
+        assert "not timed by the book" in text  # paper
         assert "(default: default)" in text
     with pytest.raises(SystemExit):
         main(["enhance", "--help"])
@@ -94,10 +102,34 @@ def test_default_preset_is_announced_on_stderr(tmp_path, capsys):
     lq, hq = tmp_path / "missing_lq.tif", tmp_path / "missing_hq.tif"
     assert main(["register", str(lq), str(hq), str(tmp_path / "pairs")]) == 2
     err = capsys.readouterr().err
-    assert "indi4d register: preset default: about 10-30 s on 2 CPU cores" in err and "--preset tiny" in err
+    assert "indi4d register: preset default: the book's volumes; chapter 02 (" in err and "--preset tiny" in err
     assert "missing_lq.tif" in err  # then the real problem, naming the file
     assert main(["register", str(lq), str(hq), str(tmp_path / "pairs"), "--preset", "tiny"]) == 2
     assert "preset default" not in capsys.readouterr().err
+
+
+def test_tensorflow_is_quiet_unless_the_user_set_its_log_level(tmp_path):
+    from absl import logging as absl_logging
+
+    from indi4d.cli.main import quiet_tensorflow
+
+    before = absl_logging.get_verbosity()
+    try:
+        environ = {}
+        assert quiet_tensorflow(environ) and environ == {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        assert absl_logging.get_verbosity() == absl_logging.ERROR
+        absl_logging.set_verbosity(before)
+        mine = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+        assert not quiet_tensorflow(mine) and mine == {"TF_CPP_MIN_LOG_LEVEL": "0"}
+        assert absl_logging.get_verbosity() == before
+    finally:
+        absl_logging.set_verbosity(before)
+    # the entry point sets it before any command imports TensorFlow
+    code = ("import os, sys; os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None); from indi4d.cli import main; "
+            "main(['evaluate', 'no.tif', 'no.tif', '--out', 'x.json']); "
+            "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["2", "False"], out
 
 
 # --------------------------------------------------------------------------- messages and exit status

@@ -208,7 +208,8 @@ def test_training_targets_hq_halves_and_deconvolved_halves(registered):
     from indi4d.training.data import load_training_slices, validation_batches
 
     _, out, meta = registered
-    base = load_training_slices(out, 8)
+    base = load_training_slices(out, 8, target="hq")
+    assert load_training_slices(out, 8)["target"] == "halves"  # the default "auto": the halves, as the pairs hold them
     assert base["hq_tr"].ndim == 3 and base["target"] == "hq" and base["psf"] is None
     halves = load_training_slices(out, 8, target="halves")
     n, h, w = base["hq_tr"].shape

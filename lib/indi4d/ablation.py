@@ -15,6 +15,8 @@ Written into ``RUN_DIR/ablation/``: one model folder per variant and
 
 import time
 
+from .evaluation.settings import ABLATION_STEP_COUNTS
+
 #: The original InDI training every variant starts from (the presets' values
 #: before this ablation chose "auto" targets and p_one 1/3), so that each row
 #: names exactly one change from the same baseline whatever the presets say.
@@ -46,14 +48,15 @@ COMBINED = {
 #: The ablation's own schedule per preset (shorter than the main run's, so that
 #: every variant fits in the book's budget) and the variants run by default.
 PRESETS = {
-    "tiny": {"epochs": 1, "steps_per_epoch": 4, "variants": ("baseline", "chosen", "all"), "steps": (1, 2)},
+    "tiny": {"epochs": 1, "steps_per_epoch": 4, "variants": ("baseline", "chosen", "all"),
+             "steps": ABLATION_STEP_COUNTS[:2]},
     # the two winners alone and together, the residual form, and everything (eps, EMA and whole slices alone: by name)
     "default": {"epochs": 2, "steps_per_epoch": 100,
                 "variants": ("baseline", "p_one_third", "halves", "chosen", "residual", "all", "indi_deconv"),
-                "steps": (1, 2, 4, 10, 20)},
-    "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": (1, 2, 4, 10, 20)},
+                "steps": ABLATION_STEP_COUNTS},
+    "paper": {"epochs": 50, "steps_per_epoch": 200, "variants": (*VARIANTS, *COMBINED), "steps": ABLATION_STEP_COUNTS},
     # the workshop installs the default book's network instead of training: no ablation (seven trainings)
-    "workshop": {"epochs": 2, "steps_per_epoch": 100, "variants": (), "steps": (1, 2, 4, 10, 20)},
+    "workshop": {"epochs": 2, "steps_per_epoch": 100, "variants": (), "steps": ABLATION_STEP_COUNTS},
 }
 
 #: the numbers kept per N (from :func:`indi4d.evaluation.step_sweep` rows)
@@ -150,7 +153,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     from .inference import load_enhancer
     from .presets import resolve
     from .training import train_indi
-    from .training.indi_run import PRESETS as TRAIN_PRESETS, _network_params
+    from .training.indi_run import PRESETS as TRAIN_PRESETS, network_params
 
     eval_preset = eval_preset or preset
     ev = resolve(EVAL_PRESETS, eval_preset)
@@ -164,7 +167,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     if steps_per_epoch is None:
         raise ValueError("run_ablation: give steps_per_epoch (the ablation's runs must have a known length)")
     pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
-    _, factor = _network_params(resolve(TRAIN_PRESETS, preset))
+    _, factor = network_params(resolve(TRAIN_PRESETS, preset))
     whole = whole_slice_crop(pairs_dir, factor)
     schedule = {k: v for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)) if v is not None}
     test = load_test_set(run_dir, ev["max_test_slices"])

@@ -9,13 +9,14 @@ executed copy; :func:`build_book` runs all chapters in order into
 An executed chapter records a fingerprint (its source, its parameters and the
 library's source) in its metadata, so ``make book`` re-runs only what changed.
 
-Every build also records the chapters' measured times per preset in the
-committed ``book/timings.json`` (:func:`record_timings`), from which each
-chapter's "Time to run" section is generated (:mod:`indi4d.book_pages`).
+Every build records the chapters' measured times in the run folder
+(``RUN_DIR/book_timings.json``) and nothing in the checkout; ``make timings``
+(:mod:`indi4d.book_timings`) copies them into the committed ``book/timings.json``
+and the README, from which each chapter's "Time to run" section is generated
+(:mod:`indi4d.book_pages`).
 """
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
@@ -25,17 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from .book_pages import chapter_paths, write_generated_pages
+from .book_timings import RUN_TIMINGS_FILE, run_timings
 from .files import atomic_path, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def chapter_paths(notebooks_dir):
-    """Return the chapter sources ``NN_*.md`` of a folder, in order."""
-    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md"))
-    if not paths:
-        raise FileNotFoundError(f"{notebooks_dir}: no chapters (NN_name.md) found")
-    return paths
 
 
 def _fingerprint(md_path, parameters):
@@ -136,74 +131,6 @@ def execute_chapters(notebooks_dir, out_dir, parameters, only=None, force=False)
     return timings
 
 
-#: The chapters' measured times, per preset, in the book folder (committed with the book).
-TIMINGS_FILE = "timings.json"
-#: Keys of a preset's entry in ``timings.json`` that are not a chapter.
-TIMING_KEYS = ("total_s", "date", "machine")
-
-
-def cpu_count():
-    """CPU cores this process may use (its affinity, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def merge_timings(timings, preset, chapters_s, date, machine):
-    """``timings`` (the content of ``timings.json``) with one build's chapter times merged in.
-
-    Parameters
-    ----------
-    timings : dict
-        ``{preset: {chapter_stem: seconds, "total_s": ..., "date": ..., "machine": cores}}``;
-        not modified.
-    preset : str
-        The preset the build ran.
-    chapters_s : dict
-        ``{chapter_stem: seconds or None}`` of the build (None: reused, not run).
-    date : str
-        The build's date (ISO ``YYYY-MM-DD``).
-    machine : int
-        CPU cores of the machine that measured.
-
-    Returns
-    -------
-    dict
-        A new dict: the chapters that ran replace theirs; other presets and the
-        chapters the build did not run (``--only``, or reused) keep theirs;
-        ``total_s`` is the sum of the preset's chapters, ``date`` and ``machine``
-        are this build's. A build that ran no chapter changes nothing.
-    """
-    merged = {p: dict(entry) for p, entry in (timings or {}).items()}
-    ran = {stem: round(float(s), 1) for stem, s in chapters_s.items() if s is not None}
-    if not ran:
-        return merged
-    old = merged.get(preset, {})
-    chapters = {k: v for k, v in old.items() if k not in TIMING_KEYS} | ran
-    entry = dict(sorted(chapters.items()))
-    entry.update(total_s=round(sum(chapters.values()), 1), date=str(date), machine=int(machine))
-    merged[preset] = entry
-    return merged
-
-
-def record_timings(book_dir, preset, chapters_s, date=None, machine=None):
-    """Merge one build's chapter times into ``BOOK/timings.json`` (:func:`merge_timings`); return its path.
-
-    ``date`` defaults to today, ``machine`` to this process's CPU cores; the
-    file is written atomically.
-    """
-    from .book_timings import read_timings  # imports this module: imported here, not at the top
-
-    path = Path(book_dir) / TIMINGS_FILE
-    old = read_timings(book_dir)
-    date = date or datetime.date.today().isoformat()
-    merged = merge_timings(old, preset, chapters_s, date, machine or cpu_count())
-    if merged != old:
-        write_json(path, merged)
-    return path
-
-
 def build_html(book_dir, notebooks_dir=None, run_dir=None):
     """Write the generated pages and build a book folder's HTML; return ``_build/html/index.html``.
 
@@ -217,8 +144,6 @@ def build_html(book_dir, notebooks_dir=None, run_dir=None):
     if not notebooks_dir.is_dir():
         raise FileNotFoundError(f"{notebooks_dir}: no chapter sources to generate the book's parameter tables from "
                                 "(pass notebooks_dir)")
-    from .book_pages import write_generated_pages
-
     write_generated_pages(book_dir, notebooks_dir, run_dir)
     return run_jupyter_book(book_dir)
 
@@ -268,7 +193,7 @@ def run_jupyter_book(book_dir):
     return index
 
 
-def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False):
+def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=False, retrain=False):
     """Execute the chapters with a preset and build the HTML book.
 
     Parameters
@@ -279,6 +204,9 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
         Parameter preset passed to every chapter.
     run_dir : str or Path, optional
         Where chapters keep their artifacts; default ``ROOT/runs/<preset>``.
+    retrain : bool
+        Train every network with its recipe instead of installing the published
+        reference networks (``make book TRAIN=1``; the chapters' ``retrain`` parameter).
 
     Returns
     -------
@@ -290,16 +218,14 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     # chapters run with notebooks/ as working directory: a relative run_dir keeps
     # this machine's absolute paths out of the rendered parameters cells
     parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, root / "notebooks")}
+    if retrain:  # only when asked: the chapters' own default is to read the reference networks
+        parameters["retrain"] = True
     t0 = time.perf_counter()
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
-    # before the HTML: the chapters' "Time to run" sections show these measurements
-    record_timings(root / "book", preset, dict(timings))
-    from .book_timings import read_timings, update_readme_timings
-
-    update_readme_timings(root / "README.md", read_timings(root / "book"))  # the README's table of times
     index = build_html(root / "book", root / "notebooks", run_dir)
-    # run_dir is absolute here
-    write_json(run_dir / "book_timings.json", {"chapters_s": dict(timings), "total_s": time.perf_counter() - t0})
+    # only the run folder: the committed book/timings.json and README table are a maintainer's
+    # `make timings` (indi4d.book_timings), so a build leaves the checkout as it was
+    write_json(run_dir / RUN_TIMINGS_FILE, run_timings(preset, dict(timings), time.perf_counter() - t0))
     return index
 
 
@@ -312,8 +238,10 @@ def main(argv=None):
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--only", nargs="*", help="chapter number prefixes, e.g. 01 02")
     parser.add_argument("--force", action="store_true", help="re-execute unchanged chapters")
+    parser.add_argument("--train", action="store_true",
+                        help="train every network with its recipe instead of installing the reference networks")
     args = parser.parse_args(argv)
-    index = build_book(args.root, args.preset, args.seed, args.run_dir, args.only, args.force)
+    index = build_book(args.root, args.preset, args.seed, args.run_dir, args.only, args.force, args.train)
     print(f"\nThe book is built: {index}\nOpen it with: python3 -m http.server -d {index.parent}  (then http://127.0.0.1:8000)")
     return 0
 

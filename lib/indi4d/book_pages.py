@@ -24,9 +24,16 @@ number of the run the book was built from.
 
 from pathlib import Path
 
-from .book import chapter_paths
 from .book_timings import duration, read_timings, time_page, timings_table
 from .files import atomic_path, read_json
+
+
+def chapter_paths(notebooks_dir):
+    """Return the chapter sources ``NN_*.md`` of a folder, in order."""
+    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md"))
+    if not paths:
+        raise FileNotFoundError(f"{notebooks_dir}: no chapters (NN_name.md) found")
+    return paths
 
 
 def _comments_by_line(source):

@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from .model_folder import check_steps
+
 #: Objective defaults: ``p_one`` is the share of samples with t = 1 exactly
 #: (the first sampling step, the one that must work from the raw LQ); ``eps``
 #: the noise scale in x_t; ``threshold`` where the loss turns from MAE to MSE.
@@ -358,8 +360,7 @@ def indi_sample(network, y, steps, eps=0.0, seed=None, stochastic=False, progres
     ValueError
         For ``steps < 1``, ``eps < 0``, non-finite values, or a wrong shape.
     """
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"indi_sample: steps must be an integer >= 1, got {steps}")
+    check_steps(steps, "indi_sample: steps")
     if eps < 0:
         raise ValueError(f"indi_sample: eps must be >= 0, got {eps}")
     steps = int(steps)

@@ -11,6 +11,7 @@ holds::
     checkpoints/ckpt_<step>  resume state (weights, optimiser, loop state)
     steps.json               the chosen InDI step count N and the rule that chose it
     summary.json             what the training call did (steps, budget, ``stopped_by``)
+    domain.json              statistics of the training LQ slices (:mod:`indi4d.domain`), for enhance's domain check
 
 Every other module asks this one for these files. Writers are atomic; readers
 raise errors that name the file. Nothing is written by :func:`accept_config`
@@ -18,11 +19,13 @@ until the configuration has been compared with what the folder already holds.
 """
 
 import math
+import numbers
 import shutil
 import warnings
 from pathlib import Path
 
 from .files import atomic_dir, atomic_path, read_json, remove_stale_temps_in, write_json
+from .pairs import check_normalisation
 from .runs import FILES as _RUN_FILES
 
 FILES = _RUN_FILES["model"]
@@ -170,11 +173,11 @@ def _same_normalisation(model_dir, params):
 
 
 def discard_training_state(model_dir):
-    """Remove a run's config, checkpoints, history, model, chosen steps and summary (nothing else)."""
+    """Remove a run's config, checkpoints, history, model, chosen steps, summary and domain record (nothing else)."""
     model_dir = Path(model_dir)
     shutil.rmtree(model_path(model_dir, "checkpoints"), ignore_errors=True)
     for key in ("config", "history", "model", "discriminator", "steps", "summary", "normalisation",
-                "validation_metrics"):
+                "validation_metrics", "domain"):
         model_path(model_dir, key).unlink(missing_ok=True)
 
 
@@ -190,42 +193,6 @@ def read_normalisation(model_dir):
     for key in ("lq", "hq"):
         check_normalisation(params[key], f"{path}: {key!r}")
     return params
-
-
-def check_normalisation(params, label, fix=None):
-    """Refuse grey-level parameters that would give a constant or inverted output.
-
-    ``lo`` and ``hi`` must be finite with ``lo < hi``; a quantile table must be
-    finite and non-decreasing.
-
-    ``fix`` says what to do (default: about a model folder).
-
-    Raises
-    ------
-    ModelFolderError
-        Naming ``label`` (the file and key) and what is wrong.
-    """
-    fix = fix or "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
-    if not isinstance(params, dict) or not isinstance(params.get("method"), str):
-        raise ModelFolderError(f"{label}: expected an object with a 'method' (from fit_normalisation); {fix}")
-    try:
-        lo, hi = float(params["lo"]), float(params["hi"])
-    except (KeyError, TypeError, ValueError):
-        raise ModelFolderError(f"{label}: 'lo' and 'hi' must be numbers; {fix}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ModelFolderError(f"{label}: needs finite lo < hi, got lo = {lo:g}, hi = {hi:g} (equal ends give a "
-                               f"constant output, swapped ends an inverted one); {fix}")
-    table = params.get("quantiles")
-    if table is not None:
-        try:
-            grey = [float(v) for v in table["grey"]]
-            level = [float(v) for v in table["level"]]
-        except (KeyError, TypeError, ValueError):
-            raise ModelFolderError(f"{label}: the quantile table needs lists 'grey' and 'level'; {fix}") from None
-        ok = all(map(math.isfinite, grey + level)) and len(grey) == len(level) >= 2
-        if not ok or any(b < a for a, b in zip(grey, grey[1:])) or any(b < a for a, b in zip(level, level[1:])):
-            raise ModelFolderError(f"{label}: the quantile table must be finite, of equal lengths and "
-                                   f"non-decreasing; {fix}")
 
 
 def write_normalisation(model_dir, params):
@@ -281,6 +248,64 @@ def write_network(model_dir, network, key="model"):
     return save_network(network, model_path(model_dir, key))
 
 
+# --------------------------------------------------------------------------- the domain record
+
+
+def _check_domain(record, path):
+    """Refuse a domain record that :func:`indi4d.domain.domain_score` cannot use (names the file and the key)."""
+    import math
+
+    from .domain import RECORD_VERSION
+
+    def numbers(key, n=None, positive=False):
+        values = record.get(key)
+        values = values if isinstance(values, list) else [values]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok or (n is not None and len(values) != n) or (positive and min(values) <= 0):
+            want = f"{n} finite numbers" if n is not None else "a finite number"
+            raise ModelFolderError(f"{path}: '{key}' must be {want}{' > 0' if positive else ''}; the domain record "
+                                   "is damaged: recompute it (indi4d.domain.record_from_pairs and "
+                                   "model_folder.write_domain) or delete it to skip the domain check")
+        return values
+
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        got = record.get("version") if isinstance(record, dict) else type(record).__name__
+        raise ModelFolderError(f"{path}: not a domain record of version {RECORD_VERSION} (got {got!r}); recompute it "
+                               "(indi4d.domain.record_from_pairs) or delete it to skip the domain check")
+    levels = numbers("grey_levels")
+    grey = numbers("grey_quantiles", len(levels))
+    if any(b < a for a, b in zip(grey, grey[1:])):
+        raise ModelFolderError(f"{path}: 'grey_quantiles' must not decrease; the domain record is damaged")
+    numbers("noise", positive=True)
+    numbers("edge_quantiles", len(numbers("edge_levels")), positive=True)
+    return record
+
+
+def write_domain(model_dir, record):
+    """Write ``domain.json`` (a record of :func:`indi4d.domain.record_from_slices`), checked first."""
+    path = model_path(model_dir, "domain")
+    return write_json(path, _check_domain(record, path))
+
+
+def read_domain(model_dir):
+    """The folder's domain record (dict), or None when it has none (e.g. a published network).
+
+    Raises
+    ------
+    ModelFolderError
+        The file is there but damaged (unreadable, another version, a missing
+        or non-finite statistic): the message names the file and what to do.
+    """
+    path = model_path(model_dir, "domain")
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path, "the domain record")
+    except ValueError as exc:
+        raise ModelFolderError(f"{exc}; recompute the domain record or delete it to skip the domain check") from exc
+    return _check_domain(record, path)
+
+
 # --------------------------------------------------------------------------- the chosen step count
 
 
@@ -297,9 +322,8 @@ def write_chosen_steps(model_dir, steps, rule, **details):
     **details
         JSON-serialisable extras (e.g. the sweep that was scored, where).
     """
-    if int(steps) != steps or int(steps) < 1:
-        raise ValueError(f"write_chosen_steps: steps must be an integer >= 1, got {steps!r}")
-    return write_json(model_path(model_dir, "steps"), {"steps": int(steps), "rule": str(rule), **details})
+    steps = check_steps(steps, "write_chosen_steps: steps")
+    return write_json(model_path(model_dir, "steps"), {"steps": steps, "rule": str(rule), **details})
 
 
 def read_chosen_steps(model_dir):
@@ -308,16 +332,61 @@ def read_chosen_steps(model_dir):
     if not path.exists():
         return None
     choice = read_json(path, "the chosen step count")
-    steps = choice.get("steps") if isinstance(choice, dict) else None
-    if not isinstance(steps, int) or steps < 1:
-        raise ModelFolderError(f"{path}: 'steps' must be an integer >= 1, got {steps!r}")
+    check_steps(choice.get("steps") if isinstance(choice, dict) else None, f"{path}: 'steps'", ModelFolderError)
     return choice
 
 
-def default_steps(model_dir, fallback=FALLBACK_STEPS):
-    """The chosen N of ``model_dir`` when stored, else ``fallback``."""
+def check_steps(steps, who="steps", error=ValueError):
+    """InDI's step count N as an int: the one check that N is an integer >= 1.
+
+    Parameters
+    ----------
+    steps : int or float
+        An integer value (``3`` or ``3.0``); bools, strings and None are refused.
+    who : str
+        What the message names first, e.g. ``"indi_sample: steps"`` (``""``: nothing).
+    error : type
+        The exception raised (e.g. :class:`ModelFolderError`, ``argparse.ArgumentTypeError``).
+
+    Returns
+    -------
+    int
+    """
+    number = isinstance(steps, numbers.Real) and not isinstance(steps, bool)
+    if not (number and math.isfinite(steps) and steps >= 1 and int(steps) == steps):
+        raise error(f"{who + ' ' if who else ''}must be an integer >= 1, got {steps!r}")
+    return int(steps)
+
+
+def resolve_steps(model_dir, steps=None, fallback=FALLBACK_STEPS):
+    """The InDI step count N to use for ``model_dir`` and where it came from, in words.
+
+    Parameters
+    ----------
+    model_dir : str or Path or None
+        A model folder (its ``steps.json``, written by chapter 05, is read when present).
+    steps : int, optional
+        N given by the caller: returned as it is (check it with :func:`check_steps`).
+    fallback : int
+        N when none is given and the folder holds no choice.
+
+    Returns
+    -------
+    (n, source)
+        ``source`` is ``"given"``, ``"chosen by the evaluation, <steps.json path>"``
+        or ``"the model folder holds no chosen N (steps.json); the fallback"``.
+    """
+    if steps is not None:
+        return steps, "given"
     choice = read_chosen_steps(model_dir) if model_dir is not None and Path(model_dir).is_dir() else None
-    return int(choice["steps"]) if choice else int(fallback)
+    if choice:
+        return int(choice["steps"]), f"chosen by the evaluation, {model_path(model_dir, 'steps')}"
+    return int(fallback), f"the model folder holds no chosen N ({FILES['steps']}); the fallback"
+
+
+def default_steps(model_dir, fallback=FALLBACK_STEPS):
+    """The chosen N of ``model_dir`` when stored, else ``fallback`` (:func:`resolve_steps`, without the source)."""
+    return resolve_steps(model_dir, None, fallback)[0]
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -30,7 +30,6 @@ import numpy as np
 
 from . import runs
 from .files import atomic_path, read_json, write_json
-from .model_folder import check_normalisation
 
 #: Names of the splits stored in ``pairs.npz``.
 SPLITS = ("train", "val", "test")
@@ -285,6 +284,42 @@ def lq_scan_record(pairs_dir):
 
 #: What to do about a damaged pairs folder, for messages.
 _REDO = "the pairs folder is damaged: run `indi4d register` again"
+
+
+def check_normalisation(params, label, fix=None):
+    """Refuse grey-level parameters that would give a constant or inverted output.
+
+    ``lo`` and ``hi`` must be finite with ``lo < hi``; a quantile table must be
+    finite and non-decreasing.
+
+    ``fix`` says what to do (default: about a model folder).
+
+    Raises
+    ------
+    ValueError
+        Naming ``label`` (the file and key) and what is wrong.
+    """
+    fix = fix or "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
+    if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+        raise ValueError(f"{label}: expected an object with a 'method' (from fit_normalisation); {fix}")
+    try:
+        lo, hi = float(params["lo"]), float(params["hi"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{label}: 'lo' and 'hi' must be numbers; {fix}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{label}: needs finite lo < hi, got lo = {lo:g}, hi = {hi:g} (equal ends give a "
+                               f"constant output, swapped ends an inverted one); {fix}")
+    table = params.get("quantiles")
+    if table is not None:
+        try:
+            grey = [float(v) for v in table["grey"]]
+            level = [float(v) for v in table["level"]]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{label}: the quantile table needs lists 'grey' and 'level'; {fix}") from None
+        ok = all(map(math.isfinite, grey + level)) and len(grey) == len(level) >= 2
+        if not ok or any(b < a for a, b in zip(grey, grey[1:])) or any(b < a for a, b in zip(level, level[1:])):
+            raise ValueError(f"{label}: the quantile table must be finite, of equal lengths and "
+                                   f"non-decreasing; {fix}")
 
 
 def read_pairs_json(pairs_dir, key):

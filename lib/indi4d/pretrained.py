@@ -3,15 +3,16 @@
 The ``workshop`` preset runs the whole book in minutes on a laptop: instead of
 training InDI (and the CNN and GAN baselines) it installs the networks the
 default book trained (``preset="default"``, ``seed=0``). They are ordinary
-model folders packed as zip archives in ``data/pretrained/``, listed in the
-data registry (``data/registry.txt``) with their SHA-256 and a path relative
+model folders packed as zip archives shipped with the package
+(``lib/indi4d/package_data/pretrained/``), listed in the data registry
+(``package_data/registry.txt``) with their SHA-256 and a path relative
 to the registry file, and fetched by :func:`indi4d.data.registry_fetch` like
 any download: the archive is copied into the cache, hashed, and kept only
 when the hash is the registered one. A changed archive is refused.
 
 Layout::
 
-    data/pretrained/<name>.zip                      the archive (committed)
+    package_data/pretrained/<name>.zip              the archive (committed, installed with the package)
     CACHE/downloads/<sha256[:16]>/<name>.zip        the verified copy
     CACHE/models/<sha256[:16]>/<stem>/              the unpacked model folder
 
@@ -27,26 +28,26 @@ from pathlib import Path
 from . import model_folder
 from .data import DataError, data_cache_dir, load_registry, registry_fetch
 from .files import MANIFEST, atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
+from .package_data import PRETRAINED_DIR as ARCHIVE_DIR
 
-#: preset -> {role: registry name}: the networks a preset installs instead of training them.
-FOR_PRESET = {
-    "workshop": {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"},
-}
+#: The reference networks: trained once with the reference recipe on the default data, seed 0
+#: (:mod:`indi4d.reference` holds their cards and retrains their first steps to check them).
+REFERENCE = {"indi": "indi-default-seed0.zip", "cnn": "cnn-default-seed0.zip", "gan": "gan-default-seed0.zip"}
+#: preset -> {role: registry name}: the networks a preset installs instead of training them
+#: (the default book reads the reference networks; ``make book TRAIN=1`` trains them again).
+FOR_PRESET = {"workshop": REFERENCE, "default": REFERENCE}
 
 #: The files of a model folder that an archive carries (those present are packed).
 ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
             "validation_metrics.json")
 
-#: Where the archives live in the source tree (beside ``data/registry.txt``).
-ARCHIVE_DIR = Path(__file__).resolve().parents[2] / "data" / "pretrained"
-
 #: Written into an installed model folder: which archive it came from.
 SOURCE_FILE = "pretrained.json"
 
 
-def names_for(preset):
-    """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them)."""
-    return dict(FOR_PRESET.get(preset, {}))
+def names_for(preset, retrain=False):
+    """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them, as with ``retrain``)."""
+    return {} if retrain else dict(FOR_PRESET.get(preset, {}))
 
 
 def pack_model(model_dir, out_zip):
@@ -99,7 +100,7 @@ def fetch_model(name, registry=None, cache_dir=None):
     name : str
         Registry name of a model archive (e.g. ``"indi-default-seed0.zip"``).
     registry : str or Path, optional
-        Default ``data/registry.txt``.
+        Default the package's registry (:data:`~indi4d.package_data.REGISTRY_FILE`).
     cache_dir : str or Path, optional
         Default :func:`indi4d.data.data_cache_dir`.
 
@@ -188,13 +189,13 @@ def installed_from(model_dir):
     return read_json(path, "the record of a published model") if path.is_file() else None
 
 
-def normalisation_for(preset, registry=None, cache_dir=None):
+def normalisation_for(preset, registry=None, cache_dir=None, retrain=False):
     """The grey-value normalisation of the InDI model ``preset`` installs, or None when it trains one.
 
     Chapter 02 normalises the pairs with it, so that the installed network sees
     its inputs scaled exactly as in the run that trained it.
     """
-    name = names_for(preset).get("indi")
+    name = names_for(preset, retrain).get("indi")
     if name is None:
         return None
     return model_folder.read_normalisation(fetch_model(name, registry=registry, cache_dir=cache_dir))

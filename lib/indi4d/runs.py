@@ -8,6 +8,8 @@ A run folder holds one sub-folder per stage::
     RUN_DIR/baselines/  chapter 05: CNN and GAN baselines (model folders cnn/ and gan/)
     RUN_DIR/eval/       chapter 05: metrics
     RUN_DIR/ablation/   chapter 04: one short InDI run per training change, and ablation.json
+    RUN_DIR/live/       chapter 04: the reference recipe's first epochs trained live (a model folder)
+    RUN_DIR/indi_deconv/ chapter 04: InDI trained on deconvolved HQ halves (indi-deconv, a separate method)
     RUN_DIR/insitu/     chapter 06: the in situ series enhanced, and its metrics
     RUN_DIR/segmentation/ chapter 07: segmentation networks, label volumes and metrics
     RUN_DIR/figures/    PNG copies of every chapter figure
@@ -29,6 +31,8 @@ STAGES = {
     "eval": ("eval", "05_evaluation"),
     "insitu": ("insitu", "06_insitu"),
     "ablation": ("ablation", "04_training"),
+    "live": ("live", "04_training"),
+    "indi_deconv": ("indi_deconv", "04_training"),
     "segmentation": ("segmentation", "07_segmentation"),
     "figures": ("figures", None),
 }
@@ -51,11 +55,15 @@ FILES = {
               "unconverged": "phi_unconverged.json"},
     "model": {"model": "model.keras", "discriminator": "discriminator.keras", "config": "config.json",
               "normalisation": "normalisation.json", "history": "history.json", "checkpoints": "checkpoints",
-              "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json"},
+              "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json",
+              # statistics of the training LQ slices, for enhance's domain check (indi4d.domain)
+              "domain": "domain.json"},
     "baselines": {"cnn": "cnn", "gan": "gan"},
     "eval": {"metrics": "metrics.json"},
     "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},
     "ablation": {"results": "ablation.json"},
+    "live": {},
+    "indi_deconv": {},
     "segmentation": {"metrics": "metrics.json", "networks": "networks", "labels": "labels"},
     "figures": {},
 }

@@ -6,7 +6,7 @@ import keras
 
 from .. import model_folder, pairs
 from ..presets import resolve
-from ..training.data import load_training_slices, slice_batches
+from ..training.data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_batches
 from ..training.single_network import adam, objective_method, start_run
 from ..training.loop import run_loop
 from .budget import budget_caps, finish, indi_budget
@@ -38,7 +38,8 @@ def _config(kind, preset, seed, pairs_dir, budget, p, minutes):
                                    "pct_start")}
     return {"baseline": kind, "preset": preset, "seed": seed, "pairs_dir": str(Path(pairs_dir).resolve()),
             "network": budget["network"], "indi_budget": indi,
-            "target": {"target": budget.get("target", "hq"), "psf_sigma_nm": budget.get("psf_sigma_nm")},
+            "target": {"target": resolve_target(budget.get("target", DEFAULT_TARGET), pairs_dir),
+                       "psf_sigma_nm": budget.get("psf_sigma_nm")},
             "budget": {"factor": p["budget_factor"], "minutes": minutes},
             "normalisation": "normalisation.json", **pairs.lq_scan_record(pairs_dir)}
 
@@ -67,7 +68,7 @@ def _train_baseline(kind, pairs_dir, model_dir, budget, p, config, seed, minutes
     if stored is not None:
         return dict(stored, reused=True)
     # InDI's targets (the HQ scan, or two HQ halves: then the target is channel 1)
-    slices = load_training_slices(pairs_dir, int(budget["crop"]), target=budget.get("target", "hq"),
+    slices = load_training_slices(pairs_dir, int(budget["crop"]), target=budget.get("target", DEFAULT_TARGET),
                                   psf_sigma_nm=budget.get("psf_sigma_nm"))
     epochs, steps_per_epoch = int(budget["epochs"]), int(budget["steps_per_epoch"])
     factor = 2 ** int(budget["network"]["depth"])
@@ -101,7 +102,7 @@ def train_cnn(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
         refused (folder unchanged) unless ``restart``.
     budget : dict
         :func:`indi_budget` of the InDI run to match; optional ``target`` and
-        ``psf_sigma_nm`` (InDI's targets, default ``"hq"``: with two HQ halves
+        ``psf_sigma_nm`` (InDI's targets, default :data:`~indi4d.training.data.DEFAULT_TARGET`: with two HQ halves
         the batches' ``hq`` has two channels and the target is channel 1).
     preset : {"tiny", "default", "paper"}
         :data:`PRESETS` entry; ``**overrides`` replace single parameters.
@@ -175,7 +176,8 @@ def train_gan(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
                            progress, build)
 
 
-def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress=True, restart=False):
+def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress=True, restart=False,
+                    retrain=False):
     """Train (or reuse) the CNN and GAN baselines of a run folder at the InDI run's step budget.
 
     Parameters
@@ -191,6 +193,8 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     progress : bool
     restart : bool
         Discard baselines trained with another configuration instead of refusing.
+    retrain : bool
+        Train them even where the preset installs the published ones (``make book TRAIN=1``).
 
     Returns
     -------
@@ -206,11 +210,11 @@ def train_baselines(run_dir, preset="default", seed=None, minutes=None, progress
     indi_dir = runs.require_artifact(run_dir, "model", "config").parent
     budget = indi_budget(indi_dir)
     indi_training = model_folder.read_config(indi_dir)["training"]
-    for key, default in (("target", "hq"), ("psf_sigma_nm", None)):  # InDI's targets, for the same batches
+    for key, default in (("target", DEFAULT_TARGET), ("psf_sigma_nm", None)):  # InDI's targets, for the same batches
         budget.setdefault(key, indi_training.get(key, default))
     out = runs.stage_dir(run_dir, "baselines", create=True)
-    published = pretrained.names_for(preset)
-    if published.get("cnn") and published.get("gan"):  # the workshop: the default book's baselines, not trained
+    published = pretrained.names_for(preset, retrain)
+    if published.get("cnn") and published.get("gan"):  # the reference baselines, not trained
         installed = {kind: pretrained.install_model(published[kind], out / runs.file_name("baselines", kind))
                      for kind in ("cnn", "gan")}
         return {"budget": budget, **{kind: dict(rec["trained"], reused=False, pretrained=rec["name"],

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 PRESET_NAMES = ("tiny", "default", "paper")
+#: The book folder of the checkout the package runs from: its committed ``timings.json``
+#: gives the commands' expected times (absent from an installed package: then none is shown).
+BOOK_DIR = Path(__file__).resolve().parents[3] / "book"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -33,6 +36,37 @@ def add_parser(sub, name, summary, description, func):
     parser = sub.add_parser(name, help=summary, description=description, formatter_class=HelpFormatter)
     parser.set_defaults(func=func)
     return parser
+
+
+def chapter_time(stem, preset, book_dir=BOOK_DIR):
+    """Chapter ``stem``'s time with ``preset`` as ``book/timings.json`` records it, in words; None when not timed."""
+    from ..book_timings import duration, measured_on, read_timings
+
+    try:
+        entry = read_timings(book_dir).get(preset) or {}
+    except (OSError, ValueError):
+        return None
+    return None if entry.get(stem) is None else f"{duration(entry[stem])} ({measured_on(entry)})"
+
+
+def preset_times(stem, runs, notes, book_dir=BOOK_DIR):
+    """``{preset: expected time in words}``: what the preset is, and the measured time of the chapter that runs it.
+
+    Parameters
+    ----------
+    stem : str
+        The book's chapter that runs the command, e.g. ``"04_training"``.
+    runs : str
+        What that chapter runs besides the command, e.g. ``"and the ablation"``.
+    notes : dict
+        ``{preset: what it is}`` in words, without times (those come from ``book/timings.json``).
+    """
+    times = {}
+    for name in PRESET_NAMES:
+        took = chapter_time(stem, name, book_dir)
+        measured = f"chapter {stem[:2]} ({runs}) took {took}" if took else "not timed by the book"
+        times[name] = f"{notes[name]}; {measured}"
+    return times
 
 
 def add_preset(parser, times, what="the run"):

@@ -4,14 +4,13 @@ import sys
 from pathlib import Path
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, print_json, seed_type, who
+from .common import add_parser, add_preset, announce_preset, preset_times, print_json, seed_type, who
 
-#: Expected time of ``indi4d simulate`` per preset (chapter 01's measurements).
-SIMULATE_TIMES = {
-    "tiny": "about 10 s (32^3 LQ voxels, for trying the commands)",
-    "default": "about 3 min on 2 CPU cores (128^3 LQ voxels)",
-    "paper": "hours and about 20 GB of memory (512^3 LQ voxels)",
-}
+#: Expected time of ``indi4d simulate`` per preset: chapter 01's measured time (book/timings.json).
+SIMULATE_TIMES = preset_times("01_data_retrieval", "this simulation and its figures", {
+    "tiny": "toy volumes for trying the commands", "default": "the book's volumes",
+    "paper": "the paper's sizes, for a large machine",
+})
 
 CACHE_NOTE = ("The data cache is $INDI4D_DATA_DIR when set, otherwise the user cache folder "
               "(e.g. ~/.cache/indi4d).")
@@ -91,8 +90,8 @@ OUT_DIR must be new, empty, or an earlier simulation's folder.
 """.format(cache=CACHE_NOTE)
 
 FETCH_HELP = """\
-Download registry entries (data/registry.txt) into the data cache, check their sha256, and
-print where they are. Without NAME: list the registry's entries and the cache folder.
+Download registry entries (the registry.txt shipped with the package) into the data cache,
+check their sha256, and print where they are. Without NAME: list the registry's entries and the cache folder.
 
 {cache}
 """.format(cache=CACHE_NOTE)
@@ -113,4 +112,4 @@ def add_parsers(sub):
                    FETCH_HELP, _cmd_fetch)
     p.add_argument("names", nargs="*", metavar="NAME", help="registry entry to fetch")
     p.add_argument("--registry", default=None,
-                   help="another registry file in the same format (default: data/registry.txt)")
+                   help="another registry file in the same format (default: the package's registry.txt)")

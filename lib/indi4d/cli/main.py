@@ -1,6 +1,7 @@
 """The ``indi4d`` parser and entry point: sub-commands, exit status, error messages."""
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -32,14 +33,35 @@ def build_parser():
     return parser
 
 
+def quiet_tensorflow(environ=os.environ):
+    """Keep TensorFlow's log lines off the user's terminal unless the user asked for them.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (TensorFlow's C++ warnings and errors only)
+    and absl's Python log level to errors, before any command imports
+    TensorFlow; a ``TF_CPP_MIN_LOG_LEVEL`` the user set is left as it is, and
+    so is absl then. Returns True when it set them.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in environ:
+        return False
+    environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    try:
+        from absl import logging as absl_logging
+    except ImportError:  # absl comes with TensorFlow: without it there is nothing to quiet
+        return True
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    return True
+
+
 def main(argv=None):
     """Entry point of the ``indi4d`` console script; returns the exit status.
 
     The package's errors (bad or unsafe paths, unreadable files, refused
     model folders, registration failures, permissions) are printed as
     ``indi4d COMMAND: error: ...`` with exit status 2; Ctrl-C exits with 130;
-    neither shows a traceback.
+    neither shows a traceback. TensorFlow's log lines are quietened first
+    (:func:`quiet_tensorflow`).
     """
+    quiet_tensorflow()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -4,27 +4,24 @@ import argparse
 import os
 import sys
 
-from ..model_folder import FALLBACK_STEPS, FILES, model_path, read_chosen_steps, read_config
+from ..model_folder import FALLBACK_STEPS, FILES, check_steps, model_path, read_config, resolve_steps
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, positive_number, print_json, seed_type, who
+from .common import add_parser, add_preset, announce_preset, positive_number, preset_times, print_json, seed_type, who
 
-#: Expected time of ``indi4d train`` per preset (chapter 04's measurements).
-TRAIN_TIMES = {
-    "tiny": "under a minute (a toy network)",
-    "default": "about 8 min on 2 CPU cores (3000 steps)",
-    "paper": "days; meant for a GPU (the paper's network and 640^2 crops)",
-}
+#: Expected time of ``indi4d train`` per preset: chapter 04's measured time (book/timings.json).
+TRAIN_TIMES = preset_times("04_training", "this training, then the ablation's", {
+    "tiny": "a toy network", "default": "the book's network",
+    "paper": "the paper's network and crops, meant for a GPU",
+})
 
 
 def _positive_int(text):
-    """An argparse type: an integer >= 1, with a plain message otherwise."""
+    """An argparse type: an integer >= 1 (:func:`~indi4d.model_folder.check_steps`), with a plain message otherwise."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+        value = text
+    return check_steps(value, "", argparse.ArgumentTypeError)
 
 
 def _is_model_folder(folder):
@@ -48,16 +45,6 @@ def _cmd_train(args):
         max_minutes=args.max_minutes, seed=args.seed, restart=args.restart,
     )
     print_json(summary)
-
-
-def _steps(args):
-    """The InDI step count to use and where it comes from, in words."""
-    if args.steps is not None:
-        return args.steps, "--steps"
-    choice = read_chosen_steps(args.model)
-    if choice is None:
-        return FALLBACK_STEPS, f"the model folder holds no chosen N ({FILES['steps']}); the fallback"
-    return int(choice["steps"]), f"chosen by the evaluation, {model_path(args.model, 'steps')}"
 
 
 def available_cores():
@@ -88,10 +75,21 @@ def _cmd_enhance(args):
     # Before anything is computed: output, model, steps, input dtype/shape/voxel size (metadata only).
     job = check_enhance_input(args.input, args.output, args.model, steps=args.steps, force=args.force,
                               input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, who=who(args))
-    steps, source = _steps(args)
+    steps, source = resolve_steps(args.model, args.steps)
     workers = _capped_workers(args)
     for note in job.notes:
         print(f"indi4d enhance: note: {note}", file=sys.stderr)
+    if job.domain.get("verdict") == "in domain":
+        print(f"indi4d enhance: domain check: score {job.domain['score']:.2f}, below the warning level "
+              f"{job.domain['warn']:.2f} ({job.domain['record']})", file=sys.stderr)
+    from ..evaluation.sanity import output_sanity, sanity_line
+    from ..inference.chunked import ModelRef
+
+    # the sanity check enhances one slice per slab exactly as the chunks will (same function, same seeds)
+    sanity = output_sanity(ModelRef(args.model).get(), job.volume, steps, seed=args.seed,
+                           samples=args.sanity_samples, input_range=job.input_range)
+    flag = " WARNING" if sanity["verdict"] == "warn" else ""
+    print(f"indi4d enhance: sanity check of one output slice per z-slab{flag}: {sanity_line(sanity)}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
              f"a LocalCluster of {workers} workers" if workers > 1 else "one local worker")
     print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "
@@ -101,7 +99,7 @@ def _cmd_enhance(args):
     enhance_chunked(args.input, args.output, model_dir=args.model, steps=steps, seed=args.seed,
                     input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, force=args.force,
                     workers=workers, scheduler=args.scheduler, chunk_slices=args.chunk_slices,
-                    progress=not args.no_progress, job=job)
+                    progress=not args.no_progress, job=job, record={"sanity": sanity})
     print(args.output)
 
 
@@ -126,6 +124,12 @@ Checked before any computation: the input is 2D/3D grey values of the training d
 (uint16; other dtypes need --input-range LO HI) on the training scan's grey scale (the middle
 slice is read; another scale needs --input-range too), its voxel size equals the model's LQ
 voxel size (--voxel-size-nm when the file has none), and --steps is at most 100 (unless --force).
+Domain check: a few sampled slices are scored against the statistics of the training scan
+(grey-value histogram, noise, edges; MODEL_DIR/domain.json, or computed from the training pairs
+when they are still there; skipped with a note otherwise). Above the warning level enhance
+warns; above the refusal level it stops with exit status 2 unless --force. A sanity check
+then enhances one slice per z-slab: output vs input contrast and the spread of a few
+stochastic samples, warned about when off. Both go into the output's metadata.
 """
 
 
@@ -160,7 +164,10 @@ def add_parsers(sub):
                         "another scale")
     p.add_argument("--voxel-size-nm", type=positive_number, default=None, metavar="NM",
                    help="the input's voxel size, when the file carries none (default: the file's)")
-    p.add_argument("--force", action="store_true", help="allow --steps above 100")
+    p.add_argument("--force", action="store_true",
+                   help="allow --steps above 100, and a scan above the domain check's refusal level")
+    p.add_argument("--sanity-samples", type=int, default=3, metavar="K",
+                   help="stochastic samples per slab in the sanity check (0: contrast only)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="dask workers: 1 = the local threaded scheduler, N > 1 = a LocalCluster of N processes")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

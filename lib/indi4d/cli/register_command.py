@@ -1,14 +1,13 @@
 """``indi4d register``: register the upscaled LQ scan onto the HQ scan and write training pairs."""
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, print_json, seed_type, who
+from .common import add_parser, add_preset, announce_preset, preset_times, print_json, seed_type, who
 
-#: Expected time of ``indi4d register`` per preset (chapter 02's measurements).
-REGISTER_TIMES = {
-    "tiny": "seconds (32-64^3 volumes, too small and noisy to register: refused with advice unless --allow-unconverged)",
-    "default": "about 10-30 s on 2 CPU cores (128^3 LQ voxels)",
-    "paper": "a large machine (2048^3 HQ voxels)",
-}
+#: Expected time of ``indi4d register`` per preset: chapter 02's measured time (book/timings.json).
+REGISTER_TIMES = preset_times("02_registration", "this registration and its figures", {
+    "tiny": "toy volumes, too small and noisy to register: refused with advice unless --allow-unconverged",
+    "default": "the book's volumes", "paper": "the paper's sizes, for a large machine",
+})
 
 
 def _cmd_register(args):

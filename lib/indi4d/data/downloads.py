@@ -15,11 +15,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..files import discard_temp, file_sha256, make_temp, remove_stale_temps, usual_permissions
+from ..package_data import REGISTRY_FILE
 from .cache import DataError, HashMismatchError, data_cache_dir
-
-#: The project's registry of published volumes (pooch's format), in the
-#: source tree beside ``lib/`` (this file is ``lib/indi4d/data/downloads.py``).
-REGISTRY_FILE = Path(__file__).resolve().parents[3] / "data" / "registry.txt"
 
 _SCHEMES = ("http://", "https://", "ftp://", "sftp://", "doi:", "file://")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -179,7 +176,7 @@ def load_registry(registry=None):
     Parameters
     ----------
     registry : str or Path, optional
-        Default :data:`REGISTRY_FILE` (``data/registry.txt`` of the source tree).
+        Default :data:`~indi4d.package_data.REGISTRY_FILE` (shipped with the package).
 
     Returns
     -------
@@ -209,7 +206,7 @@ def load_registry(registry=None):
         url = parser.urls.get(name)
         if not url:
             raise DataError(f"{path}: entry {name!r} has no URL (expected 'name sha256:<hex> url')")
-        if not url.lower().startswith(_SCHEMES):  # a path beside the registry (data/pretrained/...)
+        if not url.lower().startswith(_SCHEMES):  # a path beside the registry (pretrained/...)
             url = (path.resolve().parent / url).as_uri()
         entries[name] = {"sha256": _normalise_sha256(known_hash, f"{path}: entry {name!r}"), "url": url}
     return entries
@@ -232,7 +229,7 @@ def registry_fetch(name, registry=None, cache_dir=None, progressbar=False):
     name : str
         Entry name in the registry.
     registry : str or Path, optional
-        Registry file; default ``data/registry.txt``.
+        Registry file; default the package's (:data:`~indi4d.package_data.REGISTRY_FILE`).
     cache_dir : str or Path, optional
     progressbar : bool
 

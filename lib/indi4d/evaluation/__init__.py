@@ -63,7 +63,8 @@ from .sweep import select_steps, step_sweep
 from .tables import budget_table, goals_table, hallucination_table, metrics_table, sweep_table, truth_table
 from .testset import load_split, load_test_set
 from .units import method_side, physical_units, to_normalised, to_physical
-from .uncertainty import block_mean, rank_correlation, uncertainty
+from .sanity import output_sanity, sanity_line
+from .uncertainty import block_mean, rank_correlation, stochastic_draws, uncertainty
 
 __all__ = [
     "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "Evaluation", "block_mean", "budget_table", "check_goals",
@@ -71,9 +72,9 @@ __all__ = [
     "load_method", "load_test_set", "metrics_table", "no_reference", "pick_roi", "plot_comparison",
     "plot_hallucination", "plot_sweep", "plot_training_curves", "plot_uncertainty", "predict_methods",
     "rank_correlation", "save_results", "score", "score_methods", "select_steps", "step_sweep",
-    "sweep_references", "sweep_table", "training_histories", "uncertainty", "value",
+    "sweep_references", "sweep_table", "training_histories", "stochastic_draws", "uncertainty", "value",
     "INDI_N1", "CLASSICAL_CANDIDATES", "REFERENCES", "TRUTH_EXTRA_KEYS", "classical_denoise", "classical_prediction",
-    "load_split",
+    "load_split", "output_sanity", "sanity_line",
     "method_side", "method_spectra", "physical_units", "plot_power_spectra", "reference_predictions",
     "scoring_conventions", "to_normalised", "to_physical", "truth_extras", "truth_table", "tune_classical",
 ]

@@ -2,7 +2,7 @@
 
 import math
 
-from .scores import _finite, value
+from .scores import is_finite, value
 from .settings import METHODS
 
 
@@ -142,7 +142,8 @@ def findings(scores, choice=None, unc=None, goals=None, sweep=None):
     if choice is not None:
         s = (f"**Number of steps.** The rule ({choice['rule']}) picks N = {choice['steps']} "
              f"(admissible: {choice['admissible']}).")
-        rows = [r for r in (sweep or []) if _finite(r.get("psnr")) and _finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
+        rows = [r for r in (sweep or [])
+                if is_finite(r.get("psnr")) and is_finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
         if len(rows) >= 2:
             a, b = rows[0], rows[-1]
             s += (f" From N = {a['steps']} to N = {b['steps']} the PSNR moved by {b['psnr'] - a['psnr']:+.2f} dB "
@@ -151,12 +152,12 @@ def findings(scores, choice=None, unc=None, goals=None, sweep=None):
             s += (" With N = 1 InDI is a one-shot regressor like the CNN: in this run, more steps did not buy "
                   "sharper edges at an acceptable cost in fidelity.")
         out.append(s)
-    if unc is not None and _finite(unc.get("spearman")):
+    if unc is not None and is_finite(unc.get("spearman")):
         rho, rb = unc["spearman"], unc.get("spearman_block")
         strength = "strongly" if rho > 0.6 else "moderately" if rho > 0.3 else "weakly" if rho > 0.1 else "hardly"
         s = (f"**Uncertainty.** The spread of {unc['samples']} stochastic samples ranks pixels by their true error "
              f"{strength} (Spearman ρ = {rho:.2f}")
-        if _finite(rb):
+        if is_finite(rb):
             s += f"; {rb:.2f} on {unc['block_px']}-pixel blocks"
         out.append(s + ").")
     if goals:

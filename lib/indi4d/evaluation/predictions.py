@@ -29,7 +29,7 @@ def indi_restore(enhancer, slices, steps, eps=None, seed=0, stochastic=False):
 
 
 def load_method(run_dir, kind, preset="default"):
-    """A learned method of a run folder as a tiled network: ``indi`` (chapter 04), ``cnn`` or ``gan``.
+    """A learned method of a run folder as a tiled network: ``indi``, ``indi_deconv`` (chapter 04), ``cnn`` or ``gan``.
 
     All three go through :func:`indi4d.inference.load_enhancer` (the
     configuration is checked against the network) with the tiling of
@@ -45,8 +45,17 @@ def load_method(run_dir, kind, preset="default"):
     tiling = resolve(PRESETS, preset)["tiling"]
     if kind == "indi":
         return load_enhancer(runs.stage_dir(run_dir, "model"), preset=tiling)
+    if kind == "indi_deconv":
+        return load_enhancer(runs.stage_dir(run_dir, "indi_deconv"), preset=tiling)
     folder = runs.stage_dir(run_dir, "baselines") / runs.file_name("baselines", kind)
     return load_enhancer(folder, preset=tiling, graph=False)
+
+
+def has_indi_deconv(run_dir):
+    """Whether chapter 04 left an indi-deconv network (``RUN_DIR/indi_deconv/model.keras``)."""
+    from .. import model_folder, runs
+
+    return model_folder.is_finished(runs.stage_dir(run_dir, "indi_deconv"))
 
 
 def predict_methods(run_dir, test, steps, preset="default", indi_prediction=None, methods=None):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..presets import resolve
-from .predictions import load_method, predict_methods
+from .predictions import has_indi_deconv, load_method, predict_methods
 from .goals import check_goals
 from .references import reference_predictions
 from .scores import score_methods, scoring_conventions
@@ -53,6 +53,8 @@ class Evaluation:
     steps : int, optional
         Use this N instead of the one :func:`~indi4d.evaluation.sweep.select_steps` picks.
     progress : bool
+    retrain : bool
+        Train the baselines even where the preset installs the published reference ones.
     """
 
     run_dir: Path
@@ -61,6 +63,7 @@ class Evaluation:
     minutes: float = None
     steps: int = None
     progress: bool = True
+    retrain: bool = False
     params: dict = field(init=False)
     seconds: dict = field(init=False, default_factory=dict)
     methods: dict = field(init=False, default_factory=dict)
@@ -69,6 +72,7 @@ class Evaluation:
     sweep: list = field(init=False, default=None)
     sweep_predictions: dict = field(init=False, default=None)
     choice: dict = field(init=False, default=None)
+    deconv: dict = field(init=False, default=None)
     predictions: dict = field(init=False, default=None)
     physical: dict = field(init=False, default=None)
     classical: dict = field(init=False, default=None)
@@ -107,7 +111,7 @@ class Evaluation:
         with self._stage("baselines"):
             # restart: baselines of another InDI run or other parameters are retrained, as chapter 04 does for InDI
             self.trained = baselines.train_baselines(self.run_dir, preset=self.preset, minutes=self.minutes,
-                                                     progress=self.progress, restart=True)
+                                                     progress=self.progress, restart=True, retrain=self.retrain)
         return self.trained
 
     def choose_steps(self):
@@ -166,12 +170,23 @@ class Evaluation:
                                                methods=methods)
             extra, physical, self.classical = reference_predictions(self.run_dir, self.test)
             self.predictions.update(extra)
+            if has_indi_deconv(self.run_dir):
+                self.predictions["indi_deconv"] = self._indi_deconv()
             self.physical = {m: physical[m] if m in physical else to_physical(x, method_side(m), self.test)
                              for m, x in self.predictions.items()}
             self.scores = score_methods(self.predictions, self.test, self.preset, self.seed, self.progress,
                                         physical=self.physical)
             self.spectra = method_spectra(self.physical, self.test)
         return self.scores
+
+    def _indi_deconv(self):
+        """indi-deconv at the N its own sweep and the same stated rule choose; the choice goes to :attr:`deconv`."""
+        p = self.params
+        rows, preds = step_sweep(self._method("indi_deconv"), self.test, p["steps_sweep"], self.preset, self.seed,
+                                 progress=False)
+        choice = select_steps(rows, p["fwhm_tol"], p["psnr_tol_db"])
+        self.deconv = {"sweep": rows, "choice": choice, "steps": choice["steps"]}
+        return preds[choice["steps"]]
 
     def estimate_uncertainty(self):
         """K stochastic samples at the chosen N against the truth (None without truth).
@@ -227,7 +242,8 @@ class Evaluation:
                 "budget": self.trained["budget"], "baselines": {k: self.trained[k] for k in ("cnn", "gan")},
                 "baseline_minutes": self.minutes, "test_slices": self.test["z"].tolist(),
                 "pixel_size_nm": self.test["pixel_size_nm"], "sweep": self.sweep, "choice": self.choice,
-                "steps": self.steps, "scores": self.scores, "uncertainty": unc, "goals": self.goals,
+                "steps": self.steps, "indi_deconv": self.deconv, "scores": self.scores, "uncertainty": unc,
+                "goals": self.goals,
                 "scoring": scoring_conventions(self.test), "classical": self.classical, "spectra": self.spectra,
                 "budget_numbers": self.budget_numbers,
                 "paper": PAPER_RESULTS, "seconds": {k: round(v, 1) for k, v in self.seconds.items()}}
@@ -258,7 +274,7 @@ def save_results(path, results):
     return write_json(path, results, keep_inf=True)
 
 
-def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, progress=True):
+def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, progress=True, retrain=False):
     """The whole of chapter 05 without figures: baselines, sweep, choice of N, metrics, uncertainty, goals.
 
     Parameters are those of :class:`Evaluation`.
@@ -272,4 +288,5 @@ def evaluate_run(run_dir, preset="default", seed=0, minutes=None, steps=None, pr
         written to ``RUN_DIR/eval/metrics.json``, and the chosen N to
         ``RUN_DIR/model/steps.json``.
     """
-    return Evaluation(run_dir, preset=preset, seed=seed, minutes=minutes, steps=steps, progress=progress).run()
+    return Evaluation(run_dir, preset=preset, seed=seed, minutes=minutes, steps=steps, progress=progress,
+                      retrain=retrain).run()

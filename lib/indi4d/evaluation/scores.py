@@ -252,5 +252,5 @@ def value(scores, method, metric, reference=None):
     return float(v)
 
 
-def _finite(v):
+def is_finite(v):
     return v is not None and math.isfinite(float(v))

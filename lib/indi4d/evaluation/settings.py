@@ -1,6 +1,11 @@
 """The evaluation's settings: presets, the methods compared, the paper's numbers and the project's goals."""
 
-#: ``steps_sweep``: InDI step counts N tried; ``fwhm_tol``/``psnr_tol_db``: the
+#: The candidate InDI step counts N: the one list every sweep draws from.
+STEP_COUNTS = (1, 2, 4, 7, 10, 15, 20, 50)
+#: The candidates the ablation scores (:mod:`indi4d.ablation`: seven trainings, so fewer N).
+ABLATION_STEP_COUNTS = tuple(n for n in STEP_COUNTS if n in (1, 2, 4, 10, 20))
+
+#: ``steps_sweep``: InDI step counts N tried (:data:`STEP_COUNTS`); ``fwhm_tol``/``psnr_tol_db``: the
 #: step-selection rule (:func:`select_steps`); ``uncertainty_samples``/``uncertainty_eps``:
 #: K stochastic samples with noise scale eps; ``max_test_slices``: test slices used
 #: (evenly spaced; None = all); ``metrics``/``tiling``: presets of
@@ -8,13 +13,13 @@
 #: zoomed region as a fraction of the slice; ``block_px``: block size of the
 #: block-averaged uncertainty correlation.
 PRESETS = {
-    "tiny": {"steps_sweep": (1, 2, 4, 7, 10, 15, 20, 50), "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
+    "tiny": {"steps_sweep": STEP_COUNTS, "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
              "uncertainty_samples": 4, "uncertainty_eps": 0.1, "max_test_slices": 4, "metrics": "tiny",
              "tiling": "tiny", "roi_fraction": 0.4, "block_px": 2},
-    "default": {"steps_sweep": (1, 2, 4, 7, 10, 15, 20, 50), "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
+    "default": {"steps_sweep": STEP_COUNTS, "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
                 "uncertainty_samples": 8, "uncertainty_eps": 0.1, "max_test_slices": 16, "metrics": "default",
                 "tiling": "default", "roi_fraction": 0.3, "block_px": 4},
-    "paper": {"steps_sweep": (1, 2, 4, 7, 10, 15, 20, 50), "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
+    "paper": {"steps_sweep": STEP_COUNTS, "fwhm_tol": 0.05, "psnr_tol_db": 0.5,
               "uncertainty_samples": 16, "uncertainty_eps": 0.1, "max_test_slices": 32, "metrics": "paper",
               "tiling": "paper", "roi_fraction": 0.2, "block_px": 8},
 }

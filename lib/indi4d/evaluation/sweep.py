@@ -2,9 +2,10 @@
 
 import time
 
+from ..model_folder import check_steps
 from ..presets import resolve
 from .predictions import indi_restore
-from .scores import _finite, score
+from .scores import is_finite, score
 from .settings import PRESETS
 
 
@@ -41,9 +42,9 @@ def step_sweep(enhancer, test, steps=None, preset="default", seed=0, progress=Tr
     from tqdm.auto import tqdm
 
     p = resolve(PRESETS, preset)
-    steps = sorted({int(n) for n in (steps or p["steps_sweep"])})
-    if not steps or steps[0] < 1:
-        raise ValueError(f"step_sweep: step counts must be integers >= 1, got {steps}")
+    steps = sorted({check_steps(n, "step_sweep: a step count") for n in (steps or p["steps_sweep"])})
+    if not steps:
+        raise ValueError("step_sweep: no step count to score")
     reference = "truth" if test["truth_mu"] is not None else "hq"
     keys = ("psnr", "psnr_std", "ssim", "ssim_std", "sift_congruent_points", "fwhm_nm", "fwhm_nm_std",
             "edge_overshoot", "cnr", "false_particles_per_mm2", "false_edge_fraction", "flat_region_error",
@@ -88,7 +89,7 @@ def select_steps(rows, fwhm_tol=0.05, psnr_tol_db=0.5):
         rule in words, with the tolerances).
     """
     # a FWHM of 0 nm is no measurement (too few edges), not a perfect edge
-    ok = [r for r in rows if _finite(r.get("psnr")) and _finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
+    ok = [r for r in rows if is_finite(r.get("psnr")) and is_finite(r.get("fwhm_nm")) and r["fwhm_nm"] > 0]
     if not ok:
         raise ValueError("select_steps: no sweep row has both a PSNR and a FWHM")
     max_psnr = max(r["psnr"] for r in ok)

@@ -2,7 +2,7 @@
 
 import math
 
-from .scores import _finite, no_reference
+from .scores import is_finite, no_reference
 from .settings import METHODS, PAPER_RESULTS
 
 
@@ -10,7 +10,7 @@ def _fmt(v, digits=1, spread=None):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "∞" if v == math.inf else "–"
     s = f"{v:.{digits}f}"
-    if spread is not None and _finite(spread):
+    if spread is not None and is_finite(spread):
         s += f" ± {spread:.{digits}f}"
     return s
 

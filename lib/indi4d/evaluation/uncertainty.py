@@ -59,6 +59,32 @@ def rank_correlation(a, b, mask=None):
     return float(spearmanr(x, y).statistic)
 
 
+def stochastic_draws(enhancer, slices, steps, samples, eps, seed=0, progress=False):
+    """K stochastic InDI samples of normalised slices: sample ``k`` uses the seeds ``(seed + k, slice)``.
+
+    Each starts from ``y + eps n`` and re-draws its noise at every step (the
+    stochastic sampler of :func:`indi4d.indi.indi_sample`).
+
+    Parameters
+    ----------
+    enhancer : indi4d.inference.Enhancer
+    slices : ndarray (n, H, W) float32 in [-1, 1]
+    steps, samples : int
+    eps : float
+        Sampler noise scale, > 0.
+    seed : int
+    progress : bool
+
+    Returns
+    -------
+    ndarray (samples, n, H, W) float32, normalised units
+    """
+    from tqdm.auto import tqdm
+
+    return np.stack([indi_restore(enhancer, slices, steps, eps=eps, seed=seed + k, stochastic=True)
+                     for k in tqdm(range(samples), desc="stochastic samples", disable=not progress)])
+
+
 def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, progress=True):
     """Per-pixel spread of K stochastic InDI samples against the true error, in physical units.
 
@@ -97,8 +123,6 @@ def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, p
         in the mask), ``spearman_block`` (blocks wholly inside the mask),
         ``samples``, ``eps``, ``steps``, ``units``, ``fit`` ("none" or "affine").
     """
-    from tqdm.auto import tqdm
-
     from ..metrics import affine_fit
     from .units import ATTENUATION, physical_units, to_physical
 
@@ -106,8 +130,7 @@ def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, p
         raise ValueError("uncertainty: needs the truth (truth_mu_hq.tif)")
     if samples < 2 or not eps > 0:
         raise ValueError(f"uncertainty: need samples >= 2 and eps > 0, got {samples}, {eps}")
-    draws = np.stack([indi_restore(enhancer, test["lq"], steps, eps=eps, seed=seed + k, stochastic=True)
-                      for k in tqdm(range(samples), desc="stochastic samples", disable=not progress)])
+    draws = stochastic_draws(enhancer, test["lq"], steps, samples, eps, seed, progress)
     mask = np.broadcast_to(test["mask"], draws.shape[1:])
     if physical_units(test) == ATTENUATION:
         phys = to_physical(draws, "hq", test).astype(np.float64)

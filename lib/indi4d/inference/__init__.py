@@ -6,11 +6,13 @@
 * :mod:`~indi4d.inference.enhancer` -- a model folder loaded and checked as an
   :class:`Enhancer` (:func:`load_enhancer`);
 * :mod:`~indi4d.inference.volumes` -- the InDI sampler on top: slices, images,
-  volumes held in memory; files through the chunked path (:func:`enhance_file`);
+  volumes held in memory;
 * :mod:`~indi4d.inference.checks` -- an enhancement job checked before any
-  computation (:func:`check_enhance_input`);
+  computation (:func:`check_enhance_input`), including the domain check
+  (:func:`check_domain` against :func:`model_domain_record`);
 * :mod:`~indi4d.inference.chunked` -- volumes of any size, lazily in z-chunks on
-  dask (:func:`enhance_lazy`, :func:`enhance_chunked`, ``indi4d enhance``).
+  dask (:func:`enhance_lazy`, :func:`enhance_chunked`, ``indi4d enhance``), and
+  the library's one path for files (:func:`enhance_file`).
 
 An enhancer is itself a network callable ``enhancer([x_t, t], training=False)``
 that evaluates the U-Net tile by tile, so :func:`indi4d.indi.indi_sample` runs
@@ -30,12 +32,13 @@ from .tiling import (
     tile_starts,
     tile_weights,
 )
-from .checks import MAX_STEPS, EnhanceInputError, EnhanceJob, check_enhance_input, model_lq_record
-from .chunked import dask_scheduler, enhance_chunked, enhance_lazy, write_lazy
-from .volumes import enhance_file, enhance_grey_slice, enhance_image, enhance_slices, enhance_volume
+from .checks import (MAX_STEPS, EnhanceInputError, EnhanceJob, check_domain, check_enhance_input, model_domain_record,
+                     model_lq_record)
+from .chunked import dask_scheduler, enhance_chunked, enhance_file, enhance_lazy, write_lazy
+from .volumes import enhance_grey_slice, enhance_image, enhance_slices, enhance_volume
 
 __all__ = [
-    "MAX_STEPS", "EnhanceInputError", "EnhanceJob", "check_enhance_input", "dask_scheduler", "enhance_chunked",
+    "MAX_STEPS", "EnhanceInputError", "EnhanceJob", "check_domain", "check_enhance_input", "model_domain_record", "dask_scheduler", "enhance_chunked",
     "enhance_grey_slice", "enhance_lazy", "model_lq_record", "write_lazy",
     "PRESETS", "Enhancer", "TiledNetwork", "check_network", "crop_back", "enhance_file", "enhance_image",
     "enhance_slices", "enhance_volume", "exact_margin", "expects_time_input", "load_enhancer", "load_network",

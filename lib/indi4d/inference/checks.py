@@ -1,10 +1,12 @@
-"""Checks of an ``indi4d enhance`` job before any computation: input, grey values, voxel size, output, steps.
+"""Checks of an ``indi4d enhance`` job before any computation: input, grey values, voxel size, output, steps,
+domain.
 
 :func:`check_enhance_input` is called by the CLI and by
-:func:`indi4d.inference.chunked.enhance_chunked` before the network is loaded
-or a voxel is read: everything it checks comes from metadata (the input's
-header, the model folder's JSON files), so a refused job costs nothing and
-leaves every file untouched.
+:func:`indi4d.inference.chunked.enhance_chunked` before the network is loaded:
+everything it checks comes from metadata (the input's header, the model
+folder's JSON files) and a few sampled slices (the grey range, the domain
+score of :mod:`indi4d.domain`), so a refused job costs little and leaves
+every file untouched.
 """
 
 import math
@@ -55,6 +57,7 @@ class EnhanceJob:
     input_range: tuple = None
     model_lq: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    domain: dict = None  # :func:`check_domain`'s result, recorded in the output's metadata
 
 
 def model_lq_record(model_dir):
@@ -90,12 +93,13 @@ def model_lq_record(model_dir):
     return record
 
 
-def _check_range(input_range, in_path):
+def check_input_range(input_range, in_path, error=EnhanceInputError):
+    """``input_range`` as ``(lo, hi)`` floats (None stays None): two finite numbers, LO < HI, else ``error``."""
     if input_range is None:
         return None
     lo, hi = (float(v) for v in input_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise EnhanceInputError(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
+        raise error(f"{in_path}: --input-range needs two finite numbers LO < HI, got {input_range}")
     return lo, hi
 
 
@@ -165,22 +169,31 @@ def _nm(value):
     return "unrecorded" if value is None else f"{float(value):g} nm"
 
 
-def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
+def stated_voxel_size(meta, given, path, error=EnhanceInputError):
+    """A volume file's voxel size in nm: ``given`` (``--voxel-size-nm``) or the file's; None when neither says.
+
+    ``given`` must be a positive number and agree with the file's within
+    :data:`VOXEL_RTOL`; otherwise ``error`` is raised naming ``path``.
+    """
     from ..io import isotropic_voxel_size
 
-    stored = isotropic_voxel_size(meta, in_path)
-    if voxel_size_nm is not None:
-        voxel_size_nm = float(voxel_size_nm)
-        if not (math.isfinite(voxel_size_nm) and voxel_size_nm > 0):
-            raise EnhanceInputError(f"{in_path}: --voxel-size-nm must be a positive number, got {voxel_size_nm}")
-        if stored is not None and not math.isclose(float(stored), voxel_size_nm, rel_tol=VOXEL_RTOL):
-            raise EnhanceInputError(f"{in_path}: the file states a voxel size of {float(stored):g} nm "
-                                    f"but --voxel-size-nm says {voxel_size_nm:g} nm")
-    elif stored is None:
+    stored = isotropic_voxel_size(meta, path)  # anisotropic voxels (a Fiji z spacing unlike x-y) refused
+    if given is None:
+        return None if stored is None else float(stored)
+    given = float(given)
+    if not (math.isfinite(given) and given > 0):
+        raise error(f"{path}: --voxel-size-nm must be a positive number, got {given}")
+    if stored is not None and not math.isclose(float(stored), given, rel_tol=VOXEL_RTOL):
+        raise error(f"{path}: the file states a voxel size of {float(stored):g} nm but --voxel-size-nm says "
+                    f"{given:g} nm")
+    return given
+
+
+def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
+    voxel_size_nm = stated_voxel_size(meta, voxel_size_nm, in_path)
+    if voxel_size_nm is None:
         raise EnhanceInputError(f"{in_path}: the file carries no voxel size; state it with --voxel-size-nm "
                                 f"(the model was trained on {_nm(model_lq['voxel_size_nm'])} LQ voxels)")
-    else:
-        voxel_size_nm = float(stored)
     trained = model_lq.get("voxel_size_nm")
     if trained is None:
         notes.append(f"{model_dir}: the LQ voxel size of the training scan is not recorded; "
@@ -191,8 +204,116 @@ def _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes):
     return voxel_size_nm
 
 
+def model_domain_record(model_dir, pairs_dir=None):
+    """The domain record a scan is scored against, and where it comes from.
+
+    In order: the model folder's ``domain.json`` (written at training time);
+    else one computed from ``pairs_dir`` when given (e.g. the run's own pairs
+    for a published network); else from the pairs folder the model was
+    trained on (``config["pairs_dir"]``) when it is still there *and* its
+    ``pairs.npz`` has the SHA-256 the model recorded. Published networks
+    (``data/pretrained/``) carry no record, and their pairs are elsewhere: then
+    there is none and the check is skipped, saying so. A record computed from
+    pairs is in the model's LQ normalisation (:func:`indi4d.domain.record_from_pairs`).
+
+    Returns
+    -------
+    record : dict or None
+    source : str
+        Where the record comes from, or why there is none.
+
+    Raises
+    ------
+    indi4d.model_folder.ModelFolderError
+        ``domain.json`` is there but damaged.
+    """
+    from ..domain import record_from_pairs
+    from ..files import file_sha256
+    from ..model_folder import model_path, read_config, read_domain, read_normalisation
+    from ..pairs import pairs_file
+
+    record = read_domain(model_dir)
+    if record is not None:
+        return record, str(model_path(model_dir, "domain"))
+    if pairs_dir is not None:  # in the model's LQ units, whatever the pairs' normalisation
+        record = record_from_pairs(pairs_dir, lq_params=read_normalisation(model_dir)["lq"])
+        return record, f"computed from {pairs_dir} (train LQ slices)"
+    try:
+        config = read_config(model_dir)
+    except (OSError, ValueError):
+        config = {}
+    trained_on = config.get("pairs_dir")
+    npz = pairs_file(trained_on, "pairs") if trained_on else None
+    if npz is not None and npz.is_file() and config.get("pairs_sha256") == file_sha256(npz):
+        return record_from_pairs(trained_on), f"computed from the training pairs {trained_on}"
+    return None, (f"no domain record ({model_path(model_dir, 'domain').name}) in {model_dir} and its training pairs "
+                  "are not here; check skipped")
+
+
+def check_domain(volume, model_dir, lq, input_range=None, force=False, in_path="", pairs_dir=None, thresholds=None,
+                 notes=None):
+    """Score a scan's sampled slices against the model's domain record; refuse far scans unless ``force``.
+
+    Parameters
+    ----------
+    volume : array-like (Z, Y, X) or (Y, X)
+        Opened lazily: only :data:`indi4d.domain.N_SLICES` slices are read.
+    model_dir : str or Path
+    lq : dict
+        The model's LQ normalisation.
+    input_range : (float, float), optional
+    force : bool
+        Enhance (with a note) a scan whose score is above the refusal threshold.
+    in_path : str
+        For the messages.
+    pairs_dir : str or Path, optional
+        Compute the record from these pairs when the model folder has none.
+    thresholds : (float, float), optional
+        ``(warn, refuse)``; default :data:`indi4d.domain.WARN`, :data:`~indi4d.domain.REFUSE`.
+    notes : list, optional
+        Gets the warning, or the note that the check was skipped or forced.
+
+    Returns
+    -------
+    dict
+        :func:`indi4d.domain.score_scan`'s result with ``record`` (its
+        source) and ``forced``; or ``{"verdict": "skipped", "reason": ...}``.
+
+    Raises
+    ------
+    EnhanceInputError
+        The score is at or above the refusal threshold and not ``force``:
+        names the file, the score, its components and the thresholds.
+    """
+    from ..domain import REFUSE, WARN, score_scan
+
+    notes = [] if notes is None else notes
+    record, source = model_domain_record(model_dir, pairs_dir)
+    if record is None:
+        notes.append(f"domain check: {source}")
+        return {"verdict": "skipped", "reason": source}
+    warn, refuse = thresholds or (WARN, REFUSE)
+    result = dict(score_scan(volume, record, lq, input_range=input_range, warn=warn, refuse=refuse), record=source,
+                  forced=False)
+    said = (f"domain score {result['score']:.2f} (grey-value distance {result['d_hist']:.2f}, noise "
+            f"{result['noise_ratio']:.2f}x, edges {result['edge_ratio']:.2f}x the training scan's; warn at "
+            f"{warn:.2f}, refuse at {refuse:.2f}; record: {source})")
+    if result["verdict"] == "refuse" and not force:
+        raise EnhanceInputError(
+            f"{in_path}: {said}: this scan is too far from what the network {model_dir} was trained on for its output "
+            "to be trusted; nothing was written. Retrain on a pair like this scan, or pass --force to enhance it "
+            "anyway (the score is recorded in the output's metadata)")
+    if result["verdict"] == "refuse":
+        result["forced"] = True
+        notes.append(f"domain check: {in_path}: {said}: above the refusal threshold, enhanced because of --force")
+    elif result["verdict"] == "warn":
+        notes.append(f"domain check: WARNING {in_path}: {said}: the output may be wrong where the scan differs")
+    return result
+
+
 def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, input_range=None,
-                        voxel_size_nm=None, chunks=None, who="indi4d enhance"):
+                        voxel_size_nm=None, chunks=None, who="indi4d enhance", domain_pairs=None,
+                        domain_thresholds=None):
     """Refuse a bad enhancement job before anything is loaded or computed.
 
     Checks, in order: the output (writable, a format we write, not an input
@@ -202,7 +323,8 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     values: RGB or 4D refused); its dtype against the training scan's
     (uint16 unless the model says otherwise; another dtype needs
     ``input_range``); its voxel size against the model's LQ voxel size; its
-    grey values (the middle slice only) against the training scan's range.
+    grey values (the middle slice only) against the training scan's range;
+    the domain score of a few sampled slices (:func:`check_domain`).
 
     Parameters
     ----------
@@ -212,7 +334,8 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     steps : int, optional
         None = the model's chosen N (:func:`indi4d.model_folder.default_steps`).
     force : bool
-        Allow ``steps`` > :data:`MAX_STEPS`.
+        Allow ``steps`` > :data:`MAX_STEPS`, and a scan whose domain score is
+        above the refusal threshold.
     input_range : (float, float), optional
         Grey values ``LO, HI`` of the input mapped linearly onto the model's
         LQ training range (and the output mapped back), for inputs of another
@@ -221,6 +344,11 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         The input's voxel size when the file carries none (must agree with it otherwise).
     chunks : tuple, optional
         Dask chunks to open the input with.
+    domain_pairs : str or Path, optional
+        A pairs folder to compute the domain record from when the model folder
+        has none (:func:`model_domain_record`).
+    domain_thresholds : (float, float), optional
+        ``(warn, refuse)`` of the domain score.
 
     Returns
     -------
@@ -232,7 +360,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         Nothing was read beyond metadata, nothing was written.
     """
     from ..io import VolumeError, open_volume_lazy, volume_format
-    from ..model_folder import default_steps, model_task, read_normalisation
+    from ..model_folder import check_steps, default_steps, model_task, read_normalisation
     from ..safety import check_output
 
     check_output(out_path, inputs=[in_path, model_dir], kind="volume", who=who)
@@ -245,13 +373,11 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         raise EnhanceInputError(f"{model_dir}: a {model_task(model_dir)} model folder, not an enhancement (InDI) "
                                 "one; give --model a folder made by indi4d train")
     norm = read_normalisation(model_dir)
-    steps = default_steps(model_dir) if steps is None else steps
-    if int(steps) != steps or steps < 1:
-        raise EnhanceInputError(f"{who}: steps must be an integer >= 1, got {steps!r}")
+    steps = check_steps(default_steps(model_dir) if steps is None else steps, f"{who}: steps", EnhanceInputError)
     if steps > MAX_STEPS and not force:
         raise EnhanceInputError(f"{who}: {steps} InDI steps is more than {MAX_STEPS} (each step is one network "
                                 "pass per slice, and quality saturates long before); pass --force to run it anyway")
-    input_range = _check_range(input_range, in_path)
+    input_range = check_input_range(input_range, in_path)
     volume, meta = open_volume_lazy(in_path, chunks=chunks)
     _check_shape(volume, in_path)
     model_lq = model_lq_record(model_dir)
@@ -265,6 +391,8 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
     notes = []
     voxel = _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes)
     _check_grey_range(volume, lq, input_range, in_path, model_dir, notes)
+    domain = check_domain(volume, model_dir, lq, input_range=input_range, force=force, in_path=in_path,
+                          pairs_dir=domain_pairs, thresholds=domain_thresholds, notes=notes)
     return EnhanceJob(in_path=str(in_path), out_path=str(out_path), model_dir=str(model_dir), steps=int(steps),
                       volume=volume, meta=meta, voxel_size_nm=voxel, input_range=input_range, model_lq=model_lq,
-                      notes=notes)
+                      notes=notes, domain=domain)

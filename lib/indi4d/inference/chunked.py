@@ -285,11 +285,11 @@ def write_lazy(out_path, array, voxel_size_nm, extra, client=None, progress=True
 
     from ..files import discard_temp, make_temp, remove_stale_temps
     from ..io import volume_format, write_volume
-    from ..io.metadata import _write_meta
+    from ..io.metadata import write_meta
     from ..io.paths import split_hdf5
     from ..io.zarr_store import replace_store
 
-    meta = _write_meta(voxel_size_nm, extra)
+    meta = write_meta(voxel_size_nm, extra)
     if volume_format(out_path) == "zarr":
         with replace_store(Path(out_path)) as tmp:
             _store_zarr(tmp, array, meta, client, progress)
@@ -310,7 +310,7 @@ def write_lazy(out_path, array, voxel_size_nm, extra, client=None, progress=True
 
 def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
                     input_range=None, voxel_size_nm=None, force=False, workers=1, scheduler=None, processes=True,
-                    chunk_slices=None, progress=True, job=None):
+                    chunk_slices=None, progress=True, job=None, record=None):
     """Enhance a volume file of any size, lazily and chunk by chunk (``indi4d enhance``).
 
     Every input is checked first (:func:`~indi4d.inference.checks.check_enhance_input`);
@@ -327,8 +327,10 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     steps : int, optional
         InDI steps (default: the model's chosen N); above
         :data:`~indi4d.inference.checks.MAX_STEPS` only with ``force``.
-    seed, eps, stochastic, preset
-        As in :func:`~indi4d.inference.volumes.enhance_file`.
+    seed, eps, stochastic
+        InDI's sampling (:func:`~indi4d.indi.indi_sample`; ``eps`` None: the training's).
+    preset : str
+        Tiling preset of :func:`~indi4d.inference.enhancer.load_enhancer`.
     input_range, voxel_size_nm, force
         See :func:`~indi4d.inference.checks.check_enhance_input`.
     workers : int
@@ -343,6 +345,12 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     job : EnhanceJob, optional
         The result of :func:`~indi4d.inference.checks.check_enhance_input` for
         these same arguments, when the caller already checked them.
+    record : dict, optional
+        JSON-ready entries added to the output's ``indi4d_enhance`` metadata;
+        the domain check's result is always there, as ``domain``. ``indi4d
+        enhance`` passes the sanity check of
+        :func:`indi4d.evaluation.sanity.output_sanity` here (run by the caller:
+        this package does not import ``evaluation``, which imports it).
 
     Returns
     -------
@@ -370,7 +378,7 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
     dtype = volume.dtype if np.issubdtype(volume.dtype, np.integer) else np.dtype(np.float32)
     extra = {"indi4d_enhance": {"input": str(in_path), "model_dir": str(model_dir), "steps": job.steps,
                                 "seed": seed, "stochastic": bool(stochastic), "input_range": job.input_range,
-                                "chunked": True}}
+                                "chunked": True, "domain": job.domain, **(record or {})}}
     with dask_scheduler(workers, scheduler, processes) as client:
         ref = ModelRef(model_dir, preset)
         preload_model(client, ref)
@@ -382,3 +390,39 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
             return write_lazy(out_path, out, job.voxel_size_nm / 2.0, extra, client=client, progress=progress)
         except NonFiniteInputError as err:  # nothing was kept (write_lazy is atomic): name the file
             raise NonFiniteInputError(f"{in_path}: {err}; nothing was written") from err
+
+
+def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
+                 **options):
+    """Enhance a 2D or 3D LQ volume file and write the result: the library's one path for files.
+
+    :func:`enhance_chunked` (every input checked before anything is read or
+    computed, then the volume enhanced chunk by chunk on dask and written
+    atomically) with one local worker and no progress bar unless ``options``
+    say otherwise. The output has half the input's voxel size and the input's
+    integer dtype (rounded and clipped), or float32 for float input.
+
+    Parameters
+    ----------
+    in_path, out_path, model_dir, seed, eps, stochastic, preset
+        As in :func:`enhance_chunked`.
+    steps : int, optional
+        InDI steps ``N``; None = the N chosen for this model by chapter 05
+        (``steps.json``, :func:`indi4d.model_folder.default_steps`).
+    **options
+        ``input_range``, ``voxel_size_nm``, ``force``, ``workers``,
+        ``scheduler``, ``chunk_slices``, ``progress`` (default False) of :func:`enhance_chunked`.
+
+    Returns
+    -------
+    Path
+        The output written, ``out_path``.
+
+    Raises
+    ------
+    indi4d.safety.UnsafeOutputError, indi4d.inference.checks.EnhanceInputError
+        The job was refused; nothing was read beyond metadata, nothing written.
+    """
+    options.setdefault("progress", False)
+    return enhance_chunked(in_path, out_path, model_dir, steps=steps, seed=seed, eps=eps, stochastic=stochastic,
+                           preset=preset, **options)

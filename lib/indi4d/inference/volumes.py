@@ -19,13 +19,8 @@ from tqdm.auto import tqdm
 
 from .. import preprocess
 from ..indi import indi_sample
+from ..model_folder import check_steps
 from .tiling import check_slices, crop_back, pad_to_multiple
-
-
-def _check_steps(steps, who):
-    if steps is None or int(steps) != steps or steps < 1:
-        raise ValueError(f"{who}: steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
 
 
 def enhance_slices(enhancer, slices, steps, eps=None, seed=0, stochastic=False, progress=True):
@@ -53,7 +48,7 @@ def enhance_slices(enhancer, slices, steps, eps=None, seed=0, stochastic=False, 
     ndarray, float32, same shape as ``slices``, values in [-1, 1]
     """
     a = check_slices(slices, "enhance_slices")
-    _check_steps(steps, "enhance_slices")
+    check_steps(steps, "enhance_slices: steps")
     single = a.ndim == 2
     stack = a[None] if single else a
     out = np.empty(stack.shape, np.float32)
@@ -156,55 +151,3 @@ def _enhance_one(enhancer, u, steps, eps, seed, stochastic):
         eps = float(enhancer.config.get("training", {}).get("eps", 0.0))
     padded, shape = pad_to_multiple(u, enhancer.factor)
     return crop_back(indi_sample(enhancer, padded, steps, eps=eps, seed=seed, stochastic=stochastic), shape)
-
-
-def enhance_file(in_path, out_path, model_dir, steps=None, seed=0, eps=None, stochastic=False, preset="default",
-                 **options):
-    """Enhance a 2D or 3D LQ volume file and write the result (``indi4d enhance``).
-
-    The one path for files: every input is checked before anything is read
-    or computed (:func:`~indi4d.inference.checks.check_enhance_input`: the
-    output's suffix and place, the dtype and voxel size against the model's
-    training scan, the step count), then the volume is enhanced chunk by
-    chunk on dask and written atomically
-    (:func:`~indi4d.inference.chunked.enhance_chunked`, with one local worker
-    unless ``options`` say otherwise). The output has half the input's voxel
-    size and the input's integer dtype (rounded and clipped), or float32 for
-    float input.
-
-    Parameters
-    ----------
-    in_path, out_path : str or Path
-        Input LQ volume (never modified) and output (written atomically): a
-        TIFF file, ``file.h5:/dataset`` or a ``.zarr`` store (see
-        :func:`indi4d.io.read_volume`, :func:`indi4d.io.write_volume`).
-    model_dir : str or Path
-        Trained model folder.
-    steps : int, optional
-        InDI steps ``N``; None = the N chosen for this model by chapter 05
-        (``steps.json``, :func:`indi4d.model_folder.default_steps`).
-    seed : int
-    eps : float, optional
-    stochastic : bool
-    preset : str
-        Tiling preset of :func:`~indi4d.inference.enhancer.load_enhancer`.
-    **options
-        ``input_range``, ``voxel_size_nm``, ``force``, ``workers``,
-        ``scheduler``, ``chunk_slices``, ``progress`` (default False) of
-        :func:`~indi4d.inference.chunked.enhance_chunked`.
-
-    Returns
-    -------
-    Path
-        The output written, ``out_path``.
-
-    Raises
-    ------
-    indi4d.safety.UnsafeOutputError, indi4d.inference.checks.EnhanceInputError
-        The job was refused; nothing was read beyond metadata, nothing written.
-    """
-    from .chunked import enhance_chunked
-
-    options.setdefault("progress", False)
-    return enhance_chunked(in_path, out_path, model_dir, steps=steps, seed=seed, eps=eps, stochastic=stochastic,
-                           preset=preset, **options)

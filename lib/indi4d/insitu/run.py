@@ -17,8 +17,8 @@ class InSitu:
     """The in situ application of a trained model, without retraining (chapter 06).
 
     Stages, one call each: :meth:`load_series`, :meth:`enhance`,
-    :meth:`score`, :meth:`save`; :meth:`attenuation` gives any method's volume
-    (1/µm) for the figures.
+    :meth:`score`, :meth:`domain_check`, :meth:`real_structures`, :meth:`save`;
+    :meth:`attenuation` gives any method's volume (1/µm) for the figures.
 
     Parameters
     ----------
@@ -30,24 +30,22 @@ class InSitu:
     seed : int
     steps : int, optional
         InDI steps N; default the model's stored choice
-        (:func:`indi4d.model_folder.default_steps`).
+        (:func:`indi4d.model_folder.resolve_steps`, which also says where N came from).
     **overrides
         Entries of the preset (e.g. ``fuse=False``).
     """
 
     def __init__(self, run_dir, preset="default", seed=0, steps=None, **overrides):
-        from ..model_folder import default_steps, read_chosen_steps
+        from ..model_folder import resolve_steps
 
         self.run_dir = run_dir
         self.preset, self.seed = preset, int(seed)
         self.params = resolve(PRESETS, preset, **overrides)
         model_dir = runs.stage_dir(run_dir, "model")
         runs.require_artifact(run_dir, "model", "model")
-        chosen = read_chosen_steps(model_dir)
-        self.steps = int(steps) if steps is not None else default_steps(model_dir)
-        self.steps_source = ("given" if steps is not None else "model/steps.json" if chosen else
-                             "fallback (no steps.json: chapter 05 did not run)")
-        self.series = self.info = self.scores = None
+        steps, self.steps_source = resolve_steps(model_dir, steps)
+        self.steps = int(steps)
+        self.series = self.info = self.scores = self.domain = self.real = None
         self.seconds = {}
 
     def _timed(self, stage, t0):
@@ -108,6 +106,32 @@ class InSitu:
         self._timed("score", t0)
         return self.scores
 
+    def domain_check(self, progress=False):
+        """Each time step's domain score and sanity check (:func:`indi4d.insitu.domain.series_domain`)."""
+        from ..inference import load_enhancer
+        from .domain import series_domain
+
+        t0 = time.perf_counter()
+        if self.series is None:
+            self.load_series()
+        enhancer = load_enhancer(runs.stage_dir(self.run_dir, "model"), preset=self.params["tiling"])
+        self.domain = series_domain(self.run_dir, self.series, enhancer, self.steps, seed=self.seed,
+                                    samples=self.params["sanity_samples"], slabs=self.params["sanity_slabs"])
+        self._timed("domain", t0)
+        return self.domain
+
+    def real_structures(self):
+        """spam's real volumes enhanced without retraining, scored, with their domain score
+        (:func:`indi4d.insitu.domain.real_structures`)."""
+        from ..inference import load_enhancer
+        from .domain import real_structures
+
+        t0 = time.perf_counter()
+        enhancer = load_enhancer(runs.stage_dir(self.run_dir, "model"), preset=self.params["tiling"])
+        self.real = real_structures(self.run_dir, enhancer, self.steps, seed=self.seed)
+        self._timed("real_structures", t0)
+        return self.real
+
     def results(self):
         """Everything measured, JSON-ready (what :meth:`save` writes)."""
         s = self.series
@@ -131,6 +155,7 @@ class InSitu:
             "paper": PAPER_TABLE1, "params": self.params, "seconds": dict(self.seconds),
         }
         out["fusion"] = fusion_summary(scores) if "indi_fused" in scores else None
+        out["domain"], out["real_structures"] = self.domain, self.real
         return out
 
     def _fractions(self, i):

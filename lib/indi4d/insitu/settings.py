@@ -6,21 +6,22 @@
 #: erosion of the CNR masks; ``near_px``: distance (50 nm voxels) that counts as "at a
 #: phase boundary" in the per-phase errors; ``mask_margin_px``: the valid disc stays this
 #: far inside the sample cylinder; ``roi_fraction``: side of the zoomed region;
-#: ``score_single_axes``: also score the xz- and yz-only enhancements (the fusion table).
+#: ``score_single_axes``: also score the xz- and yz-only enhancements (the fusion table);
+#: ``sanity_samples``/``sanity_slabs``: stochastic samples and z-slabs of the sanity check per time step.
 PRESETS = {
     "tiny": {"tiling": "tiny", "fuse": True, "half_length_px": 10, "max_profiles": 1000, "n_groups": 5,
              "margin_px": 1, "near_px": 2, "mask_margin_px": 2, "roi_fraction": 0.5, "ssim_win": 7,
-             "score_single_axes": False},
+             "score_single_axes": False, "sanity_samples": 2, "sanity_slabs": 2},
     "default": {"tiling": "default", "fuse": True, "half_length_px": 16, "max_profiles": 4000, "n_groups": 10,
                 "margin_px": 2, "near_px": 2, "mask_margin_px": 4, "roi_fraction": 0.3, "ssim_win": 7,
-                "score_single_axes": True},
+                "score_single_axes": True, "sanity_samples": 3, "sanity_slabs": 4},
     # a workshop's minutes: xy enhancement only (the fusion triples the network passes), fewer edge profiles
     "workshop": {"tiling": "default", "fuse": False, "half_length_px": 16, "max_profiles": 1000, "n_groups": 5,
                  "margin_px": 2, "near_px": 2, "mask_margin_px": 4, "roi_fraction": 0.3, "ssim_win": 7,
-                 "score_single_axes": False},
+                 "score_single_axes": False, "sanity_samples": 2, "sanity_slabs": 2},
     "paper": {"tiling": "paper", "fuse": True, "half_length_px": 20, "max_profiles": 4000, "n_groups": 10,
               "margin_px": 2, "near_px": 2, "mask_margin_px": 8, "roi_fraction": 0.2, "ssim_win": 7,
-              "score_single_axes": True},
+              "score_single_axes": True, "sanity_samples": 3, "sanity_slabs": 4},
 }
 
 #: Methods in table order and their display names. ``indi_xy`` is the paper's

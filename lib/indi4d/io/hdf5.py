@@ -17,7 +17,7 @@ import shutil
 from ..files import atomic_path
 from ..temps import state_dir
 from ..volume_paths import MARKER, hdf5_output_problem
-from .blocks import WRITE_CHUNK_BYTES, _slab_chunks, _store_blocks
+from .blocks import WRITE_CHUNK_BYTES, slab_chunks, store_blocks
 from .paths import VolumeError
 
 #: Seconds a writer waits for another writer of the same HDF5 file before giving up.
@@ -43,7 +43,7 @@ def _list_hdf5(h5file):
     return "; ".join(f"{name} {shape} {dtype}" for name, shape, dtype in _hdf5_datasets(h5file)) or "none"
 
 
-def _open_hdf5(file):
+def open_hdf5(file):
     import h5py
 
     try:
@@ -52,7 +52,7 @@ def _open_hdf5(file):
         raise VolumeError(f"{file}: not a readable HDF5 file ({exc})") from exc
 
 
-def _hdf5_dataset(h5file, file, dataset):
+def hdf5_dataset(h5file, file, dataset):
     """Resolve ``dataset`` (or the only dataset of the file) to an h5py Dataset."""
     import h5py
 
@@ -92,7 +92,7 @@ def hdf5_write_lock(file, timeout=LOCK_TIMEOUT_S):
                           f"{timeout} s; wait for it to finish, or write another file") from None
 
 
-def _write_hdf5(file, dataset, volume, meta, lazy, progress):
+def write_hdf5(file, dataset, volume, meta, lazy, progress):
     """Write ``volume`` as ``dataset`` of ``file``, keeping the file's other datasets and groups.
 
     Refused (nothing written) when ``dataset`` names a group, another
@@ -101,7 +101,7 @@ def _write_hdf5(file, dataset, volume, meta, lazy, progress):
     """
     import h5py
 
-    chunks = _slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
+    chunks = slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
     with hdf5_write_lock(file), atomic_path(file) as tmp:
         problem = hdf5_output_problem(file, dataset)
         if problem:
@@ -115,7 +115,7 @@ def _write_hdf5(file, dataset, volume, meta, lazy, progress):
             dset = h5.create_dataset(dataset, shape=volume.shape, dtype=volume.dtype, chunks=chunks)
             dset.attrs.update(MARKER)
             if lazy:
-                _store_blocks(dset, volume.rechunk(chunks), file, progress)
+                store_blocks(dset, volume.rechunk(chunks), file, progress)
             else:
                 dset[...] = volume
             for key, value in meta.items():

@@ -3,13 +3,13 @@
 import numpy as np
 import tifffile
 
-from .blocks import LAZY_CHUNK_BYTES, _slab_chunks
-from .checks import _check_dtype, _check_shape
-from .hdf5 import _hdf5_dataset, _open_hdf5
-from .metadata import _meta_from_attrs, _normalise_meta
+from .blocks import LAZY_CHUNK_BYTES, slab_chunks
+from .checks import check_dtype, check_shape
+from .hdf5 import hdf5_dataset, open_hdf5
+from .metadata import meta_from_attrs, normalise_meta
 from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
-from .tiff import _check_tiff_pages, _meta_from_tiff
-from .zarr_store import _check_zarr_complete, _open_zarr
+from .tiff import check_tiff_pages, meta_from_tiff
+from .zarr_store import check_zarr_complete, open_zarr
 
 
 class _SliceReader:
@@ -73,13 +73,13 @@ def _tiff_layout(fmt, file):
     try:
         with tifffile.TiffFile(first) as tif:
             if files is None:
-                _check_tiff_pages(tif, file)
+                check_tiff_pages(tif, file)
                 series = tif.series[0]
                 shape, dtype = series.shape, series.dtype
             else:
                 page = tif.pages.first
                 shape, dtype = (len(files),) + tuple(page.shape), page.dtype
-            meta = _meta_from_tiff(tif)
+            meta = meta_from_tiff(tif)
     except VolumeError:
         raise
     except Exception as exc:
@@ -137,27 +137,27 @@ def open_volume_lazy(path, dataset=None, chunks=None):
     label = str(file)
     files = None
     if fmt == "zarr":
-        arr = _open_zarr(file, dataset)
-        _check_shape(label, arr.shape)  # a damaged header first: counting its chunks would be meaningless
-        _check_zarr_complete(arr, label)
+        arr = open_zarr(file, dataset)
+        check_shape(label, arr.shape)  # a damaged header first: counting its chunks would be meaningless
+        check_zarr_complete(arr, label)
         dataset, shape, dtype = arr.path or None, arr.shape, arr.dtype
-        meta = _meta_from_attrs(arr.attrs.asdict())
+        meta = meta_from_attrs(arr.attrs.asdict())
         chunks = chunks or arr.chunks
     elif fmt == "hdf5":
-        with _open_hdf5(file) as h5:
-            dset = _hdf5_dataset(h5, file, dataset)
+        with open_hdf5(file) as h5:
+            dset = hdf5_dataset(h5, file, dataset)
             dataset, shape, dtype = dset.name, dset.shape, dset.dtype
-            meta = _meta_from_attrs(dset.attrs)
+            meta = meta_from_attrs(dset.attrs)
     else:
         shape, dtype, meta, files = _tiff_layout(fmt, file)
-    _check_dtype(label, dtype)
-    _check_shape(label, shape)
+    check_dtype(label, dtype)
+    check_shape(label, shape)
     reader = _SliceReader(fmt, file, dataset, shape, dtype, files=files)
     if chunks is None:
-        chunks = _slab_chunks(shape, np.dtype(dtype).itemsize, LAZY_CHUNK_BYTES)
+        chunks = slab_chunks(shape, np.dtype(dtype).itemsize, LAZY_CHUNK_BYTES)
     # The name must change when the file does, so dask never reuses stale results.
     stat = file.stat()
     name = "indi4d-" + tokenize(str(file.resolve()), dataset, stat.st_mtime_ns, stat.st_size, chunks)
     lazy = da.from_array(reader, chunks=chunks, name=name, asarray=True, lock=False,
                          meta=np.empty((0,) * len(shape), dtype=dtype))
-    return lazy, _normalise_meta(meta)
+    return lazy, normalise_meta(meta)

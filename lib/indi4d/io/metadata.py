@@ -20,7 +20,7 @@ def _plain(value):
     return value
 
 
-def _meta_from_attrs(attrs):
+def meta_from_attrs(attrs):
     """Dataset/array attributes -> metadata dict (``metadata_json`` expanded)."""
     meta = {}
     for key, value in attrs.items():
@@ -33,7 +33,7 @@ def _meta_from_attrs(attrs):
     return meta
 
 
-def _normalise_meta(meta):
+def normalise_meta(meta):
     if "voxel_size_nm" in meta and meta["voxel_size_nm"] is not None:
         with contextlib.suppress(TypeError, ValueError):
             meta["voxel_size_nm"] = float(meta["voxel_size_nm"])
@@ -62,7 +62,7 @@ def isotropic_voxel_size(meta, label, rtol=0.01):
     return None if value is None else float(value)
 
 
-def _write_meta(voxel_size_nm, extra):
+def write_meta(voxel_size_nm, extra):
     """The metadata dict a writer stores: ``extra`` plus a validated ``voxel_size_nm``."""
     meta = dict(extra or {})
     if voxel_size_nm is not None:

@@ -2,11 +2,11 @@
 
 from ..files import atomic_dir
 from ..volume_paths import MARKER, folder_output_problem
-from .blocks import WRITE_CHUNK_BYTES, _slab_chunks, _store_blocks
+from .blocks import WRITE_CHUNK_BYTES, slab_chunks, store_blocks
 from .paths import VolumeError
 
 
-def _open_zarr(file, dataset):
+def open_zarr(file, dataset):
     """Open a zarr array (read-only); a group needs ``dataset`` unless it holds one array."""
     import zarr
 
@@ -32,7 +32,7 @@ def _open_zarr(file, dataset):
     return node[key]
 
 
-def _check_zarr_complete(arr, label):
+def check_zarr_complete(arr, label):
     """Refuse a zarr array with chunks missing (zarr would read them as fill values, silently)."""
     missing = arr.nchunks - arr.nchunks_initialized
     if missing:
@@ -40,16 +40,16 @@ def _check_zarr_complete(arr, label):
                           "deleted or never written), which would read as zeros; restore the store or write it again")
 
 
-def _write_zarr(file, volume, meta, lazy, progress):
+def write_zarr(file, volume, meta, lazy, progress):
     """Write ``volume`` as a zarr v3 array store, replacing ``file`` as a whole."""
     import zarr
 
-    chunks = _slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
+    chunks = slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
     with replace_store(file) as tmp:
         arr = zarr.create_array(store=str(tmp), shape=volume.shape, dtype=volume.dtype,
                                 chunks=chunks, zarr_format=3, overwrite=True)
         if lazy:
-            _store_blocks(arr, volume.rechunk(chunks), file, progress)
+            store_blocks(arr, volume.rechunk(chunks), file, progress)
         else:
             arr[...] = volume
         arr.attrs.update({**meta, **MARKER})

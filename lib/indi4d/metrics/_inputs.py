@@ -8,7 +8,7 @@ a volume, where it is repeated over z.
 import numpy as np
 
 
-def _as_float(array, name):
+def as_float(array, name):
     """``array`` as a float64 copy; refuses non-numeric, complex, NaN or infinite values (``name`` in the message)."""
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
@@ -19,16 +19,16 @@ def _as_float(array, name):
     return out
 
 
-def _check_pair(pred, ref):
-    """``pred`` and ``ref`` as float64 copies of one shape (see :func:`_as_float`)."""
-    pred = _as_float(pred, "pred")
-    ref = _as_float(ref, "ref")
+def check_pair(pred, ref):
+    """``pred`` and ``ref`` as float64 copies of one shape (see :func:`as_float`)."""
+    pred = as_float(pred, "pred")
+    ref = as_float(ref, "ref")
     if pred.shape != ref.shape:
         raise ValueError(f"pred and ref shapes differ: {pred.shape} vs {ref.shape}")
     return pred, ref
 
 
-def _broadcast_mask(mask, shape, name="mask"):
+def broadcast_mask(mask, shape, name="mask"):
     """Return a bool mask of ``shape``; a (H, W) mask is repeated over z."""
     if mask is None:
         return np.ones(shape, dtype=bool)
@@ -44,7 +44,7 @@ def _broadcast_mask(mask, shape, name="mask"):
     raise ValueError(f"{name}: shape {mask.shape} matches neither the image {tuple(shape)} nor one slice")
 
 
-def _particle_mask_from(particles, shape):
+def particle_mask_from(particles, shape):
     """Bool particle mask from a bool mask or integer labels (non-zero = particle)."""
     particles = np.asarray(particles)
     if particles.shape != tuple(shape):

@@ -6,8 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..phases import PARTICLE
-from ._inputs import _as_float, _broadcast_mask
-from .hallucination import _components
+from ._inputs import as_float, broadcast_mask
+from .hallucination import large_components
 
 
 def cnr(image, particle_mask, background_mask):
@@ -25,9 +25,9 @@ def cnr(image, particle_mask, background_mask):
     float
         Dimensionless; ``inf`` for a noise-free background with contrast.
     """
-    image = _as_float(image, "image")
-    p = _broadcast_mask(particle_mask, image.shape, "particle_mask")
-    b = _broadcast_mask(background_mask, image.shape, "background_mask")
+    image = as_float(image, "image")
+    p = broadcast_mask(particle_mask, image.shape, "particle_mask")
+    b = broadcast_mask(background_mask, image.shape, "background_mask")
     if p.sum() < 1 or b.sum() < 2:
         raise ValueError(f"cnr: need particle and background pixels, got {int(p.sum())} and {int(b.sum())}")
     contrast = abs(image[p].mean() - image[b].mean())
@@ -77,10 +77,10 @@ def two_phase_masks(image, labels=None, valid_mask=None, particle_phase=PARTICLE
     """
     from skimage.filters import threshold_multiotsu, threshold_otsu
 
-    image = _as_float(image, "image")
+    image = as_float(image, "image")
     if image.ndim not in (2, 3):
         raise ValueError(f"two_phase_masks: expected a 2D or 3D image, got shape {image.shape}")
-    valid = _broadcast_mask(valid_mask, image.shape, "valid_mask")
+    valid = broadcast_mask(valid_mask, image.shape, "valid_mask")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != image.shape or not np.issubdtype(labels.dtype, np.integer):
@@ -100,8 +100,8 @@ def two_phase_masks(image, labels=None, valid_mask=None, particle_phase=PARTICLE
         planes = part[None] if image.ndim == 2 else part
         for z in range(planes.shape[0]):
             # drop particle specks, then fill background specks (holes)
-            planes[z] = _components(planes[z], min_size_px)[0] > 0
-            planes[z] = ~(_components(~planes[z], min_size_px)[0] > 0)
+            planes[z] = large_components(planes[z], min_size_px)[0] > 0
+            planes[z] = ~(large_components(~planes[z], min_size_px)[0] > 0)
     back = ~part
     if margin_px > 0:
         # erode in-plane only: z slices of a volume are treated independently

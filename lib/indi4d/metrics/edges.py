@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .profiles import edge_profiles
-from .sharpness import FWHM_PER_SIGMA, _crossing, edge_spread_width
+from .sharpness import FWHM_PER_SIGMA, edge_spread_width, level_crossing
 
 
 def _unit_steps(s_px, profiles, plateau_px=3.0):
@@ -83,7 +83,7 @@ def profile_crossings(s_px, profiles, level=0.5, smooth_px=0.5, plateau_px=3.0):
             continue
         y = ndi.gaussian_filter1d(row, smooth_px / step, mode="nearest") if smooth_px > 0 else row
         # above the level at s = 0: the crossing lies outwards (+1); below it: inwards (−1)
-        out[i] = _crossing(s_px, y, level, i_mid, +1 if y[i_mid] >= level else -1)
+        out[i] = level_crossing(s_px, y, level, i_mid, +1 if y[i_mid] >= level else -1)
     return out
 
 
@@ -128,8 +128,8 @@ def rise_distance(s_px, edge, low=0.1, high=0.9):
     s_px = np.asarray(s_px, np.float64)
     edge = np.asarray(edge, np.float64)
     i_mid = int(np.argmin(np.abs(s_px)))
-    a = _crossing(s_px, edge, low, i_mid, +1 if edge[i_mid] >= low else -1)
-    b = _crossing(s_px, edge, high, i_mid, +1 if edge[i_mid] >= high else -1)
+    a = level_crossing(s_px, edge, low, i_mid, +1 if edge[i_mid] >= low else -1)
+    b = level_crossing(s_px, edge, high, i_mid, +1 if edge[i_mid] >= high else -1)
     return float(a - b)
 
 

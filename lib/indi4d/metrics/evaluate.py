@@ -9,7 +9,7 @@ from ..files import json_ready, write_json
 from ..phases import PARTICLE, check_phase_range
 from ..presets import resolve
 from ..safety import check_output
-from ._inputs import _as_float, _broadcast_mask
+from ._inputs import as_float, broadcast_mask
 from .contrast import cnr, two_phase_masks
 from .fidelity import psnr, ssim
 from .hallucination import hallucination_metrics
@@ -49,9 +49,9 @@ def _valid_slices(mask, shape, zs, is_2d):
         return np.ones((len(zs),) + tuple(shape[-2:]), dtype=bool)
     mask = np.asarray(mask)
     if mask.shape == tuple(shape[-2:]):  # one (H, W) mask for every slice
-        return np.ascontiguousarray(_broadcast_mask(mask, (len(zs),) + tuple(shape[-2:])))
+        return np.ascontiguousarray(broadcast_mask(mask, (len(zs),) + tuple(shape[-2:])))
     if mask.shape == tuple(shape) and not is_2d:
-        return _broadcast_mask(mask[zs], (len(zs),) + tuple(shape[-2:]))
+        return broadcast_mask(mask[zs], (len(zs),) + tuple(shape[-2:]))
     raise ValueError(f"mask: shape {mask.shape} matches neither the image {tuple(shape)} nor one slice")
 
 
@@ -188,8 +188,8 @@ def evaluate_pair(pred, ref, labels=None, pixel_size_nm=None, mask=None, *, pres
         raise ValueError(f"labels: expected integer labels of shape {shape}, got {labels.dtype} {tuple(labels.shape)}")
     is_2d = len(shape) == 2
     zs = np.array([0]) if is_2d else select_slices(shape[0], p["max_slices"])
-    P = _as_float(_pick_slices(pred, zs, is_2d), "pred")
-    R = _as_float(_pick_slices(ref, zs, is_2d), "ref")
+    P = as_float(_pick_slices(pred, zs, is_2d), "pred")
+    R = as_float(_pick_slices(ref, zs, is_2d), "ref")
     L = None if labels is None else _pick_slices(labels, zs, is_2d)
     V = _valid_slices(mask, shape, zs, is_2d)
     if data_range is not None and not data_range > 0:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._inputs import _broadcast_mask, _check_pair
+from ._inputs import broadcast_mask, check_pair
 
 
 def affine_fit(pred, ref, mask=None):
@@ -27,8 +27,8 @@ def affine_fit(pred, ref, mask=None):
         Gain and offset; ``a = cov(pred, ref) / var(pred)``,
         ``b = mean(ref) - a·mean(pred)``. A constant ``pred`` gives ``a = 0``.
     """
-    pred, ref = _check_pair(pred, ref)
-    m = _broadcast_mask(mask, pred.shape)
+    pred, ref = check_pair(pred, ref)
+    m = broadcast_mask(mask, pred.shape)
     p, r = pred[m], ref[m]
     if p.size == 0:
         raise ValueError("affine_fit: the mask selects no pixel")
@@ -52,8 +52,8 @@ def _apply_fit(pred, ref, mask, fit):
 # --------------------------------------------------------------------------- PSNR / SSIM
 def _scoring_inputs(pred, ref, mask, data_range, fit, who):
     """Checked pair, mask, grey-fitted prediction and data range shared by :func:`psnr` and :func:`ssim`."""
-    pred, ref = _check_pair(pred, ref)
-    m = _broadcast_mask(mask, pred.shape)
+    pred, ref = check_pair(pred, ref)
+    m = broadcast_mask(mask, pred.shape)
     if not m.any():
         raise ValueError(f"{who}: the mask selects no pixel")
     pred = _apply_fit(pred, ref, m, fit)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..phases import PARTICLE
-from ._inputs import _as_float, _broadcast_mask
+from ._inputs import as_float, broadcast_mask
 
 _NM_PER_MM = 1e6
 
@@ -37,14 +37,14 @@ def detect_particles(image, threshold, bright=True, valid_mask=None, sigma_px=1.
         0 background, 1..n particles.
     n : int
     """
-    image = _as_float(image, "image")
+    image = as_float(image, "image")
     sm = ndi.gaussian_filter(image, sigma_px) if sigma_px > 0 else image
     det = (sm > threshold) if bright else (sm < threshold)
-    det &= _broadcast_mask(valid_mask, image.shape, "valid_mask")
-    return _components(det, min_size_px)
+    det &= broadcast_mask(valid_mask, image.shape, "valid_mask")
+    return large_components(det, min_size_px)
 
 
-def _components(mask, min_size_px):
+def large_components(mask, min_size_px):
     """4-connected components of a 2D bool mask with at least ``min_size_px`` pixels, relabelled 1..n."""
     lab, n = ndi.label(mask)  # default structure: 4-connectivity in 2D
     if n == 0:
@@ -119,7 +119,7 @@ def hallucination_metrics(pred, truth_labels, pixel_size_nm, valid_mask=None, pa
     """
     from skimage.feature import canny
 
-    pred = _as_float(pred, "pred")
+    pred = as_float(pred, "pred")
     if pred.ndim not in (2, 3):
         raise ValueError(f"hallucination_metrics: expected a 2D or 3D image, got shape {pred.shape}")
     truth = np.asarray(truth_labels)
@@ -127,7 +127,7 @@ def hallucination_metrics(pred, truth_labels, pixel_size_nm, valid_mask=None, pa
         raise ValueError(f"truth_labels: expected integer labels of shape {pred.shape}, got {truth.dtype} {truth.shape}")
     if not pixel_size_nm > 0:
         raise ValueError(f"pixel_size_nm must be > 0, got {pixel_size_nm}")
-    valid = _broadcast_mask(valid_mask, pred.shape, "valid_mask")
+    valid = broadcast_mask(valid_mask, pred.shape, "valid_mask")
     P, T, V = (pred[None], truth[None], valid[None]) if pred.ndim == 2 else (pred, truth, valid)
     phases = np.atleast_1d(particle_phase)
 
@@ -165,7 +165,7 @@ def hallucination_metrics(pred, truth_labels, pixel_size_nm, valid_mask=None, pa
     for z in range(P.shape[0]):
         det, nd = detect_particles(u[z], 0.5, bright=True, valid_mask=V[z], sigma_px=detector_sigma_px,
                                    min_size_px=min_size_px)
-        tl, nt = _components(is_part[z] & V[z], min_size_px)
+        tl, nt = large_components(is_part[z] & V[z], min_size_px)
         n_false += int((_overlap_fraction(det, nd, is_part[z]) < match_fraction).sum())
         n_missed += int((_overlap_fraction(tl, nt, det > 0) < match_fraction).sum())
         n_det += nd

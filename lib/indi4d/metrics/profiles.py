@@ -8,7 +8,7 @@ both. :mod:`.sharpness` measures the FWHM on them.
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._inputs import _as_float, _broadcast_mask, _particle_mask_from
+from ._inputs import as_float, broadcast_mask, particle_mask_from
 
 
 def edge_profiles(image, particles, valid_mask=None, half_length_px=16, step_px=0.25, spacing_px=2.0,
@@ -59,10 +59,10 @@ def edge_profiles(image, particles, valid_mask=None, half_length_px=16, step_px=
     normals : ndarray (n, 2) float64
         Outward unit normal (dy, dx) of each profile.
     """
-    image = _as_float(image, "image")
+    image = as_float(image, "image")
     if image.ndim not in (2, 3):
         raise ValueError(f"edge_profiles: expected a 2D or 3D image, got shape {image.shape}")
-    s, points, normals = edge_geometry(_particle_mask_from(particles, image.shape), valid_mask,
+    s, points, normals = edge_geometry(particle_mask_from(particles, image.shape), valid_mask,
                                        half_length_px=half_length_px, step_px=step_px, spacing_px=spacing_px,
                                        smooth_sigma_px=smooth_sigma_px, max_profiles=max_profiles, seed=seed)
     return s, sample_edge_profiles(image, s, points, normals), points, normals
@@ -94,8 +94,8 @@ def edge_geometry(particles, valid_mask=None, half_length_px=16, step_px=0.25, s
     particles = np.asarray(particles)
     if particles.ndim not in (2, 3):
         raise ValueError(f"edge_geometry: expected a 2D or 3D mask, got shape {particles.shape}")
-    part = _particle_mask_from(particles, particles.shape)
-    valid = _broadcast_mask(valid_mask, part.shape, "valid_mask")
+    part = particle_mask_from(particles, particles.shape)
+    valid = broadcast_mask(valid_mask, part.shape, "valid_mask")
     part3, valid3 = (part[None], valid[None]) if part.ndim == 2 else (part, valid)
     n_half = int(round(half_length_px / step_px))
     s = np.arange(-n_half, n_half + 1) * step_px
@@ -156,7 +156,7 @@ def sample_edge_profiles(image, s_px, points, normals):
     -------
     ndarray (n, n_s) float64
     """
-    image = _as_float(image, "image")
+    image = as_float(image, "image")
     vol = image[None] if image.ndim == 2 else image
     s = np.asarray(s_px, float)
     out = np.zeros((len(points), s.size))

@@ -12,7 +12,7 @@ from .profiles import edge_profiles, sample_edge_profiles
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
-def _crossing(s, y, level, i0, direction):
+def level_crossing(s, y, level, i0, direction):
     """Position where ``y`` (decreasing through ``level``) crosses it, walking from ``i0``.
 
     ``direction=+1`` walks right while ``y >= level``; ``-1`` walks left while
@@ -94,7 +94,7 @@ def edge_spread_width(s_px, profile, plateau_px=3.0, smooth_fraction=0.5, min_sm
     i_mid = int(np.argmin(np.abs(s_px)))
     # interquartile rise on a lightly smoothed edge: a noise-robust first width
     e_light = ndi.gaussian_filter1d(e, 0.5 / step, mode="nearest")
-    rise = _crossing(s_px, e_light, 0.25, i_mid, +1) - _crossing(s_px, e_light, 0.75, i_mid, -1)
+    rise = level_crossing(s_px, e_light, 0.25, i_mid, +1) - level_crossing(s_px, e_light, 0.75, i_mid, -1)
     sigma_iq = rise / 1.349 if np.isfinite(rise) and rise > 0 else 0.0  # 1.349 = 2·0.674, Φ⁻¹(0.75)
     sigma_d = max(min_smooth_px, smooth_fraction * sigma_iq)
     # Gaussian-derivative filter: d = −(G_σd * e)′, per pixel
@@ -106,9 +106,9 @@ def edge_spread_width(s_px, profile, plateau_px=3.0, smooth_fraction=0.5, min_sm
     half = d[i0] / 2.0
     if not half > 0:
         return math.nan, overshoot, e, d
-    # −d crosses −half upwards on the left: reuse _crossing on the mirrored sign
-    right = _crossing(s_px, d, half, i0, +1)
-    left = _crossing(s_px[::-1], d[::-1], half, d.size - 1 - i0, +1)
+    # −d crosses −half upwards on the left: reuse level_crossing on the mirrored sign
+    right = level_crossing(s_px, d, half, i0, +1)
+    left = level_crossing(s_px[::-1], d[::-1], half, d.size - 1 - i0, +1)
     if not (np.isfinite(left) and np.isfinite(right)):
         return math.nan, overshoot, e, d
     width = right - left

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._inputs import _as_float, _broadcast_mask
+from ._inputs import as_float, broadcast_mask
 
 
 def to_uint8(image, mask=None, percentiles=(0.5, 99.5)):
@@ -22,8 +22,8 @@ def to_uint8(image, mask=None, percentiles=(0.5, 99.5)):
     -------
     ndarray (H, W) uint8
     """
-    image = _as_float(image, "image")
-    m = _broadcast_mask(mask, image.shape)
+    image = as_float(image, "image")
+    m = broadcast_mask(mask, image.shape)
     vals = image[m]
     if vals.size == 0:
         raise ValueError("to_uint8: the mask selects no pixel")
@@ -76,13 +76,13 @@ def sift_match_points(img, ref, ratio=0.75, mask=None, max_displacement_px=3.0, 
     """
     import cv2
 
-    img = _as_float(img, "img")
-    ref = _as_float(ref, "ref")
+    img = as_float(img, "img")
+    ref = as_float(ref, "ref")
     if img.ndim != 2 or img.shape != ref.shape:
         raise ValueError(f"sift: expected two 2D images of one shape, got {img.shape} and {ref.shape}")
     if not 0 < ratio <= 1:
         raise ValueError(f"sift: ratio must be in (0, 1], got {ratio}")
-    m = _broadcast_mask(mask, img.shape)
+    m = broadcast_mask(mask, img.shape)
     detect = ndi.binary_erosion(m, iterations=border_px, border_value=0) if border_px > 0 else m
     detect8 = detect.astype(np.uint8) * 255
     sift = cv2.SIFT_create(contrastThreshold=contrast_threshold)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._inputs import _as_float, _broadcast_mask
+from ._inputs import as_float, broadcast_mask
 
 
 def radial_power_spectrum(image, pixel_size_nm, mask=None, n_bins=None):
@@ -32,14 +32,14 @@ def radial_power_spectrum(image, pixel_size_nm, mask=None, n_bins=None):
     power : ndarray (n_bins,) float64
         Mean power in each ring (image units² · pixel²); NaN for an empty ring.
     """
-    img = _as_float(image, "image")
+    img = as_float(image, "image")
     if img.ndim == 2:
         img = img[None]
     if img.ndim != 3:
         raise ValueError(f"radial_power_spectrum: expected (H, W) or (n, H, W), got shape {img.shape}")
     if not pixel_size_nm > 0:
         raise ValueError(f"radial_power_spectrum: pixel_size_nm must be > 0, got {pixel_size_nm}")
-    m = _broadcast_mask(mask, img.shape).astype(np.float64)
+    m = broadcast_mask(mask, img.shape).astype(np.float64)
     n, h, w = img.shape
     hann = np.outer(np.hanning(h), np.hanning(w))
     weights = m * hann  # (n, H, W)

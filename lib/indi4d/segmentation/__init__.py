@@ -15,13 +15,18 @@ Modules:
   :func:`swelling`; :mod:`~indi4d.segmentation.particles`: the watershed
   particle separation and the particles' envelopes (cracks);
 - :mod:`~indi4d.segmentation.scribble_store`: the book's stored scribbles
-  (``data/scribbles/``) and the seeded rule that drew them;
+  (``package_data/scribbles/``) and the seeded rule that drew them;
+- ``indi4d segment`` / ``indi4d describe``: :mod:`~indi4d.segmentation.checks`
+  (:func:`check_segment_input`, :func:`check_describe_input`: everything before any
+  computation) and :mod:`~indi4d.segmentation.scan` (:func:`segment_scan`,
+  :func:`network_scale`, :func:`describe_labels`);
 - chapter 07: :mod:`~indi4d.segmentation.series` (LQ, InDI and ideal-HQ images
   on one scale), :mod:`~indi4d.segmentation.run` (:class:`Segmentation`, the
   orchestrator), :mod:`~indi4d.segmentation.tables`,
   :mod:`~indi4d.segmentation.figures`, :mod:`~indi4d.segmentation.settings`.
 """
 
+from .checks import SegmentInputError, check_describe_input, check_segment_input
 from .descriptors import (DEFAULTS as DESCRIPTOR_DEFAULTS, crack_mask, describe, descriptor_errors,
                           interface_area_um2, particle_sizes, phase_fractions, separate_particles, solid_mask,
                           specific_surface_area, swelling)
@@ -32,6 +37,7 @@ from .network import attention_gate, build_attention_unet, residual_block
 from .particles import ball_closing, fill_holes
 from .run import Segmentation, particle_boxes
 from .scores import (boundary_f_score, confusion_matrix, dice, difference_map, iou, phase_scores)
+from .scan import describe_labels, network_scale, segment_scan
 from .scribbles import (FOREST_DEFAULTS, ScribbleError, check_scribbles, fit_forest, forest_labels, make_scribbles,
                         pixel_features, predict_forest, read_scribbles, scribble_agreement, scribble_mask,
                         scribbles_from_labels, write_scribbles)
@@ -45,6 +51,8 @@ from .train import (TRAIN_PRESETS, augmented_batches, cross_entropy_objective, p
                     train_segmenter)
 
 __all__ = [
+    "SegmentInputError", "check_describe_input", "check_segment_input", "describe_labels", "network_scale",
+    "segment_scan",
     "CHAPTER_PRESETS", "DESCRIPTORS", "METHODS", "SCRIBBLES_DIR", "Segmentation", "particle_boxes", "attenuation_window",
     "ball_closing", "choose_slice", "descriptor_table", "dice_table", "draw_scribbles", "fill_holes", "forest_table",
     "ideal_hq", "plot_descriptors", "plot_forest", "plot_particle_swelling", "plot_scribbles", "plot_segmentations",

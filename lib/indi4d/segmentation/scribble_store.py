@@ -1,11 +1,11 @@
-"""The scribbles the book uses, stored in the repository (``data/scribbles/``), and how they were drawn.
+"""The scribbles the book uses, shipped with the package (``package_data/scribbles/``), and how they were drawn.
 
 A reader's scribbles are data: a chapter that drew new strokes at random on
 every run would not be reproducible, and one that hides how they were drawn
 would not be honest. The book's scribbles were therefore drawn **once** by
 :func:`draw_scribbles` (seeded straight strokes inside each true phase of one
 slice, :func:`indi4d.segmentation.scribbles_from_labels`) and committed as
-``data/scribbles/insitu_t<k>_<preset>_seed<seed>.json``.
+``package_data/scribbles/insitu_t<k>_<preset>_seed<seed>.json``.
 
 One file per simulated data set (preset and seed), in pixels of its slice, not
 in fractional coordinates: the presets simulate different samples (other
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..package_data import SCRIBBLES_DIR
 from ..phases import DENSE, PHASE_NAMES
 from .scribbles import read_scribbles, scribble_agreement, scribbles_from_labels
 
-#: ``data/scribbles`` of the source tree.
-SCRIBBLES_DIR = Path(__file__).resolve().parents[3] / "data" / "scribbles"
 #: How the stored scribbles are drawn: strokes per phase, stroke length as a share of the slice width
 #: (at least ``min_length_px``), and the erosion keeping strokes off boundaries (thin phases: ``thin_erosion_px``).
 DRAWING = {"strokes_per_phase": 8, "length_fraction": 0.08, "min_length_px": 5, "erosion_px": 2,
@@ -35,7 +34,7 @@ THIN_PHASES = (DENSE,)
 
 
 def stored_scribbles_path(preset, seed=0, time=2, folder=None):
-    """``data/scribbles/insitu_t<time>_<preset>_seed<seed>.json`` (whether or not it exists)."""
+    """``package_data/scribbles/insitu_t<time>_<preset>_seed<seed>.json`` (whether or not it exists)."""
     return Path(folder or SCRIBBLES_DIR) / f"insitu_t{int(time)}_{preset}_seed{int(seed)}.json"
 
 
@@ -150,7 +149,7 @@ def scribbles_for_slice(labels, valid=None, preset="default", seed=0, time=2, z=
 
 
 def store_scribbles(data_dir, preset, seed=0, time=2, mask_margin_px=2, folder=None):
-    """Draw the book's scribbles for one simulated data set and write them (what made ``data/scribbles/``).
+    """Draw the book's scribbles for one simulated data set and write them (what made ``package_data/scribbles/``).
 
     Parameters
     ----------

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .presets import _rng, _steps
+from .presets import stream_rng, with_progress
 from .projection import radon_stack
 from .rasterisation import attenuation_of, rasterise
 
@@ -60,7 +60,7 @@ def subdivision_axes(start_um, shape, voxel_nm, factor=2):
     return tuple(s + (np.arange(n * factor) + 0.5) * v for s, n in zip(start_um, shape))
 
 
-def _z_margin(acq, voxel_nm):
+def blur_margin(acq, voxel_nm):
     return int(math.ceil(3 * acq["blur_sigma_nm"] / voxel_nm)) if acq["blur_sigma_nm"] > 0 else 0
 
 
@@ -173,7 +173,7 @@ def _fbp(proj, theta, m, v_um, filter_name, progress, desc):
     from skimage.transform import iradon
 
     out = np.empty((proj.shape[0], m, m), np.float32)
-    for k in _steps(range(proj.shape[0]), progress, f"{desc}: reconstruct"):
+    for k in with_progress(range(proj.shape[0]), progress, f"{desc}: reconstruct"):
         # iradon assumes unit pixel pitch and divides by the number of angles: it returns μ·v per pixel
         out[k] = iradon(proj[k], theta, output_size=m, filter_name=filter_name, circle=True,
                         preserve_range=True) / v_um
@@ -274,7 +274,7 @@ def grey_to_mu(grey, offset, per_inv_um):
     return ((np.asarray(grey, np.float64) - offset) / per_inv_um).astype(np.float32)
 
 
-def _support(mu, y_um, x_um, centre_yx_um, radius_um):
+def cylinder_support(mu, y_um, x_um, centre_yx_um, radius_um):
     """Zero μ outside a cylinder (the field of view the scan is restricted to)."""
     out = (y_um[:, None] - centre_yx_um[0]) ** 2 + (x_um[None, :] - centre_yx_um[1]) ** 2 > radius_um**2
     mu[:, out] = 0.0
@@ -323,7 +323,7 @@ def scan_phantom(phantom, start_vox, shape, voxel_nm, acq, attenuation_per_um, *
     """
     v = voxel_nm / 1000.0
     start_um = np.asarray(start_vox, float) * v
-    m = _z_margin(acq, voxel_nm)
+    m = blur_margin(acq, voxel_nm)
     z, y, x = scan_axes(start_um, shape, voxel_nm, bin_factor=2, z_sub=2, z_margin=m)
     rot, t, c = motion if motion is not None else (None, None, None)
     labels, inside = rasterise(phantom, z, y, x, rotation=rot, translation_um=t, centre_um=c, progress=progress,
@@ -332,7 +332,7 @@ def scan_phantom(phantom, start_vox, shape, voxel_nm, acq, attenuation_per_um, *
     mu = mu.reshape(-1, 2, mu.shape[1], mu.shape[2]).mean(axis=1)  # detector row integrates z
     centre = start_um[1:] + np.asarray(shape[1:]) * v / 2
     radius = (support_radius_vox if support_radius_vox is not None else shape[1] / 2 - 1) * v
-    mu = _support(mu, y, x, centre, radius)
+    mu = cylinder_support(mu, y, x, centre, radius)
     recon = acquire_scan_products(mu, voxel_nm, bin_factor=2, z_margin=m, rings=rings, seed=seed,
                                   products=("scan",) if products is None else tuple(products), progress=progress,
                                   desc=desc, **acq)
@@ -359,7 +359,7 @@ def draw_misalignment(params, seed=0):
     """
     from .._spam import import_spam
 
-    rng = _rng(seed, "misalignment")
+    rng = stream_rng(seed, "misalignment")
     t = rng.uniform(*params["translation_range_vox"], size=3) * rng.choice([-1.0, 1.0], size=3)
     u = rng.standard_normal(3)
     r = u / np.linalg.norm(u) * rng.uniform(*params["rotation_range_deg"])

@@ -8,10 +8,10 @@ from tqdm import tqdm
 from ..files import file_sha256, write_json
 from ..phases import PHASE_NAMES
 from ..presets import resolve
-from .acquisition import _z_margin, draw_misalignment, mu_to_grey, scan_phantom, subdivision_axes
+from .acquisition import blur_margin, draw_misalignment, mu_to_grey, scan_phantom, subdivision_axes
 from .calibration import measured_psf
 from .phantom import add_insitu_features, build_phantom, insitu_state
-from .presets import PRESETS, _rng, _validate
+from .presets import PRESETS, check_preset, stream_rng
 from .rasterisation import attenuation_of, block_mean, block_mode, phase_fractions, rasterise
 
 
@@ -70,16 +70,16 @@ def simulate_beamline(out_dir, preset="default", seed=0, progress=True, **overri
     from ..io import write_volume
 
     p = resolve(PRESETS, preset, **overrides)
-    shape = _validate(p)
-    _rng(seed, "phantom")  # validates the seed early
+    shape = check_preset(p)
+    stream_rng(seed, "phantom")  # validates the seed early
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     v_lq, v_hq = float(p["lq_voxel_nm"]), float(p["hq_voxel_nm"])
     att = p["attenuation_per_um"]
     grey = {"offset": float(p["grey_offset"]), "per_inv_um": float(p["grey_per_inv_um"])}
-    acq_seed = lambda stream, *extra: int(_rng(seed, stream, *extra).integers(2**31))  # noqa: E731
+    acq_seed = lambda stream, *extra: int(stream_rng(seed, stream, *extra).integers(2**31))  # noqa: E731
 
-    m_lq, m_hq = _z_margin(p["lq"], v_lq), _z_margin(p["hq"], v_hq)
+    m_lq, m_hq = blur_margin(p["lq"], v_lq), blur_margin(p["hq"], v_hq)
     # one bar over slices: rasterised planes (2 per slice), projected and reconstructed slices
     scan_units = lambda z, m: 2 * (z + 2 * m) + (z + 2 * m) + z  # noqa: E731
     # the HQ scan has three more reconstructions (ideal and two halves)

@@ -12,7 +12,7 @@ from scipy import optimize, special
 
 from ..presets import resolve
 from .acquisition import acquire_slices
-from .presets import PRESETS, _rng
+from .presets import PRESETS, stream_rng
 
 # --------------------------------------------------------------------------- measurements
 
@@ -174,7 +174,7 @@ def _calibration_scan(p, which, seed, n_slices):
     r_in = 0.4 * r_out
     # the object does not vary along z, so the z blur needs no margin slices
     mu, centre = calibration_disc(width, r_in, att["particle"], r_out, att["binder"], n_slices)
-    rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(_rng(seed, which, 99).integers(2**31)), **p[which])
+    rec = acquire_slices(mu, voxel, rings=p["rings"], seed=int(stream_rng(seed, which, 99).integers(2**31)), **p[which])
     return rec, centre, r_in, r_out
 
 

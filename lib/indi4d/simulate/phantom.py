@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 from scipy import special
 
 from ..phases import PARTICLE
-from .presets import _rng
+from .presets import stream_rng
 from .rasterisation import rasterise
 
 # --------------------------------------------------------------------------- the sample
@@ -225,7 +225,7 @@ def build_phantom(params, seed=0, stream="phantom", progress=False):
     -------
     Phantom
     """
-    rng = _rng(seed, stream)
+    rng = stream_rng(seed, stream)
     extent = np.asarray(params["lq_shape"], float) * params["lq_voxel_nm"] / 1000.0
     r_s = params["sample_radius_fraction"] * min(extent[1], extent[2]) / 2
     target = float(params["particle_volume_fraction"])
@@ -293,7 +293,7 @@ def add_insitu_features(phantom, params, seed=0):
         Time step (1 or 2) at which each crack opens.
     dense_flag : ndarray of bool, shape (P,)
     """
-    rng = _rng(seed, "insitu_features")
+    rng = stream_rng(seed, "insitu_features")
     req = phantom.equivalent_radii
     big = np.flatnonzero(req >= params["crack_min_radius_um"])
     k = params["cracks_per_particle"]

@@ -101,7 +101,7 @@ _STREAMS = {
 }
 
 
-def _steps(iterable, progress, desc, weight=1):
+def with_progress(iterable, progress, desc, weight=1):
     """Iterate with progress: a shared tqdm bar (advanced by ``weight`` per item), a bar of its own, or none."""
     if hasattr(progress, "update"):
         for item in iterable:
@@ -111,7 +111,7 @@ def _steps(iterable, progress, desc, weight=1):
         yield from tqdm(iterable, desc=desc, disable=not progress, leave=False)
 
 
-def _rng(seed, stream, *extra):
+def stream_rng(seed, stream, *extra):
     """A generator for one named stream of a seed (independent of the other streams)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         shown = int(seed) if isinstance(seed, np.integer) else repr(seed)  # 20, not np.int64(20)
@@ -122,7 +122,7 @@ def _rng(seed, stream, *extra):
 # --------------------------------------------------------------------------- checks
 
 
-def _validate(p):
+def check_preset(p):
     """Refuse a resolved preset the beamline cannot simulate; return the LQ shape (Z, N, N) as ints."""
     shape = tuple(int(s) for s in p["lq_shape"])
     if len(shape) != 3 or shape[1] != shape[2] or any(s % 4 for s in shape) or min(shape) < 8:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .presets import _steps
+from .presets import with_progress
 
 
 def _rotation_sum_matrix(n, angles_rad):
@@ -74,7 +74,7 @@ def radon_stack(stack, theta, angles_per_block=16, progress=False, desc="project
     pixels = np.ascontiguousarray(stack.reshape(z, n * n).T)  # (N², Z): one column per slice
     out = np.empty((z, n, theta.size))
     starts = range(0, theta.size, int(angles_per_block))
-    for a0 in _steps(starts, progress, desc):
+    for a0 in with_progress(starts, progress, desc):
         angles = np.deg2rad(theta[a0:a0 + int(angles_per_block)])
         proj = _rotation_sum_matrix(n, angles) @ pixels  # (len(angles) * N, Z)
         out[:, :, a0:a0 + angles.size] = proj.reshape(angles.size, n, z).transpose(2, 1, 0)

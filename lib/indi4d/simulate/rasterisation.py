@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..phases import BINDER, DENSE, PARTICLE, PHASE_NAMES, PORE
-from .presets import _steps
+from .presets import with_progress
 
 
 def _field_at(field, spacing, pts):
@@ -84,7 +84,7 @@ def rasterise(phantom, z_um, y_um, x_um, rotation=None, translation_um=None, cen
     req = phantom.equivalent_radii
 
     starts = range(0, shape[0], slab)
-    for z0 in _steps(starts, progress, desc, weight=lambda z0: min(slab, shape[0] - z0)):
+    for z0 in with_progress(starts, progress, desc, weight=lambda z0: min(slab, shape[0] - z0)):
         zs = slice(z0, min(z0 + slab, shape[0]))
         zz = z_um[zs]
         pts = np.empty((len(zz), shape[1], shape[2], 3))

@@ -10,8 +10,8 @@ from scipy import ndimage as ndi
 
 from ..phases import BINDER, PARTICLE, PHASE_NAMES, PORE
 from ..presets import resolve
-from .acquisition import _support, _z_margin, acquire_slices, mu_to_grey, scan_axes
-from .presets import PRESETS, _rng
+from .acquisition import acquire_slices, blur_margin, cylinder_support, mu_to_grey, scan_axes
+from .presets import PRESETS, stream_rng
 from .rasterisation import attenuation_of
 
 #: name -> (spam.datasets loader, phases from dark to bright)
@@ -111,7 +111,7 @@ def acquire_real_volume(name="snow", preset="default", seed=0, progress=False, *
               "disc_radius_vox": {"real": r_real, "lq": r_real, "hq": 2 * r_real}}
     for which, voxel, size in (("lq", v_lq, n), ("hq", v_hq, 2 * n)):
         acq = p[which]
-        m = _z_margin(acq, voxel)
+        m = blur_margin(acq, voxel)
         z, y, x = scan_axes((0.0, 0.0, 0.0), (size,) * 3, voxel, z_margin=m)
         # positions (µm) -> index coordinates of the real grid (voxel i centred at (i + 1/2) v)
         grid = np.meshgrid(*(a / (v_real / 1000) - 0.5 for a in (z, y, x)), indexing="ij")
@@ -119,8 +119,9 @@ def acquire_real_volume(name="snow", preset="default", seed=0, progress=False, *
         del grid
         mu = mu.reshape(-1, 2, mu.shape[1], mu.shape[2]).mean(axis=1)
         c = n * v_real / 1000 / 2
-        mu = _support(mu, y, x, (c, c), r_real * v_real / 1000)
-        noise_seed = int(_rng(seed, "real", list(REAL_VOLUMES).index(name), 0 if which == "lq" else 1).integers(2**31))
+        mu = cylinder_support(mu, y, x, (c, c), r_real * v_real / 1000)
+        stream = stream_rng(seed, "real", list(REAL_VOLUMES).index(name), 0 if which == "lq" else 1)
+        noise_seed = int(stream.integers(2**31))
         rec = acquire_slices(mu, voxel, z_margin=m, rings=p["rings"], progress=progress, desc=f"{name} {which}",
                              seed=noise_seed, **acq)
         result[which] = rec

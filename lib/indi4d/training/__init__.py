@@ -46,13 +46,13 @@ from ..model_folder import save_network as save_model
 from .checkpoints import Part, averaged_weights, load_checkpoint, save_checkpoint
 from .data import SEED_STRIDE, validation_batches
 from .single_network import adam, fit, objective_method, start_run
-from .indi_run import PRESETS, train_indi
+from .indi_run import PRESETS, indi_deconv_model, train_indi
 from .loop import STOP_RULES, Method, budget_spent, epoch_batches, run_loop
 from .schedule import OneCycleCosine, one_cycle_cosine
 
 __all__ = [
     "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "averaged_weights",
     "budget_spent",
-    "epoch_batches", "fit", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
+    "epoch_batches", "fit", "indi_deconv_model", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
     "save_checkpoint", "save_model", "start_run", "train_indi", "validation_batches",
 ]

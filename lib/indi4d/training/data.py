@@ -22,6 +22,9 @@ DECONVOLUTION = {"method": "wiener", "nsr": 1e-2, "num_iter": 20}
 TARGETS = ("hq", "halves", "halves_deconv")
 #: What a training preset may ask for: a target, or ``"auto"`` (:func:`resolve_target`).
 TARGET_CHOICES = ("auto", *TARGETS)
+#: The one default target of every training (InDI's presets, the CNN and GAN baselines,
+#: :func:`load_training_slices`): ``"auto"``, resolved per pairs folder by :func:`resolve_target`.
+DEFAULT_TARGET = "auto"
 
 
 def resolve_target(target, pairs_dir):
@@ -100,7 +103,7 @@ def _targets(pairs_dir, split, hq, target, info, psf, deconvolution):
     return np.stack([hq_a, hq_b], axis=-1)
 
 
-def load_training_slices(pairs_dir, crop, target="hq", psf_sigma_nm=None, deconvolution=None):
+def load_training_slices(pairs_dir, crop, target=DEFAULT_TARGET, psf_sigma_nm=None, deconvolution=None):
     """The training and validation slices of a pairs folder, checked for use by the loop.
 
     Parameters
@@ -109,8 +112,8 @@ def load_training_slices(pairs_dir, crop, target="hq", psf_sigma_nm=None, deconv
         Chapter 02's pairs folder.
     crop : int
         Side of the training crops; the slices must be at least this large.
-    target : {"hq", "halves", "halves_deconv"}
-        What the network learns to produce. ``"hq"``: the HQ scan (n, H, W).
+    target : {"auto", "hq", "halves", "halves_deconv"}
+        What the network learns to produce (``"auto"``: :func:`resolve_target`). ``"hq"``: the HQ scan (n, H, W).
         ``"halves"``: the two independent HQ reconstructions ``hq_a``, ``hq_b``
         of ``pairs.npz`` stacked as (n, H, W, 2) (Noise2Noise: channel 0
         builds InDI's ``x_t``, channel 1 is the target; the training stream
@@ -144,8 +147,9 @@ def load_training_slices(pairs_dir, crop, target="hq", psf_sigma_nm=None, deconv
     """
     from .. import pairs
 
-    if target not in TARGETS:
-        raise ValueError(f"load_training_slices: unknown target {target!r}; expected one of {TARGETS}")
+    if target not in TARGET_CHOICES:
+        raise ValueError(f"load_training_slices: unknown target {target!r}; expected one of {TARGET_CHOICES}")
+    target = resolve_target(target, pairs_dir)
     lq_tr, hq_tr = pairs.load_pairs(pairs_dir, "train")
     lq_va, hq_va = pairs.load_pairs(pairs_dir, "val")
     info = pairs.load_pairs_info(pairs_dir)

@@ -6,9 +6,10 @@ from pathlib import Path
 import keras
 
 from .. import model_folder, pairs
+from ..domain import record_from_slices
 from ..files import file_sha256
 from ..presets import resolve
-from .data import load_training_slices, resolve_target, slice_batches
+from .data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_batches
 from .single_network import adam, objective_method, start_run
 from .loop import run_loop
 
@@ -41,7 +42,7 @@ from .loop import run_loop
 #: exponential moving average of the weights, used for validation and saved
 #: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower
 #: ``min_inside`` then, the disc covers ~79 % of a square slice) and so may ``val_crop``.
-_OPTIONS = {"target": "auto", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
+_OPTIONS = {"target": DEFAULT_TARGET, "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
             "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
 PRESETS = {
     "tiny": {
@@ -73,7 +74,7 @@ PRESETS = {
 }
 
 
-def _network_params(params):
+def network_params(params):
     """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
     from .. import model
 
@@ -187,7 +188,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         if not (math.isfinite(float(max_minutes)) and float(max_minutes) > 0):  # NaN would reach summary.json
             raise ValueError(f"train_indi: max_minutes must be a finite number > 0, got {max_minutes!r}")
         params["max_minutes"] = float(max_minutes)
-    net_params, factor = _network_params(params)
+    net_params, factor = network_params(params)
     if params["crop"] % factor:
         raise ValueError(f"training crop {params['crop']} must be a multiple of the network's size factor {factor}")
     build = check_options(params)
@@ -205,6 +206,9 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         config["training"]["target_psf"] = slices["psf"]
     start_run(model_dir, config, epochs, steps_per_epoch, val, "train", restart=restart,
               normalisation=slices["normalisation"], max_steps=max_steps)
+    # what the network is trained on, for enhance's domain check of the scans it is applied to later
+    model_folder.write_domain(model_dir, record_from_slices(slices["lq_tr"], slices["mask"], split="train",
+                                                            source=f"{pairs_dir} (train LQ slices)"))
 
     keras.utils.set_random_seed(int(seed))
     network = model.build_unet(**{**net_params, **build}, seed=int(seed))
@@ -223,3 +227,35 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
                    n_train=int(slices["lq_tr"].shape[0]), n_val=int(slices["lq_va"].shape[0]))
     model_folder.write_summary(model_dir, summary)
     return summary
+
+
+def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
+    """The indi-deconv network of a run (``RUN_DIR/indi_deconv``): installed, trained, or skipped with why.
+
+    indi-deconv is InDI trained on the two HQ halves deconvolved by the HQ
+    point-spread function (``target="halves_deconv"``), otherwise the preset's
+    recipe: a separate method whose targets are sharper than any scan.
+    A preset with a published one (:func:`indi4d.pretrained.names_for`) installs
+    it unless ``retrain``; otherwise it is trained when the pairs hold the halves.
+
+    Returns
+    -------
+    dict
+        ``how`` ("installed", "trained" or "skipped"), ``model_dir``, and
+        ``name``/``sha256`` (installed), the training summary (trained) or ``why`` (skipped).
+    """
+    from .. import pretrained, runs
+
+    pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
+    folder = runs.stage_dir(run_dir, "indi_deconv")
+    published = pretrained.names_for(preset, retrain).get("indi_deconv")
+    if published:
+        record = pretrained.install_model(published, folder)
+        return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
+                "trained": record["trained"]}
+    if not pairs.has_hq_halves(pairs_dir):
+        return {"how": "skipped", "model_dir": str(folder),
+                "why": "the pairs hold no HQ halves to deconvolve (register with --hq-halves)"}
+    summary = train_indi(pairs_dir, folder, preset=preset, seed=seed, overrides={"target": "halves_deconv"},
+                         restart=True, progress=progress)
+    return {"how": "trained", "model_dir": str(folder), "trained": summary}

@@ -1,0 +1,157 @@
+"""The limits study's conclusions in numbers and words, computed from ``limits.json`` (never typed)."""
+
+import math
+
+import numpy as np
+
+from .figures import base_point, points_on_axis
+from .points import AXES, ORACLES, ORDER
+
+#: The axes a user can change (the oracle targets exist only in simulation).
+USER_AXES = ("steps", "network", "data_fraction")
+
+
+def _metric(point, series, metric):
+    value = (point.get(series) or {}).get(metric)
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def axis_effect(results, axis, metric="psnr", series="indi_rule"):
+    """How one metric moves along one axis.
+
+    Parameters
+    ----------
+    results : dict
+        ``limits.json``.
+    axis : {"steps", "network", "data_fraction"}
+    metric : str
+    series : {"indi_n1", "indi_rule", "cnn"}
+
+    Returns
+    -------
+    dict or None
+        ``first``/``last`` (axis values), ``at_first``/``at_last`` (metric),
+        ``change`` (last - first), ``best`` (the axis value with the best
+        metric: highest PSNR/SSIM, lowest FWHM) and, for ``steps`` and
+        ``data_fraction``, ``per_doubling`` (least-squares slope of the metric
+        against log2 of the value) and ``n``; None with fewer than two scored points.
+    """
+    pts = [p for p in points_on_axis(results, axis) if _metric(p, series, metric) is not None]
+    if len(pts) < 2:
+        return None
+    values = [p["recipe"][axis] for p in pts]
+    ys = np.array([_metric(p, series, metric) for p in pts])
+    lower_is_better = metric in ("fwhm_nm", "edge_placement_rms_nm", "false_particles_per_mm2", "flat_region_error")
+    best = values[int(np.argmin(ys) if lower_is_better else np.argmax(ys))]
+    out = {"axis": axis, "metric": metric, "series": series, "first": values[0], "last": values[-1],
+           "at_first": float(ys[0]), "at_last": float(ys[-1]), "change": float(ys[-1] - ys[0]), "best": best,
+           "n": len(pts)}
+    if axis in ("steps", "data_fraction"):
+        slope = np.polyfit(np.log2(np.asarray(values, float)), ys, 1)[0]  # metric per doubling of the resource
+        out["per_doubling"] = float(slope)
+    return out
+
+
+def best_psnr(point):
+    """A point's InDI PSNR at its most faithful N (the sweep's maximum), or None."""
+    values = [r["psnr"] for r in point.get("sweep") or [] if r.get("psnr") is not None and math.isfinite(r["psnr"])]
+    return max(values) if values else None
+
+
+def gap_budget(results):
+    """The gap between the book's InDI and the ideal-HQ ceiling, split by what the oracles reach.
+
+    PSNR against the truth at each network's most faithful N (the sweep's
+    maximum; N = 1 in practice). With the same LQ inputs, network and budget,
+    the InDI trained on the ideal HQ (HQ's blur, no noise) shows what perfect
+    HQ-like targets give: the rest of the gap to the ideal HQ scan is what this
+    network, at this budget, does not recover from the LQ scan. The
+    truth-trained InDI bounds what any target could give.
+
+    Returns
+    -------
+    dict
+        ``ceiling`` (ideal HQ PSNR vs truth), ``hq`` (the HQ scan's), ``indi``
+        (the base point's), ``oracle_ideal``, ``oracle_truth``, ``cnn`` (the
+        CNN of the base point), ``gap`` (ceiling - indi), ``targets_cost``
+        (oracle_ideal - indi), ``lq_lacks`` (ceiling - oracle_ideal); dB, None
+        when not measured.
+    """
+    refs = results.get("references") or {}
+    base = base_point(results)
+    oracle = {t: next((p for p in results["points"] if p["id"] == f"target={t}"), None) for t in ORACLES}
+    out = {"ceiling": (refs.get("hq_ideal") or {}).get("psnr"), "hq": (refs.get("hq") or {}).get("psnr"),
+           "indi": best_psnr(base) if base else None, "cnn": _metric(base, "cnn", "psnr") if base else None,
+           **{t: (best_psnr(p) if p else None) for t, p in oracle.items()}}
+    diff = lambda a, b: None if a is None or b is None else float(a - b)  # noqa: E731
+    out.update(gap=diff(out["ceiling"], out["indi"]), targets_cost=diff(out["oracle_ideal"], out["indi"]),
+               lq_lacks=diff(out["ceiling"], out["oracle_ideal"]))
+    return out
+
+
+def _fmt(x, unit="", signed=False, digits=2):
+    if x is None:
+        return "not measured"
+    return f"{x:+.{digits}f}{unit}" if signed else f"{x:.{digits}f}{unit}"
+
+
+def conclusions(results):
+    """The study's conclusions as a list of Markdown sentences, every number read from ``results``."""
+    lines = []
+    g = gap_budget(results)
+    if g["indi"] is not None and g["ceiling"] is not None:
+        lines.append(f"The book's InDI scores **{_fmt(g['indi'], ' dB')}** against the truth at its most faithful N "
+                     f"(the CNN at the same budget {_fmt(g['cnn'], ' dB')}); the HQ scan "
+                     f"{_fmt(g['hq'], ' dB')} and the ideal HQ scan, the ceiling of any estimator trained on HQ-like "
+                     f"targets, {_fmt(g['ceiling'], ' dB')}: a gap of **{_fmt(g['gap'], ' dB')}**.")
+    if g["oracle_ideal"] is not None and g["gap"] is not None:
+        share = g["targets_cost"] / g["gap"] if g["gap"] else float("nan")
+        lines.append(f"Trained on the ideal HQ instead (same LQ inputs, network and steps), InDI reaches "
+                     f"{_fmt(g['oracle_ideal'], ' dB')}: noisy targets cost **{_fmt(g['targets_cost'], ' dB')}** "
+                     f"({_fmt(100 * share, ' %', digits=0)} of the gap); the remaining "
+                     f"**{_fmt(g['lq_lacks'], ' dB')}** is what this network, at this budget, cannot recover from "
+                     "the LQ scan even with perfect targets.")
+    if g["oracle_truth"] is not None:
+        lines.append(f"Trained on the true attenuation itself, InDI reaches {_fmt(g['oracle_truth'], ' dB')} "
+                     f"(the HQ scan: {_fmt(g['hq'], ' dB')}): the most any target gives this network, at this "
+                     "budget, from these LQ scans.")
+    for axis in USER_AXES:
+        e = axis_effect(results, axis)
+        if e is None:
+            lines.append(f"{axis}: fewer than two points measured yet.")
+            continue
+        f = axis_effect(results, axis, "fwhm_nm")
+        slope = f" ({_fmt(e['per_doubling'], ' dB', signed=True)} per doubling)" if "per_doubling" in e else ""
+        sharp = f", FWHM {_fmt(f['at_first'], ' nm', digits=0)} → {_fmt(f['at_last'], ' nm', digits=0)}" if f else ""
+        text = (f"**{axis}** {e['first']} → {e['last']}: PSNR {_fmt(e['change'], ' dB', signed=True)}{slope}{sharp}; "
+                f"best PSNR at {e['best']}.")
+        lines.append(text)
+    ref = results.get("reference_recipe")
+    if ref:
+        lines.append(f"By the rule stated before the study ({ref['rule']}), the reference recipe is **{ref['id']}**"
+                     + ("" if ref["met"] else " (no point met both tolerances; the fallback applied)") + ".")
+    missing = [pid for pid in ORDER if pid not in {p["id"] for p in results["points"]}]
+    if missing:
+        lines.append(f"Not measured yet: {', '.join(missing)}.")
+    return lines
+
+
+def axes_table(results):
+    """A Markdown table: every scored point with InDI at N = 1 and at the rule's N, and the CNN."""
+    head = ("| point | InDI N=1 PSNR | InDI rule N | PSNR | FWHM nm | overshoot | false part./mm² | CNN PSNR | "
+            "CNN FWHM nm | train s |\n|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for p in results["points"]:
+        n1, rule, cnn = p.get("indi_n1") or {}, p.get("indi_rule") or {}, p.get("cnn") or {}
+        cell = lambda d, k, dg=2: "–" if d.get(k) is None else f"{d[k]:.{dg}f}"  # noqa: E731
+        rows.append(f"| {p['id']} | {cell(n1, 'psnr')} | {p.get('chosen_steps') or '–'} | {cell(rule, 'psnr')} | "
+                    f"{cell(rule, 'fwhm_nm', 0)} | {cell(rule, 'edge_overshoot', 3)} | "
+                    f"{cell(rule, 'false_particles_per_mm2', 1)} | {cell(cnn, 'psnr')} | {cell(cnn, 'fwhm_nm', 0)} | "
+                    f"{p['cards']['indi'].get('seconds') or 0:.0f} |")
+    for key, ref in (results.get("references") or {}).items():
+        rows.append(f"| *{key}* | | | {ref['psnr']:.2f} | {ref['fwhm_nm'] or 0:.0f} | "
+                    f"{(ref.get('edge_overshoot') or 0):.3f} | {(ref.get('false_particles_per_mm2') or 0):.1f} | | | |")
+    return "\n".join([head, *rows])
+
+
+__all__ = ["AXES", "USER_AXES", "axes_table", "axis_effect", "best_psnr", "conclusions", "gap_budget"]

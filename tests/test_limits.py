@@ -1,0 +1,113 @@
+"""The limits study: its points stated in advance, oracle pairs equal to the truth, a point trained, scored and reused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from indi4d import limits, pairs, preprocess, runs
+from indi4d.files import file_sha256, read_json
+from indi4d.io import read_volume
+from indi4d.registration import register_scans
+from indi4d.simulate import simulate_beamline
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny simulated run folder (chapters 01-02) whose pairs carry the HQ halves."""
+    run = tmp_path_factory.mktemp("limits_run")
+    data = runs.stage_dir(run, "data", create=True)
+    simulate_beamline(data, "tiny", seed=0, progress=False)
+    halves = tuple(runs.artifact(run, "data", k) for k in ("hq_half_a", "hq_half_b"))
+    register_scans(runs.artifact(run, "data", "lq"), runs.artifact(run, "data", "hq"), runs.stage_dir(run, "pairs"),
+                   meta_path=runs.artifact(run, "data", "meta"), preset="tiny", hq_halves=halves,
+                   allow_unconverged=True, progress=False)
+    return run
+
+
+def test_points_are_stated_in_advance_oracles_first():
+    points = limits.all_points()
+    ids = [p["id"] for p in points]
+    assert ids == list(limits.ORDER) and len(ids) == len(set(ids)) >= 12
+    assert ids[:2] == ["target=oracle_truth", "target=oracle_ideal"]
+    base = next(p for p in points if p["id"] == "base")
+    assert base["recipe"] == limits.BASE and sorted(base["axes"]) == sorted(limits.AXES)
+    for p in points:  # every other point changes exactly one thing of the base recipe
+        changed = [k for k in limits.BASE if p["recipe"][k] != limits.BASE[k]]
+        assert len(changed) == (0 if p["id"] == "base" else 1), p["id"]
+    steps = sorted(limits.AXES["steps"])
+    assert steps[-1] / steps[0] >= 16 and len(steps) >= 4
+    assert len(limits.AXES["network"]) >= 3 and len(limits.AXES["data_fraction"]) >= 3
+    over = limits.training_overrides(dict(limits.BASE, target="oracle_truth", steps=3000))
+    assert over["target"] == "hq" and over["epochs"] * over["steps_per_epoch"] == 3000
+    with pytest.raises(ValueError, match="unknown point"):
+        limits.select_points(["base", "steps=5"])
+
+
+def test_oracle_pairs_hold_the_truth_and_the_same_lq(tiny_run):
+    src = runs.stage_dir(tiny_run, "pairs")
+    folder = limits.derived_pairs(tiny_run, "oracle_truth", target="oracle_truth")
+    info = pairs.load_pairs_info(folder)
+    lq, hq = pairs.load_pairs(folder, "all")
+    np.testing.assert_array_equal(lq, pairs.load_pairs(src, "all")[0])
+    assert not info["hq_halves"] and info["provenance"]["derived"]["target"] == "oracle_truth"
+    # back through HQ's normalisation and grey scale, the targets are the true attenuation
+    meta = read_json(runs.artifact(tiny_run, "data", "meta"))
+    mu, _ = read_volume(runs.artifact(tiny_run, "data", "truth_mu_hq"))
+    grey = preprocess.denormalise(hq, info["normalisation"]["hq"])
+    mu_back = (grey - meta["grey_mapping"]["offset"]) / meta["grey_mapping"]["per_inv_um"]
+    inside = info["mask"] & (np.abs(hq) < 1).all(axis=0)  # not clipped by HQ's normalisation
+    step = 1.0 / meta["grey_mapping"]["per_inv_um"]  # one grey level, 1/µm
+    assert np.abs(mu_back[:, inside] - mu[info["z"]][:, inside]).max() <= step
+    assert (hq[:, ~info["mask"]] == -1).all()
+
+
+def test_fewer_training_slices_keep_validation_and_test(tiny_run):
+    src_info = pairs.load_pairs_info(runs.stage_dir(tiny_run, "pairs"))
+    folder = limits.derived_pairs(tiny_run, "half", data_fraction=0.5)
+    info = pairs.load_pairs_info(folder)
+    n_train = int((src_info["split"] == "train").sum())
+    assert int((info["split"] == "train").sum()) == round(n_train / 2)
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(info["z"][info["split"] == split], src_info["z"][src_info["split"] == split])
+    assert pairs.has_hq_halves(folder)
+    with pytest.raises(ValueError, match="data_fraction"):
+        limits.derived_pairs(tiny_run, "none", data_fraction=0.0)
+
+
+def test_a_point_is_trained_scored_carded_and_then_reused(tiny_run):
+    from indi4d.evaluation import load_test_set
+
+    point = {"id": "tiny_oracle", "axes": ["target"],
+             "recipe": {"target": "oracle_truth", "steps": 30, "network": "default", "data_fraction": 1.0}}
+    test = load_test_set(tiny_run, 4)
+    record = limits.run_point(tiny_run, point, test, limits.machine_record(), preset="tiny", train_preset="tiny")
+    folder = limits.limits_dir(tiny_run, "points", "tiny_oracle")
+    assert [r["steps"] for r in record["sweep"]] == list(limits.SWEEP)
+    assert record["indi_n1"]["psnr"] is not None and record["cnn"]["psnr"] is not None
+    indi, cnn = record["cards"]["indi"], record["cards"]["cnn"]
+    assert indi["steps"] == cnn["steps"] == 30 and indi["stopped_by"] == "steps"
+    assert indi["pairs_sha256"] == file_sha256(limits.limits_dir(tiny_run, "pairs", "oracle_truth", "pairs.npz"))
+    assert indi["model_dir"] == "limits/points/tiny_oracle/indi" and len(indi["loss"]) == limits.points.EPOCHS
+    assert json.loads((folder / "scores.json").read_text())["indi_n1"] == record["indi_n1"]
+    stamp = (folder / "indi" / "model.keras").stat().st_mtime_ns
+    again = limits.run_point(tiny_run, point, test, limits.machine_record(), preset="tiny", train_preset="tiny")
+    assert again == json.loads((folder / "scores.json").read_text())
+    assert (folder / "indi" / "model.keras").stat().st_mtime_ns == stamp  # read back, not retrained
+
+
+def _record(pid, psnr, fwhm, seconds, target="halves"):
+    return {"id": pid, "recipe": {"target": target}, "indi_rule": {"psnr": psnr, "fwhm_nm": fwhm},
+            "cards": {"indi": {"seconds": seconds}}}
+
+
+def test_the_reference_recipe_follows_the_stated_rule():
+    assert limits.pick_reference([]) is None
+    # A and B within 0.1 dB of the best PSNR and 2 % of the best FWHM: the cheaper, A; the oracle never counts
+    both = [_record("A", 10.00, 400, 100), _record("B", 10.05, 395, 300), _record("O", 13.0, 200, 1, "oracle_truth")]
+    pick = limits.pick_reference(both)
+    assert pick["id"] == "A" and pick["met"] and pick["candidates"] == ["A", "B"]
+    # no point meets both (E is sharpest but 0.55 dB down): the cheapest within 0.1 dB of the best PSNR
+    neither = both[:2] + [_record("E", 9.5, 380, 20)]
+    pick = limits.pick_reference(neither)
+    assert pick["id"] == "A" and not pick["met"] and pick["best_fwhm_nm"] == 380
