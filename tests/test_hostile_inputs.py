@@ -555,3 +555,15 @@ def test_a_fifo_given_as_a_json_input_is_refused(scan, tmp_path, capsys):
     with deadline(60):
         refused(capsys, ["segment", scan, tmp_path / "l.tif", "--scribbles", tmp_path / "s.json"],
                 tmp_path / "s.json", what="not a regular file")
+
+
+def test_an_hdf5_output_through_a_link_is_written_into_the_real_file(tmp_path):
+    real = tmp_path / "real.h5"
+    with h5py.File(real, "w") as h5:
+        h5["theirs"] = np.arange(5)
+    (tmp_path / "link.h5").symlink_to(real)
+    write_volume(f"{tmp_path / 'link.h5'}:/ours", grey((2, 8, 8)), voxel_size_nm=100)
+    assert (tmp_path / "link.h5").is_symlink()  # the link stays a link
+    with h5py.File(real) as h5:
+        assert sorted(h5) == ["ours", "theirs"]
+        np.testing.assert_array_equal(h5["theirs"][()], np.arange(5))

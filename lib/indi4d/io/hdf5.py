@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 from ..files import atomic_path
 from ..temps import state_dir
@@ -97,10 +98,12 @@ def write_hdf5(file, dataset, volume, meta, lazy, progress):
 
     Refused (nothing written) when ``dataset`` names a group, another
     program's dataset, or ``file`` is not HDF5 (:func:`indi4d.volume_paths.hdf5_output_problem`),
-    checked again under the lock.
+    checked again under the lock. A link is followed: the dataset goes into
+    the real file (whose other datasets it keeps), and the link stays a link.
     """
     import h5py
 
+    file = Path(os.path.realpath(file)) if Path(file).is_symlink() else Path(file)
     chunks = slab_chunks(volume.shape, volume.dtype.itemsize, WRITE_CHUNK_BYTES)
     with hdf5_write_lock(file), atomic_path(file) as tmp:
         problem = hdf5_output_problem(file, dataset)
