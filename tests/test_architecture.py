@@ -12,29 +12,11 @@ from pathlib import Path
 PACKAGE = "indi4d"
 ROOT = Path(__file__).resolve().parents[1] / "lib" / PACKAGE
 
-# Known exceptions, left to issue 21 (which owns safety.py and io/): delete at merge.
+# Known exceptions: none (issue 21 removed the safety <-> io circle and io/'s private imports).
 # An import listed here is left out of the graph before circles are looked for.
-KNOWN_CIRCLE_IMPORTS = {
-    # removed by issue 21: safety.check_output imports io.volume_format, io.paths imports safety
-    ("indi4d.safety", "indi4d.io"),
-}
-# Private names of io/ taken by other modules: {importing module: "the names"}.
-KNOWN_PRIVATE_IMPORTS = {
-    # removed by issue 21 (io/ makes these names public or keeps them inside one module)
-    "indi4d.inference.chunked": "_split_hdf5 _write_meta",
-    "indi4d.io.blocks": "_check_finite",
-    "indi4d.io.hdf5": "_slab_chunks _store_blocks",
-    "indi4d.io.lazy": "_check_dtype _check_shape _check_tiff_pages _hdf5_dataset _meta_from_attrs _meta_from_tiff "
-                      "_normalise_meta _open_hdf5 _open_zarr _require_exists _slab_chunks _split_hdf5 _tiff_slices",
-    "indi4d.io.read": "_check_dtype _check_finite _check_shape _hdf5_dataset _meta_from_attrs _normalise_meta "
-                      "_open_hdf5 _open_zarr _read_tiff_file _read_tiff_folder _read_tiff_metadata _require_exists "
-                      "_split_hdf5 _tiff_slices",
-    "indi4d.io.tiff": "_blocks _check_finite _is_lazy _progress _require_exists _tiff_slices _validate_for_write "
-                      "_write_meta",
-    "indi4d.io.write": "_check_finite _is_lazy _split_hdf5 _validate_for_write _write_hdf5 _write_meta _write_tiff "
-                       "_write_zarr",
-    "indi4d.io.zarr_store": "_slab_chunks _store_blocks",
-}
+KNOWN_CIRCLE_IMPORTS = set()
+# Private names taken by other modules: {importing module: "the names"}.
+KNOWN_PRIVATE_IMPORTS = {}
 
 
 def module_files():

@@ -30,6 +30,7 @@ from indi4d.data import (
     simulated_dataset_dir,
     verify_dataset,
 )
+from indi4d.files import MANIFEST
 from indi4d.io import read_volume, write_volume
 
 
@@ -73,6 +74,15 @@ def _serve_volume(served, name="vol.tif", seed=0):
     volume = np.random.default_rng(seed).integers(0, 2**16, size=(5, 16, 16), dtype=np.uint16)
     path = write_volume(served / name, volume, voxel_size_nm=100.0)
     return volume, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _killed_temp(final, suffix=".part"):
+    """The recorded temp folder a writer of ``final`` left when it was killed (a real, dead process)."""
+    code = ("import os, sys; from indi4d.files import make_temp\n"
+            f"tmp = make_temp({str(final)!r}, directory=True, suffix={suffix!r})\n"
+            "(tmp / 'half.tif').write_bytes(b'half'); print(tmp); os._exit(9)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True)
+    return Path(out.stdout.strip())
 
 
 def _dead_pid():
@@ -129,13 +139,13 @@ def test_killed_download_leaves_nothing_that_stays(cache, server):
     _, sha = _serve_volume(served)
     folder = cache.resolve() / "downloads" / sha[:16]
     folder.mkdir(parents=True)
-    stale = folder / f".vol.tif.{_dead_pid()}.k1ll3d.part"
-    stale.mkdir()
-    (stale / "vol.tif").write_bytes(b"half a volume")
-    live = folder / f".vol.tif.{os.getppid()}.alive1.part"  # a download still running elsewhere is left alone
-    live.mkdir()
+    stale = _killed_temp(folder / "vol.tif")
+    assert stale.is_dir()
+    # named like a dead download's temp, but recorded by no writer: left alone
+    lookalike = folder / f".vol.tif.{_dead_pid()}.alive1.part"
+    lookalike.mkdir()
     path = fetch_volume(f"{base}/vol.tif", sha256=sha)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["vol.tif", live.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["vol.tif", lookalike.name])
     assert file_sha256(path) == sha
 
 
@@ -365,15 +375,12 @@ def test_killed_simulation_is_cleaned_up_by_the_next_call(cache):
     """A simulation killed mid-way leaves a hidden temp folder; the next call removes it (a live writer's stays)."""
     final = simulated_dataset_dir("tiny", 0)
     final.parent.mkdir(parents=True)
-    stale = final.parent / f".{final.name}.{_dead_pid()}.k1ll3d.part"
-    stale.mkdir()
-    (stale / "lq.tif").write_bytes(b"half a volume")
-    stale_old = final.parent / f".{final.name}.{_dead_pid()}.k1ll3d.old"
-    stale_old.mkdir()
-    live = final.parent / f".{final.name}.{os.getppid()}.alive1.part"
-    live.mkdir()
+    stale, stale_old = _killed_temp(final), _killed_temp(final, suffix=".old")
+    assert stale.is_dir() and stale_old.is_dir()
+    lookalike = final.parent / f".{final.name}.{_dead_pid()}.alive1.part"  # not recorded by any writer: kept
+    lookalike.mkdir()
     assert simulated_dataset("tiny", seed=0, generator=ToyBeamline()) == final
-    assert sorted(p.name for p in final.parent.iterdir()) == sorted([final.name, live.name])
+    assert sorted(p.name for p in final.parent.iterdir()) == sorted([final.name, lookalike.name])
 
 
 def test_simulator_hash_covers_every_file_of_the_simulate_package(tmp_path):
@@ -430,7 +437,8 @@ def test_materialise_copies_verifies_and_skips_repeats(cache, tmp_path):
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in source.iterdir()}
     run_data = tmp_path / "run" / "data"
     assert materialise(source, run_data) == run_data
-    assert {p.name: p.read_bytes() for p in run_data.iterdir()} == {k: v[0] for k, v in before.items()}
+    copied = {p.name: p.read_bytes() for p in run_data.iterdir() if p.name != MANIFEST}
+    assert copied == {k: v[0] for k, v in before.items()}
     assert verify_dataset(run_data) == []
     mtimes = {p.name: p.stat().st_mtime_ns for p in run_data.iterdir()}
     materialise(source, run_data)  # already there: nothing copied

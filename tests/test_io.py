@@ -10,6 +10,8 @@ import pytest
 import tifffile
 import zarr
 
+from indi4d.files import MANIFEST
+
 from indi4d.io import (
     VolumeError,
     check_voxel_ratio,
@@ -70,7 +72,7 @@ def test_round_trip_exact(tmp_path, target, dtype):
 def test_folder_of_slices_round_trip(tmp_path):
     volume = _volume("uint16", shape=(12, 9, 7))
     write_tiff_slices(tmp_path / "slices", volume, voxel_size_nm=100.0, extra={"beamline": "ID16B"})
-    names = sorted(p.name for p in (tmp_path / "slices").iterdir())
+    names = sorted(p.name for p in (tmp_path / "slices").iterdir() if p.name != MANIFEST)
     assert names[0] == "slice_00000.tif" and len(names) == 12
     assert volume_format(tmp_path / "slices") == "tiff-folder"
     back, meta = read_volume(tmp_path / "slices")

@@ -8,7 +8,7 @@ import pytest
 
 from indi4d import metrics, preprocess, pretrained
 from indi4d.data import HashMismatchError, load_registry
-from indi4d.files import file_sha256, read_json
+from indi4d.files import NotOursError, file_sha256, read_json
 from indi4d.inference import load_enhancer
 from indi4d.insitu import grey_to_attenuation, indi_volume, truth_attenuation, valid_disc
 from indi4d.io import read_volume
@@ -73,9 +73,15 @@ def test_install_replaces_the_folder_and_records_the_archive(cache, tmp_path):
     name = pretrained.names_for("workshop")["indi"]
     model_dir = tmp_path / "run" / "model"
     model_dir.mkdir(parents=True)
-    (model_dir / "stale.txt").write_text("from an earlier run")
+    (model_dir / "notes.txt").write_text("a user's file")  # not a model folder's: never deleted
+    with pytest.raises(NotOursError, match="notes.txt"):
+        pretrained.install_model(name, model_dir)
+    assert (model_dir / "notes.txt").read_text() == "a user's file"
+    (model_dir / "notes.txt").unlink()
+    (model_dir / "steps.json").write_text('{"steps": 3}')  # an earlier run's file of a model folder: replaced
     record = pretrained.install_model(name, model_dir)
-    assert not (model_dir / "stale.txt").exists()
+    steps = model_dir / "steps.json"
+    assert not steps.exists() or steps.read_text() != '{"steps": 3}'
     assert read_json(model_dir / pretrained.SOURCE_FILE) == {"name": name, "sha256": record["sha256"]}
     assert pretrained.installed_from(model_dir)["name"] == name
     assert record["trained"]["global_step"] == record["config"]["training"]["epochs"] * \

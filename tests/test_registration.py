@@ -202,7 +202,7 @@ def test_unconverged_registration_is_loud(files, tmp_path):
     out = tmp_path / "bad"
     with pytest.raises(R.RegistrationError, match="did not converge"):
         R.register_scans(*args, out, meta_path=files / "meta.json", preset="tiny", max_iterations=1, progress=False)
-    phi = json.loads((out / "phi.json").read_text())
+    phi = json.loads((out / "phi_unconverged.json").read_text())
     assert phi["converged"] is False and phi["status"] == 1
     assert not (out / "pairs.npz").exists()
     with pytest.warns(UserWarning, match="did not converge"):
@@ -210,12 +210,14 @@ def test_unconverged_registration_is_loud(files, tmp_path):
                                allow_unconverged=True, progress=False)
     assert rep["converged"] is False and (out / "pairs.npz").exists()
     assert json.loads((out / "pairs.json").read_text())["phi"]["converged"] is False
-    # a refused run over a complete folder leaves only its report: no pairs of the earlier run beside it
+    assert not (out / "phi_unconverged.json").exists()  # the pairs written replace the refused run's report
+    # a refused run over a complete folder adds its report and never deletes the earlier pairs
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(R.RegistrationError):
         R.register_scans(*args, out, meta_path=files / "meta.json", preset="tiny", max_iterations=1, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["phi.json"]
-    with pytest.raises(FileNotFoundError, match="pairs.npz"):
-        P.load_pairs(out, "train")
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "phi_unconverged.json"])
+    assert all((out / name).read_bytes() == data for name, data in before.items())
+    P.load_pairs(out, "train")
 
 
 def _folder_state(folder):
@@ -299,7 +301,7 @@ def test_simulated_tiny_pair_is_never_silently_wrong(tmp_path):
     try:
         rep = _register_simulated(data, out, "tiny")
     except R.RegistrationError:
-        phi = json.loads((out / "phi.json").read_text())
+        phi = json.loads((out / "phi_unconverged.json").read_text())
         assert phi["converged"] is False and not (out / "pairs.npz").exists()
         return
     err = R.misalignment_error(rep["phi"], meta["misalignment"]["phi"])

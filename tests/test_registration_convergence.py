@@ -127,7 +127,7 @@ def test_the_16x32x32_pair_is_refused_in_bounded_memory(tiny_16, tmp_path, prese
     args = (tiny_16 / "lq.tif", tiny_16 / "hq.tif")
     with pytest.raises(R.RegistrationError, match="Try:.*more iterations"):
         R.register_scans(*args, tmp_path / "refused", meta_path=tiny_16 / "meta.json", preset=preset, progress=False)
-    phi = json.loads((tmp_path / "refused" / "phi.json").read_text())
+    phi = json.loads((tmp_path / "refused" / "phi_unconverged.json").read_text())
     assert phi["converged"] is False and phi["advice"] and phi["convergence"]["reasons"]
     tracemalloc.start()
     with pytest.warns(UserWarning, match="did not converge"):
@@ -154,7 +154,7 @@ def test_tiny_beamline_seeds_are_right_or_refused(tmp_path, seed):
                                progress=False)
     except R.RegistrationError as exc:
         assert "Try:" in str(exc)
-        assert json.loads((out / "phi.json").read_text())["converged"] is False
+        assert json.loads((out / "phi_unconverged.json").read_text())["converged"] is False
         return
     err = R.misalignment_error(rep["phi"], meta["misalignment"]["phi"])
     assert err["translation_vox"] <= 0.3 and err["rotation_deg"] <= 0.3, err

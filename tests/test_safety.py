@@ -122,7 +122,7 @@ def test_check_output_compares_files_not_strings(tmp_path):
     for name in ["results", "results.zarr"]:
         (tmp_path / name).mkdir(exist_ok=True)
         (tmp_path / name / "notes.txt").write_text("mine")
-        with pytest.raises(UnsafeOutputError, match="holding other files \\(notes.txt\\)"):
+        with pytest.raises(UnsafeOutputError, match="holds entries indi4d did not write \\(notes.txt\\)"):
             check_output(tmp_path / name, [])
 
 
@@ -133,8 +133,11 @@ def test_check_folder_is_ours(tmp_path):
         check_folder_is_ours(tmp_path / "mine", ["meta.json"], "run")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "meta.json").write_text("{}")
-    (tmp_path / "run" / ".meta.json.123.x.part").write_text("")  # a temporary file does not count
     check_folder_is_ours(tmp_path / "run", ["meta.json"], "run")
+    (tmp_path / "run" / ".meta.json.123.x.part").write_text("")  # looks like a temp, but nobody recorded it
+    with pytest.raises(UnsafeOutputError, match=".meta.json.123.x.part"):
+        check_folder_is_ours(tmp_path / "run", ["meta.json"], "run", allowed={"meta.json"})
+    (tmp_path / "run" / ".meta.json.123.x.part").unlink()
     check_folder_is_ours(tmp_path / "new", ["meta.json"], "run")
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(UnsafeOutputError, match="notes.txt"):
@@ -253,15 +256,14 @@ def test_killed_enhance_leaves_no_output_and_the_rerun_cleans_up(scans, model, t
         if proc.poll() is None:
             proc.kill()
     assert not out.exists()
-    # What a kill during the write leaves: the dead writer's temporary file (name as indi4d.files
-    # makes it), holding a truncated TIFF. It must never look like the output and must go on the rerun.
-    stale = tmp_path / f".{out.name}.{proc.pid}.k1ll3d.part.tif"
-    stale.write_bytes((tmp_path / "t1.tif").read_bytes()[:5000])
-    live = tmp_path / f".{out.name}.{os.getpid()}.live.part.tif"  # a writer still running: kept
-    live.write_bytes(b"")
+    # What the kill left: the dead writer's recorded scratch store beside the output, named after it.
+    stale = [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.{proc.pid}.")]
+    assert stale
+    # named like a dead writer's temp, but not recorded by any writer: a user's file, kept
+    lookalike = tmp_path / f".{out.name}.{proc.pid}.k1ll3d.part.tif"
+    lookalike.write_bytes(b"user data")
     assert main(["enhance", str(tmp_path / "t1.tif"), str(out), "--model", str(model), "--steps", "1"]) == 0
     capsys.readouterr()
-    assert not stale.exists() and live.exists()
+    assert not any(p.exists() for p in stale) and lookalike.read_bytes() == b"user data"
     enhanced, meta = read_volume(out)
     assert enhanced.shape == (24, 96, 96) and meta["voxel_size_nm"] == 50.0
-    live.unlink()

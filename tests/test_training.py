@@ -4,6 +4,8 @@ wall-time safeguard, and a model folder that is never half-written nor changed b
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -40,12 +42,6 @@ def _weights(folder):
 def _tree(folder):
     """Every entry below ``folder``: file -> sha256, folder -> "dir"."""
     return {str(p.relative_to(folder)): "dir" if p.is_dir() else file_sha256(p) for p in sorted(folder.rglob("*"))}
-
-
-def _dead_pid():
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_one_cycle_schedule_shape():
@@ -114,8 +110,11 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_and_says_so(p
     ckpt_dir = folder / "checkpoints"
     weights = ckpt_dir / "ckpt_000000006" / "model.weights.h5"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])  # a truncated write
-    stale = ckpt_dir / f".ckpt_000000008.{_dead_pid()}.x1y2.part"  # a killed run's half-written checkpoint
-    stale.mkdir()
+    # a killed run's half-written checkpoint: a temp recorded by a process that is gone
+    code = ("import os; from indi4d.files import make_temp\n"
+            f"print(make_temp({str(ckpt_dir / 'ckpt_000000008')!r}, directory=True)); os._exit(9)\n")
+    stale = Path(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip())
+    assert stale.is_dir()
     with pytest.warns(RuntimeWarning, match="ckpt_000000006.*ckpt_000000004"):
         done = train_indi(pairs, folder, **SEED1)
     assert done["resumed_from"] == 4 and done["resumed_after_damaged"] == ["ckpt_000000006"]

@@ -1,11 +1,18 @@
-"""Low-level file handling shared by every module: atomic writes, sha256, JSON.
+"""Low-level file handling shared by every module: atomic writes, sha256, JSON, what is ours.
 
 Nothing here knows about volumes, models or runs; ``data``, ``simulate``, ``io``
-and the training code all build on it, so it imports nothing from the package.
+and the training code all build on it, so it imports nothing from the package
+but :mod:`indi4d.temps` (below it).
 
-Temporary names carry the writer's process id (``.<name>.<pid>.<random>.part<suffix>``):
-:func:`remove_stale_temps` deletes those whose writer is gone (a killed run), and
-never one that a live process is still writing.
+Two records keep every write from touching what this tool did not make:
+
+* **Temporary files are recorded by the process that made them**
+  (:mod:`indi4d.temps`): :func:`remove_stale_temps` deletes only recorded temps
+  of writers that are gone, never a file because of its name.
+* **Folders this tool writes whole carry a manifest** (:data:`MANIFEST`, every
+  entry written). :func:`atomic_dir` replaces an existing folder only when
+  every entry in it, dot-files included, is in its manifest (or, for a folder
+  without one, in the names its caller owns): :func:`foreign_entries`.
 """
 
 import contextlib
@@ -13,12 +20,30 @@ import hashlib
 import json
 import math
 import os
-import re
-import shutil
-import tempfile
 from pathlib import Path
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(part|old)(\.[^/]*)?$")
+from .temps import (  # re-exported: the temp records are part of how this module writes
+    discard_temp,
+    is_recorded_temp,
+    make_temp,
+    release_temp,
+    remove_stale_temps,
+    remove_stale_temps_in,
+    state_dir,
+    temp_prefix,
+)
+
+__all__ = ["MANIFEST", "NotOursError", "atomic_path", "atomic_dir", "check_ours", "foreign_entries",
+           "write_manifest", "read_manifest", "file_sha256", "json_ready", "write_json", "read_json",
+           "usual_permissions", "discard_temp", "is_recorded_temp", "make_temp", "release_temp",
+           "remove_stale_temps", "remove_stale_temps_in", "state_dir", "temp_prefix"]
+
+#: The file in a folder written by :func:`atomic_dir` that lists every entry written there.
+MANIFEST = ".indi4d-manifest.json"
+
+
+class NotOursError(ValueError):
+    """An existing file or folder holds what this tool did not write; it is not replaced."""
 
 
 def _umask():
@@ -41,71 +66,86 @@ def usual_permissions(path):
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
 
 
-def temp_prefix(path):
-    return f".{path.name}.{os.getpid()}."
+# --------------------------------------------------------------------------- manifests of our folders
 
 
-def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
-def _remove_dead_writers_temps(folder, final_name=None):
-    """Delete the temps in ``folder`` whose writer is gone (only those of ``final_name`` when given)."""
+def _entries(folder):
+    """Every entry under ``folder`` as a relative POSIX path (links not followed), sorted."""
     folder = Path(folder)
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for entry in sorted(folder.iterdir()):
-        match = _TEMP.match(entry.name)
-        if not match or _pid_alive(int(match.group("pid"))):
-            continue
-        if final_name is not None and match.group("name") != final_name:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+    found = []
+    for root, dirs, names in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        found += [(rel / name).as_posix() for name in dirs + names]
+    return sorted(found)
 
 
-def remove_stale_temps(path):
-    """Delete temporary siblings of ``path`` left by a writer that no longer runs.
+def write_manifest(folder):
+    """Record every entry of ``folder`` in its :data:`MANIFEST` (this tool wrote them)."""
+    folder = Path(folder)
+    entries = [e for e in _entries(folder) if e != MANIFEST]
+    (folder / MANIFEST).write_text(json.dumps({"written_by": "indi4d", "entries": entries}, indent=1) + "\n")
+
+
+def read_manifest(folder):
+    """The entries a folder's manifest lists, or None when it has no readable manifest."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("written_by") != "indi4d":
+        return None
+    return set(manifest.get("entries", []))
+
+
+def foreign_entries(folder, owned=None):
+    """Entries of an existing folder that this tool did not write (so must never delete).
+
+    An entry is ours when the folder's manifest lists it, or when its
+    top-level name is one its caller owns (``owned``: names the caller writes
+    into the folder file by file, e.g. a model folder's ``steps.json``).
 
     Parameters
     ----------
-    path : str or Path
-        The final name of a file or folder written with :func:`atomic_path` or
-        :func:`atomic_dir`.
+    folder : str or Path
+    owned : collection of str or callable, optional
+        Top-level names the caller owns, or ``owned(name) -> bool``.
 
     Returns
     -------
-    list of Path
-        What was removed.
+    list of str
+        Relative paths (the topmost foreign one of a tree), dot-files included;
+        only the manifest itself and recorded temps of our writers are left
+        out. Empty for a missing or empty folder.
     """
-    path = Path(path)
-    return _remove_dead_writers_temps(path.parent, path.name)
+    folder = Path(folder)
+    if folder.is_symlink():
+        return [folder.name]
+    if not folder.is_dir():
+        return []
+    listed = read_manifest(folder) or set()
+    accept = owned if callable(owned) else (lambda name: name in (owned or ()))
+    found = []
+    for entry in _entries(folder):
+        top = entry.split("/")[0]
+        if entry == MANIFEST or entry in listed or accept(top):
+            continue
+        if any(entry.startswith(f + "/") for f in found):
+            continue  # inside a foreign folder already named
+        if not is_recorded_temp(folder / entry):
+            found.append(entry)
+    return found
 
 
-def remove_stale_temps_in(folder):
-    """Delete every temp in ``folder`` left by a writer that no longer runs, whatever its final name.
+def check_ours(path, owned=None, what="folder"):
+    """Raise :class:`NotOursError` when the existing folder ``path`` holds entries this tool did not write."""
+    foreign = foreign_entries(path, owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise NotOursError(f"{path}: the {what} holds entries indi4d did not write ({shown}), which replacing it "
+                           "would delete; nothing was changed. Choose a new name, or move those files away")
 
-    For folders whose entries each have their own name (``checkpoints/ckpt_<step>``).
 
-    Returns
-    -------
-    list of Path
-        What was removed.
-    """
-    return _remove_dead_writers_temps(folder)
+# --------------------------------------------------------------------------- atomic writes
 
 
 @contextlib.contextmanager
@@ -124,46 +164,54 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     # keep the real suffix last so tools that check it (papermill, tifffile, Keras) accept the temp name
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = make_temp(path, suffix=f".part{path.suffix}")
     try:
         yield tmp
         if tmp.exists():
             usual_permissions(tmp)
         os.replace(tmp, path)
+        release_temp(tmp)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        discard_temp(tmp)
         raise
 
 
 @contextlib.contextmanager
-def atomic_dir(path):
+def atomic_dir(path, owned=None, what="folder"):
     """Yield a temporary folder beside ``path``; swap it in for ``path`` on success.
 
-    An existing ``path`` is moved aside first and deleted only after the new
-    folder is in place, so a failure never leaves a half-written store under
-    the final name.
+    The new folder gets a :data:`MANIFEST` of what was written into it. An
+    existing ``path`` is replaced only when it holds nothing this tool did
+    not write (:func:`foreign_entries`, ``owned`` as there; checked before
+    and again just before the swap); it is moved aside first and deleted only
+    after the new folder is in place, so a failure never leaves a
+    half-written store under the final name.
+
+    Raises
+    ------
+    NotOursError
+        ``path`` holds someone else's entries (nothing is changed).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent))
+    check_ours(path, owned, what)
+    tmp = make_temp(path, directory=True)
     try:
         usual_permissions(tmp)
         yield tmp
+        write_manifest(tmp)
         old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".old", dir=path.parent))
+        if path.exists() or path.is_symlink():
+            check_ours(path, owned, what)
+            old = make_temp(path, directory=True, suffix=".old")
             os.replace(path, old / path.name)
         os.replace(tmp, path)
+        release_temp(tmp)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            discard_temp(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard_temp(tmp)
         raise
 
 
@@ -237,6 +285,8 @@ def read_json(path, what="file"):
         ``path`` is not valid JSON.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read forever
+        raise ValueError(f"{path}: {what} is not a regular file; give the JSON file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing ({what})")
     try:

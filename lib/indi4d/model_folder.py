@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from .files import atomic_dir, atomic_path, read_json, remove_stale_temps_in, write_json
+from .pairs import check_normalisation
 from .runs import FILES as _RUN_FILES
 
 FILES = _RUN_FILES["model"]
@@ -52,12 +53,43 @@ def _json_equal(a, b):
 # --------------------------------------------------------------------------- configuration
 
 
+#: Types of the keys of ``config.json`` that readers rely on (any key may be absent).
+CONFIG_TYPES = {"network": dict, "training": dict, "pairs_dir": str, "pairs_sha256": str, "task": str,
+                "lq_voxel_size_nm": (int, float), "lq_dtype": str}
+
+#: The ``task`` of a segmentation model folder's ``config.json`` (InDI and baseline folders have none).
+SEGMENTATION_TASK = "segmentation"
+
+
 def read_config(model_dir):
-    """The folder's ``config.json`` (dict); ``FileNotFoundError`` names the file when missing."""
-    config = read_json(model_path(model_dir, "config"), "the model's configuration")
+    """The folder's ``config.json`` (dict), its keys' types checked; errors name the file and the key.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is missing.
+    ModelFolderError
+        Not a JSON object, or a key of :data:`CONFIG_TYPES` of another type.
+    """
+    path = model_path(model_dir, "config")
+    config = read_json(path, "the model's configuration")
     if not isinstance(config, dict):
-        raise ModelFolderError(f"{model_path(model_dir, 'config')}: expected a JSON object")
+        raise ModelFolderError(f"{path}: expected a JSON object, got {type(config).__name__}; the model folder is "
+                               "damaged: restore config.json or train again (indi4d train --restart)")
+    for key, kind in CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ModelFolderError(f"{path}: {key!r} is {value!r:.60}, not a {getattr(kind, '__name__', 'number')}; "
+                                   "the model folder is damaged: restore config.json or train again")
+    voxel = config.get("lq_voxel_size_nm")
+    if voxel is not None and not (math.isfinite(voxel) and voxel > 0):
+        raise ModelFolderError(f"{path}: 'lq_voxel_size_nm' must be a positive number, got {voxel!r}")
     return config
+
+
+def model_task(model_dir):
+    """What the folder's network does: ``"segmentation"`` or ``"enhancement"`` (InDI, CNN, GAN)."""
+    return read_config(model_dir).get("task", "enhancement")
 
 
 def config_differences(model_dir, config):
@@ -153,11 +185,13 @@ def discard_training_state(model_dir):
 
 
 def read_normalisation(model_dir):
-    """``{"lq": params, "hq": params}`` from ``normalisation.json``."""
+    """``{"lq": params, "hq": params}`` from ``normalisation.json``, checked (:func:`check_normalisation`)."""
     path = model_path(model_dir, "normalisation")
     params = read_json(path, "the grey-level normalisation")
     if not isinstance(params, dict) or not {"lq", "hq"} <= set(params):
         raise ModelFolderError(f"{path}: expected keys 'lq' and 'hq'")
+    for key in ("lq", "hq"):
+        check_normalisation(params[key], f"{path}: {key!r}")
     return params
 
 

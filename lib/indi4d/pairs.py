@@ -21,6 +21,9 @@ The pairs themselves are built by :func:`indi4d.registration.build_pairs`.
 Nothing here imports TensorFlow, spam or the preprocessing code.
 """
 
+import math
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,24 +57,24 @@ def discard_pairs(pairs_dir):
     Removing the completeness mark first means an interruption half-way
     leaves a folder that :func:`load_pairs` refuses.
     """
-    for key in ("provenance", "pairs", "normalisation", "phi"):
+    for key in ("provenance", "pairs", "normalisation", "phi", "unconverged"):
         pairs_file(pairs_dir, key).unlink(missing_ok=True)
 
 
 def write_registration_report(pairs_dir, report):
-    """Start a pairs folder with only ``phi.json``: the report of a registration that stops here.
+    """Write ``phi_unconverged.json``: the report of a registration refused as not converged.
 
-    Used when the registration did not converge: the report says why, and no
-    pairs of an earlier run remain beside it.
+    The pairs of an earlier run in the folder are left as they were (a failed
+    run never deletes what a good one wrote); the report marks the folder as
+    a pairs folder, so the advised rerun with ``--allow-unconverged`` is accepted.
 
     Returns
     -------
     Path
-        The ``phi.json`` written.
+        The report written.
     """
     Path(pairs_dir).mkdir(parents=True, exist_ok=True)
-    discard_pairs(pairs_dir)
-    return write_json(pairs_file(pairs_dir, "phi"), report)
+    return write_json(pairs_file(pairs_dir, "unconverged"), report)
 
 
 def _checked_arrays(lq, hq, mask, z, split, hq_a=None, hq_b=None):
@@ -153,14 +156,42 @@ def _open_pairs(pairs_dir):
         raise ValueError(f"{Path(pairs_dir)}: incomplete pairs folder ({mark.name} is missing: the run that wrote it "
                          "did not finish); run `indi4d register` again")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable pairs file ({exc})") from exc
+        data = _PairsFile(path, np.load(path, allow_pickle=False))
+    except _DAMAGED as exc:
+        raise ValueError(f"{path}: not a readable pairs file ({type(exc).__name__}: {exc}); it is truncated or "
+                         "damaged: run `indi4d register` again") from exc
     missing = set(ARRAYS) - set(data.files)
     if missing:
         data.close()
         raise ValueError(f"{path}: missing arrays {sorted(missing)}")
     return path, data
+
+
+#: What numpy and zipfile raise for a truncated or damaged ``.npz`` (a zip archive).
+_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class _PairsFile:
+    """An open ``pairs.npz`` whose array reads name the file when the archive is damaged."""
+
+    def __init__(self, path, data):
+        self.path, self.data, self.files = path, data, data.files
+
+    def __getitem__(self, key):
+        try:
+            return self.data[key]
+        except _DAMAGED as exc:
+            raise ValueError(f"{self.path}: array {key!r} unreadable ({type(exc).__name__}: {exc}); the file is "
+                             "truncated or damaged: run `indi4d register` again") from exc
+
+    def close(self):
+        self.data.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def load_pairs(pairs_dir, split):
@@ -238,9 +269,84 @@ def lq_scan_record(pairs_dir):
         a new scan against them without the pairs folder
         (:func:`indi4d.inference.checks.model_lq_record`).
     """
-    lq = (read_json(pairs_file(pairs_dir, "provenance"), "the pairs' provenance").get("inputs") or {}).get("lq") or {}
-    voxel = lq.get("voxel_size_nm")
-    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": lq.get("dtype")}
+    provenance = read_pairs_json(pairs_dir, "provenance")
+    lq = (provenance.get("inputs") or {}).get("lq") or {}
+    path = pairs_file(pairs_dir, "provenance")
+    if not isinstance(lq, dict):
+        raise ValueError(f"{path}: 'inputs.lq' must be an object; {_REDO}")
+    voxel, dtype = lq.get("voxel_size_nm"), lq.get("dtype")
+    if voxel is not None and (not isinstance(voxel, (int, float)) or not math.isfinite(voxel) or voxel <= 0):
+        raise ValueError(f"{path}: 'inputs.lq.voxel_size_nm' must be a positive number, got {voxel!r:.40}; {_REDO}")
+    if dtype is not None and not isinstance(dtype, str):
+        raise ValueError(f"{path}: 'inputs.lq.dtype' must be a dtype name, got {dtype!r:.40}; {_REDO}")
+    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": dtype}
+
+
+#: What to do about a damaged pairs folder, for messages.
+_REDO = "the pairs folder is damaged: run `indi4d register` again"
+
+
+def check_normalisation(params, label, fix=None):
+    """Refuse grey-level parameters that would give a constant or inverted output.
+
+    ``lo`` and ``hi`` must be finite with ``lo < hi``; a quantile table must be
+    finite and non-decreasing.
+
+    ``fix`` says what to do (default: about a model folder).
+
+    Raises
+    ------
+    ValueError
+        Naming ``label`` (the file and key) and what is wrong.
+    """
+    fix = fix or "the model folder is damaged: restore normalisation.json from its pairs folder, or train again"
+    if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+        raise ValueError(f"{label}: expected an object with a 'method' (from fit_normalisation); {fix}")
+    try:
+        lo, hi = float(params["lo"]), float(params["hi"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{label}: 'lo' and 'hi' must be numbers; {fix}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{label}: needs finite lo < hi, got lo = {lo:g}, hi = {hi:g} (equal ends give a "
+                               f"constant output, swapped ends an inverted one); {fix}")
+    table = params.get("quantiles")
+    if table is not None:
+        try:
+            grey = [float(v) for v in table["grey"]]
+            level = [float(v) for v in table["level"]]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{label}: the quantile table needs lists 'grey' and 'level'; {fix}") from None
+        ok = all(map(math.isfinite, grey + level)) and len(grey) == len(level) >= 2
+        if not ok or any(b < a for a, b in zip(grey, grey[1:])) or any(b < a for a, b in zip(level, level[1:])):
+            raise ValueError(f"{label}: the quantile table must be finite, of equal lengths and "
+                                   f"non-decreasing; {fix}")
+
+
+def read_pairs_json(pairs_dir, key):
+    """One JSON file of a pairs folder (``key`` of :data:`_JSON`), checked to be what readers rely on.
+
+    Every one is a JSON object; ``inputs`` of the provenance is an object;
+    the normalisation's ``lq`` and ``hq`` pass
+    :func:`indi4d.model_folder.check_normalisation` (so a garbage file is
+    refused here, before training, not in a traceback or a flat output later).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file and what is wrong.
+    """
+    path = pairs_file(pairs_dir, key)
+    obj = read_json(path, _JSON[key])
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}; {_REDO}")
+    if key == "provenance" and not isinstance(obj.get("inputs", {}), dict):
+        raise ValueError(f"{path}: 'inputs' must be an object; {_REDO}")
+    if key == "normalisation":
+        for part in ("lq", "hq"):
+            if part not in obj:
+                raise ValueError(f"{path}: missing {part!r}; {_REDO}")
+            check_normalisation(obj[part], f"{path}: {part!r}", fix=_REDO)
+    return obj
 
 
 def load_pairs_info(pairs_dir):
@@ -257,6 +363,6 @@ def load_pairs_info(pairs_dir):
     with data:
         info = {"mask": data["mask"].astype(bool), "z": data["z"], "split": data["split"].astype(str),
                 "hq_halves": set(HALVES) <= set(data.files)}
-    for key, what in _JSON.items():
-        info[key] = read_json(pairs_file(pairs_dir, key), what)
+    for key in _JSON:
+        info[key] = read_pairs_json(pairs_dir, key)
     return info

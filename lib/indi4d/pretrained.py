@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import model_folder
 from .data import DataError, data_cache_dir, load_registry, registry_fetch
-from .files import atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
+from .files import MANIFEST, atomic_dir, atomic_path, file_sha256, read_json, remove_stale_temps, write_json
 from .package_data import PRETRAINED_DIR as ARCHIVE_DIR
 
 #: The reference networks: trained once with the reference recipe on the default data, seed 0
@@ -129,7 +129,8 @@ def _fetch(name, registry, cache_dir):
     folder = data_cache_dir(cache_dir) / "models" / sha[:16] / Path(name).stem
     remove_stale_temps(folder)
     if not _matches_archive(folder, archive):  # a folder changed since it was unpacked is unpacked again
-        with atomic_dir(folder) as tmp:
+        # the data cache is the tool's own folder: whatever is in an unpacked model there may be replaced
+        with atomic_dir(folder, owned=lambda name: True) as tmp:
             _unpack(archive, tmp)
     return folder, sha
 
@@ -140,7 +141,7 @@ def _matches_archive(folder, archive_path):
         return False
     with zipfile.ZipFile(archive_path) as archive:
         members = {info.filename: info for info in archive.infolist()}
-    if {p.name for p in folder.iterdir()} != set(members):
+    if {p.name for p in folder.iterdir() if p.name != MANIFEST} != set(members):
         return False
     for name, info in members.items():
         data = (folder / name).read_bytes()
@@ -172,9 +173,12 @@ def install_model(name, model_dir, registry=None, cache_dir=None):
         ``config`` (its ``config.json``).
     """
     source, sha = _fetch(name, registry, cache_dir)
-    with atomic_dir(model_dir) as tmp:
+    # a model folder's own files may be replaced; anything else in it (a user's file) is refused
+    owned = {*model_folder.FILES.values(), SOURCE_FILE}
+    with atomic_dir(model_dir, owned=owned, what="model folder") as tmp:
         for path in source.iterdir():
-            shutil.copy2(path, tmp / path.name)
+            if path.name != MANIFEST:
+                shutil.copy2(path, tmp / path.name)
         write_json(tmp / SOURCE_FILE, {"name": name, "sha256": sha})
     return {"name": name, "sha256": sha, "model_dir": str(model_dir),
             "trained": model_folder.read_summary(model_dir) or {}, "config": model_folder.read_config(model_dir)}

@@ -50,7 +50,9 @@ FILES = {
         **{f"insitu_t{k}_labels": f"insitu_t{k}_labels.tif" for k in range(3)},
     },
     "pairs": {"pairs": "pairs.npz", "phi": "phi.json", "normalisation": "normalisation.json",
-              "provenance": "pairs.json"},
+              "provenance": "pairs.json",
+              # the report of the last registration refused as not converged (earlier pairs stay intact)
+              "unconverged": "phi_unconverged.json"},
     "model": {"model": "model.keras", "discriminator": "discriminator.keras", "config": "config.json",
               "normalisation": "normalisation.json", "history": "history.json", "checkpoints": "checkpoints",
               "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json",

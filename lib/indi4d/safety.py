@@ -1,44 +1,47 @@
-"""Output paths checked before any computation: never overwrite an input.
+"""Output paths checked before any computation: never overwrite an input, never replace what is not ours.
 
 Every command that writes (``indi4d enhance``, ``evaluate``, ``register``,
 ``train``, ``simulate``) calls :func:`check_output` first with its inputs.
-Paths are compared as the file system sees them (resolved paths and inodes,
-so links and ``./x`` vs ``x`` are caught), and HDF5 specs ``file.h5:/dataset``
+Each input is resolved to the real files behind it
+(:func:`indi4d.volume_paths.real_files`: links, a slice folder's slices, an
+HDF5 dataset's external links and virtual-dataset sources), and paths are
+compared as the file system sees them (resolved paths and inodes, so links
+and ``./x`` vs ``x`` are caught). HDF5 specs ``file.h5:/dataset`` are compared
 by file: writing any dataset of an input HDF5 file rewrites that file, so it
-is refused whatever the dataset is called. A folder that a write would replace
-as a whole (a zarr store, a folder of TIFF slices) must hold nothing else, and
+is refused whatever the dataset is called. An existing output is replaced
+only when this tool wrote it (:data:`indi4d.volume_paths.MARKER` on an HDF5
+dataset or zarr array, :data:`indi4d.files.MANIFEST` in a folder); an HDF5
+group, a zarr group or a folder of someone else's files never is, and
 :func:`check_folder_is_ours` keeps commands that write into a folder out of a
-folder of someone else's files.
+folder of someone else's files (dot-files count).
+
+The volume path grammar lives in :mod:`indi4d.volume_paths`, below both this
+module and :mod:`indi4d.io` (which calls :func:`check_output`), so there is no
+import circle.
 """
 
+import json
 import os
-import re
 from pathlib import Path
 
-#: File suffixes read as HDF5 (:mod:`indi4d.io` uses the same list).
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
-
-# ``file.h5:/path/in/file`` -> ("file.h5", "/path/in/file"); the suffix before
-# the colon keeps Windows drive letters ("C:\...") from being taken as one.
-_HDF5_SPEC = re.compile(
-    r"^(?P<file>.*?\.(?:" + "|".join(s.lstrip(".") for s in HDF5_SUFFIXES) + r")):(?P<dataset>.*)$", re.IGNORECASE
+from .files import MANIFEST, is_recorded_temp
+from .volume_paths import (
+    DEFAULT_HDF5_DATASET,
+    HDF5_SUFFIXES,
+    VolumeError,
+    folder_output_problem,
+    hdf5_output_problem,
+    real_files,
+    split_spec,
+    volume_format,
 )
+
+__all__ = ["HDF5_SUFFIXES", "UnsafeOutputError", "split_spec", "same_file", "overlapping", "check_output",
+           "check_folder_is_ours"]
 
 
 class UnsafeOutputError(ValueError):
     """An output path would overwrite or sit inside an input, or cannot be written."""
-
-
-def split_spec(path):
-    """``file.h5:/a/b`` -> ``(Path("file.h5"), "a/b")``; any other path -> ``(Path(path), None)``.
-
-    Dataset names are normalised (no leading/trailing ``/``), so ``x.h5:/entry/data``
-    and ``x.h5:entry/data`` name the same dataset.
-    """
-    match = _HDF5_SPEC.match(str(path))
-    if match:
-        return Path(match.group("file")), match.group("dataset").strip().strip("/") or None
-    return Path(str(path)), None
 
 
 def _resolved(path):
@@ -60,12 +63,17 @@ def _inside(child, parent):
 
 
 def overlapping(out, inp):
-    """Say how writing ``out`` would touch input ``inp`` (a sentence), or None when it would not."""
+    """Say how writing ``out`` would touch input ``inp`` (a sentence), or None when it would not.
+
+    The input is resolved to the real files behind it (:func:`indi4d.volume_paths.real_files`:
+    links, a slice folder's slices, HDF5 virtual sources and external links), and
+    the output is compared with each.
+    """
     out_file, out_ds = split_spec(out)
     in_file, in_ds = split_spec(inp)
     if same_file(out_file, in_file):
         if in_ds is not None or out_ds is not None:
-            if (out_ds or "volume") == (in_ds or "volume"):
+            if (out_ds or DEFAULT_HDF5_DATASET) == (in_ds or DEFAULT_HDF5_DATASET):
                 return f"it is the input dataset {in_file}:/{in_ds or out_ds}"
             return f"it is a dataset of the input file {in_file} (writing it rewrites that file)"
         return f"it is the input {inp}"
@@ -73,6 +81,11 @@ def overlapping(out, inp):
         return f"it lies inside the input folder {in_file}"
     if _inside(in_file, out_file):
         return f"the input {inp} lies inside it"
+    for real in real_files(inp)[1:]:
+        if same_file(out_file, real):
+            return f"it is {real}, which the input {inp} reads its data from (a link, slice or HDF5 source)"
+        if _inside(out_file, real) or _inside(real, out_file):
+            return f"it holds or lies inside {real}, which the input {inp} reads its data from"
     return None
 
 
@@ -84,7 +97,7 @@ def _writable_parent(path):
     return parent, parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
 
 
-def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
+def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True, earlier=None):
     """Refuse an output path before any work is done.
 
     Parameters
@@ -94,12 +107,18 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
     inputs : sequence of str or Path or None
         Every input of the command (None entries are skipped).
     kind : {"volume", "json", "folder", "file"}
-        ``"volume"`` checks the suffix names a format :mod:`indi4d.io` writes;
+        ``"volume"`` checks the suffix names a format :mod:`indi4d.io` writes,
+        the entry is of that kind (a file, or a folder for zarr/slices) and an
+        existing one is ours to replace (:func:`_volume_output_problem`);
         ``"json"`` requires ``.json``; ``"folder"`` refuses an existing file.
     who : str
         Command name for the message.
     overwrite : bool
         When False, an existing ``out`` is refused too.
+    earlier : callable, optional
+        For ``kind="json"``: ``earlier(obj) -> bool`` tells an earlier result
+        of this command (the parsed JSON); any other existing file is refused,
+        never overwritten (a user's notes.json is not ours to replace).
 
     Returns
     -------
@@ -120,22 +139,20 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
             raise UnsafeOutputError(f"{who}: output {out}: {problem}; choose another output name "
                                     "(inputs are never overwritten)")
     if kind == "volume":
-        from .io import volume_format
-
-        try:
-            volume_format(out)
-        except ValueError as exc:
-            # the message of volume_format starts with the file name
-            raise UnsafeOutputError(f"{who}: output {exc}; choose a name with one of those suffixes") from None
-        foreign = _foreign_entries(out_file)
-        if foreign:
-            raise UnsafeOutputError(f"{who}: output {out}: is a folder holding other files ({_some(foreign)}), "
-                                    "which writing the volume would delete; choose a new name")
+        problem = _volume_output_problem(out)
+        if problem:
+            raise UnsafeOutputError(f"{who}: output {out}: {problem}")
     elif kind == "json" and out_file.suffix.lower() != ".json":
         raise UnsafeOutputError(f"{who}: output {out}: expected a .json file name; choose a name ending in .json")
+    elif kind == "json" and earlier is not None and out_file.is_file() and not _is_earlier(out_file, earlier):
+        raise UnsafeOutputError(f"{who}: output {out}: exists and is not an earlier result of this command; "
+                                "choose a new .json name")
     if kind == "folder":
         if out_file.exists() and not out_file.is_dir():
             raise UnsafeOutputError(f"{who}: output folder {out}: exists and is a file; choose a folder name")
+    elif out_file.exists() and not out_file.is_dir() and not out_file.is_file():
+        raise UnsafeOutputError(f"{who}: output {out}: exists and is not a regular file (a FIFO or device); "
+                                "choose a file name")
     elif out_file.is_dir() and kind != "volume":
         raise UnsafeOutputError(f"{who}: output {out}: is a folder, expected a file name; choose a file name")
     if not overwrite and out_file.exists():
@@ -151,20 +168,35 @@ def check_output(out, inputs=(), kind="volume", who="indi4d", overwrite=True):
     return out_file
 
 
-def _foreign_entries(folder):
-    """Entries of an existing volume folder that are not part of a volume (a volume folder is replaced whole).
+def _is_earlier(path, earlier):
+    """True when ``path`` parses as JSON that ``earlier`` recognises."""
+    try:
+        return bool(earlier(json.loads(Path(path).read_text())))
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return False
 
-    A ``.zarr`` folder must be a zarr store (or empty); any other folder may
-    hold only TIFF slices.
+
+def _volume_output_problem(out):
+    """Why a volume output must be refused before any work (a sentence), or None.
+
+    The name must be a format we write, of the right kind of entry (a file for
+    ``.tif``/``.h5``, a folder for ``.zarr``/slices); an existing HDF5 file
+    keeps every dataset but ours, an existing folder is replaced only when it
+    is ours (:mod:`indi4d.volume_paths`).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    if folder.suffix.lower() == ".zarr":
-        is_store = any((folder / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-        return [] if is_store else visible
-    return [name for name in visible if Path(name).suffix.lower() not in (".tif", ".tiff")]
+    try:
+        fmt = volume_format(out)
+    except VolumeError as exc:
+        # the message of volume_format starts with the file name
+        return f"{str(exc).split(': ', 1)[-1]}; choose a name with one of those suffixes"
+    file, dataset = split_spec(out)
+    if fmt in ("tiff", "hdf5") and file.is_dir():
+        return f"is a folder, but a {fmt.upper()} output is a file; choose a new name"
+    if fmt == "hdf5":
+        return hdf5_output_problem(file, dataset or DEFAULT_HDF5_DATASET)
+    if fmt in ("zarr", "tiff-folder"):
+        return folder_output_problem(file)
+    return None
 
 
 def check_folder_is_ours(folder, own_names, what, who="indi4d", allowed=None, recognise=None):
@@ -195,13 +227,14 @@ def check_folder_is_ours(folder, own_names, what, who="indi4d", allowed=None, re
     Raises
     ------
     UnsafeOutputError
-        ``folder`` is not empty (hidden temporary entries aside) and is not
+        ``folder`` is not empty (recorded temporary entries aside) and is not
         an earlier output, or holds an entry outside ``allowed``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    # dot-files count: a user's .notes is theirs; only our manifest and recorded temps are not entries
+    visible = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not is_recorded_temp(p))
     if not visible:
         return
     ours = recognise(folder) if recognise is not None else any((folder / name).exists() for name in own_names)

@@ -1,7 +1,9 @@
 """What every ``indi4d`` sub-command shares: help layout, preset notices, output checks, messages."""
 
 import argparse
+import errno
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -81,6 +83,28 @@ def announce_preset(args, times):
               file=sys.stderr)
 
 
+def seed_type(text):
+    """An argparse type: a seed, an integer >= 0 (numpy and TensorFlow refuse negative seeds, late)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def positive_number(text):
+    """An argparse type: a finite number > 0 (``nan`` and ``inf`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def who(args):
     """The command as messages name it (``indi4d enhance``)."""
     return f"indi4d {args.command}"
@@ -99,14 +123,19 @@ def print_json(obj):
     print(json.dumps(obj, indent=2, default=plain))
 
 
-def describe_error(exc, command):
-    """An exception as one plain sentence naming the file, without repeating the command name."""
+def describe_error(exc, command, has_preset=True):
+    """An exception as one plain sentence naming the file, without repeating the command name.
+
+    ``has_preset``: the command has ``--preset`` (so the advice may name it).
+    """
     if isinstance(exc, MemoryError):
-        return "out of memory; try a smaller volume or --preset tiny"
+        return "out of memory; try a smaller volume" + (" or --preset tiny" if has_preset else "")
     if isinstance(exc, ImportError):
         return f"a package it needs cannot be imported ({exc}); reinstall with: pip install -e ."
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
+        if exc.errno == errno.ENOSPC and "free" not in exc.strerror:
+            text += "; free some space and rerun (writes are atomic: nothing half-written was kept)"
     elif isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])  # str(KeyError) would add quotes
     else:

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, preset_times, print_json, who
+from .common import add_parser, add_preset, announce_preset, preset_times, print_json, seed_type, who
 
 #: Expected time of ``indi4d simulate`` per preset: chapter 01's measured time (book/timings.json).
 SIMULATE_TIMES = preset_times("01_data_retrieval", "this simulation and its figures", {
@@ -40,24 +40,26 @@ def _cmd_simulate(args):
         _simulate_cached(args, meta_name)
         return
     announce_preset(args, SIMULATE_TIMES)
+    from ..data.datasets import dataset_names
+    from ..files import atomic_dir
     from ..simulate import simulate_beamline
 
-    meta = simulate_beamline(args.out_dir, preset=args.preset, seed=args.seed)
+    # staged in a temporary folder and renamed: a killed run leaves no complete-looking files under OUT_DIR
+    with atomic_dir(args.out_dir, owned=dataset_names(args.out_dir), what="simulation folder") as staging:
+        meta = simulate_beamline(staging, preset=args.preset, seed=args.seed)
     print_json({"out_dir": str(args.out_dir), "files": sorted(meta.get("files", {}))})
 
 
 def _simulate_cached(args, meta_name):
     """Copy the cached data set of (preset, seed) into OUT_DIR, simulating it first when missing."""
-    from ..data import META_SIDECAR, materialise, simulated_dataset, simulated_dataset_dir
-    from ..files import read_json
+    from ..data import materialise, simulated_dataset, simulated_dataset_dir
+    from ..data.datasets import dataset_names
+    from ..files import check_ours, read_json
 
     cached = simulated_dataset_dir(args.preset, args.seed)
     out = Path(args.out_dir)
-    if (out / meta_name).is_file():
-        # materialise replaces the folder as a whole: only an earlier data set may be there.
-        files = read_json(out / meta_name, "the simulation's metadata").get("files", {})
-        check_folder_is_ours(out, [meta_name], "simulation", who=who(args),
-                             allowed={*files, meta_name, META_SIDECAR})
+    # materialise replaces the folder as a whole: only an earlier data set may be there (dot-files count)
+    check_ours(out, dataset_names(out), "simulation folder")
     if not cached.exists():
         announce_preset(args, SIMULATE_TIMES)
     print(f"indi4d simulate: data set from the cache {cached}", file=sys.stderr)
@@ -101,7 +103,7 @@ def add_parsers(sub):
                    SIMULATE_HELP, _cmd_simulate)
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
     add_preset(p, SIMULATE_TIMES, "the simulated volumes")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same preset and seed give the same files")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed: the same preset and seed give the same files")
     p.add_argument("--cached", action="store_true",
                    help="take the data set from the data cache ($INDI4D_DATA_DIR), simulating and "
                         "caching it only when it is not there, and copy it into OUT_DIR")

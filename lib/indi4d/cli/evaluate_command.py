@@ -1,13 +1,16 @@
 """``indi4d evaluate``: image-quality metrics of a prediction against HQ or the truth."""
 
 from ..safety import check_output
-from .common import PRESET_NAMES, add_parser, print_json, who
+from .common import PRESET_NAMES, add_parser, positive_number, print_json, who
 
 
 def _cmd_evaluate(args):
     mask_file = None if args.mask in ("auto", "none") else args.mask
-    check_output(args.out, [args.pred, args.reference, args.labels, mask_file], kind="json", who=who(args))
     from ..metrics import evaluate_files
+    from ..metrics.evaluate import is_evaluation_result
+
+    check_output(args.out, [args.pred, args.reference, args.labels, mask_file], kind="json", who=who(args),
+                 earlier=is_evaluation_result)
 
     mask = {"auto": "auto", "none": None}.get(args.mask, args.mask)
     metrics = evaluate_files(
@@ -20,7 +23,8 @@ def _cmd_evaluate(args):
 EVALUATE_HELP = """\
 Measure PRED against REFERENCE (PSNR, SSIM, sharpness, contrast; with --labels the phase
 metrics) and write them as JSON to --out. Inputs: TIFF, HDF5 (file.h5:/dataset) or zarr of
-one shape. --out must be a new .json name, never one of the inputs.
+one shape. --out must be a new .json name (or an earlier result of evaluate), never one of the
+inputs; labels must be the phases 0..3.
 """
 
 
@@ -34,7 +38,7 @@ def add_parsers(sub):
     p.add_argument("--out", required=True, help="output JSON file")
     p.add_argument("--mask", default="auto",
                    help="'auto' (find the reconstruction disc), 'none', or a mask volume file")
-    p.add_argument("--pixel-size-nm", type=float, default=None,
+    p.add_argument("--pixel-size-nm", type=positive_number, default=None,
                    help="pixel size in nm when the files carry none (default: from the files)")
     p.add_argument("--preset", default="default", choices=PRESET_NAMES,
                    help="metric parameters (seconds with any preset)")

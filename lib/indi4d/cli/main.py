@@ -70,6 +70,7 @@ def main(argv=None):
               file=sys.stderr)
         return 130
     except (ValueError, KeyError, OSError, RuntimeError, MemoryError, ImportError) as exc:
-        print(f"indi4d {args.command}: error: {describe_error(exc, args.command)}", file=sys.stderr)
+        print(f"indi4d {args.command}: error: {describe_error(exc, args.command, hasattr(args, 'preset'))}",
+              file=sys.stderr)
         return 2
     return 0

@@ -1,11 +1,12 @@
 """``indi4d train`` and ``indi4d enhance``: the InDI network, trained on pairs and applied to scans."""
 
 import argparse
+import os
 import sys
 
 from ..model_folder import FALLBACK_STEPS, FILES, check_steps, model_path, read_config, resolve_steps
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, preset_times, print_json, who
+from .common import add_parser, add_preset, announce_preset, positive_number, preset_times, print_json, seed_type, who
 
 #: Expected time of ``indi4d train`` per preset: chapter 04's measured time (book/timings.json).
 TRAIN_TIMES = preset_times("04_training", "this training, then the ablation's", {
@@ -46,6 +47,28 @@ def _cmd_train(args):
     print_json(summary)
 
 
+def available_cores():
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _capped_workers(args):
+    """``--workers``, capped at the available cores with a note (a running ``--scheduler`` is not capped).
+
+    More local worker processes than cores each load the network and fight
+    for the cores: more memory and slower, never faster.
+    """
+    cores = available_cores()
+    if args.scheduler or args.workers <= cores:
+        return args.workers
+    print(f"indi4d enhance: note: --workers {args.workers} is more than the {cores} CPU cores available here; "
+          f"using {cores} (each worker loads the network and they would share the cores)", file=sys.stderr)
+    return cores
+
+
 def _cmd_enhance(args):
     from ..inference.checks import check_enhance_input
 
@@ -53,6 +76,7 @@ def _cmd_enhance(args):
     job = check_enhance_input(args.input, args.output, args.model, steps=args.steps, force=args.force,
                               input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, who=who(args))
     steps, source = resolve_steps(args.model, args.steps)
+    workers = _capped_workers(args)
     for note in job.notes:
         print(f"indi4d enhance: note: {note}", file=sys.stderr)
     if job.domain.get("verdict") == "in domain":
@@ -67,14 +91,14 @@ def _cmd_enhance(args):
     flag = " WARNING" if sanity["verdict"] == "warn" else ""
     print(f"indi4d enhance: sanity check of one output slice per z-slab{flag}: {sanity_line(sanity)}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
-             f"a LocalCluster of {args.workers} workers" if args.workers > 1 else "one local worker")
+             f"a LocalCluster of {workers} workers" if workers > 1 else "one local worker")
     print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "
           f"enhancing slices of a {tuple(job.volume.shape)} {job.volume.dtype} volume on {where}", file=sys.stderr)
     from ..inference.chunked import enhance_chunked
 
     enhance_chunked(args.input, args.output, model_dir=args.model, steps=steps, seed=args.seed,
                     input_range=args.input_range, voxel_size_nm=args.voxel_size_nm, force=args.force,
-                    workers=args.workers, scheduler=args.scheduler, chunk_slices=args.chunk_slices,
+                    workers=workers, scheduler=args.scheduler, chunk_slices=args.chunk_slices,
                     progress=not args.no_progress, job=job, record={"sanity": sanity})
     print(args.output)
 
@@ -118,10 +142,10 @@ def add_parsers(sub):
     add_preset(p, TRAIN_TIMES, "the network and the training")
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="E",
                    help="number of epochs (default: the preset's)")
-    p.add_argument("--max-minutes", type=float, default=None, metavar="M",
+    p.add_argument("--max-minutes", type=positive_number, default=None, metavar="M",
                    help="wall-time safeguard: stop cleanly after this many minutes, recorded in the "
                         "model folder (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, batches and noise")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of the weights, batches and noise")
     p.add_argument("--restart", action="store_true",
                    help="discard a run with other parameters or other pairs in MODEL_DIR and start afresh")
 
@@ -133,12 +157,12 @@ def add_parsers(sub):
     p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                    help="InDI steps N (default: the N chosen by the evaluation, stored in "
                         f"MODEL_DIR/{FILES['steps']}; {FALLBACK_STEPS} when the model folder holds none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of the sampler's noise")
     p.add_argument("--input-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="map the input's grey values LO..HI onto the model's LQ training range (and the output "
                         "back): needed for any dtype other than the training scan's (uint16), or for grey values on "
                         "another scale")
-    p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
+    p.add_argument("--voxel-size-nm", type=positive_number, default=None, metavar="NM",
                    help="the input's voxel size, when the file carries none (default: the file's)")
     p.add_argument("--force", action="store_true",
                    help="allow --steps above 100, and a scan above the domain check's refusal level")

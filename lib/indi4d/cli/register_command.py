@@ -1,7 +1,7 @@
 """``indi4d register``: register the upscaled LQ scan onto the HQ scan and write training pairs."""
 
 from ..safety import check_folder_is_ours, check_output
-from .common import add_parser, add_preset, announce_preset, preset_times, print_json, who
+from .common import add_parser, add_preset, announce_preset, preset_times, print_json, seed_type, who
 
 #: Expected time of ``indi4d register`` per preset: chapter 02's measured time (book/timings.json).
 REGISTER_TIMES = preset_times("02_registration", "this registration and its figures", {
@@ -14,8 +14,10 @@ def _cmd_register(args):
     from ..runs import FILES
 
     check_output(args.out_dir, [args.lq, args.hq, args.meta, *(args.hq_halves or [])], kind="folder", who=who(args))
-    # pairs.json (the provenance) tells an earlier pairs folder; pairs.npz alone is too common a name
-    check_folder_is_ours(args.out_dir, [FILES["pairs"]["provenance"]], "pairs", who=who(args))
+    # pairs.json (the provenance) or a refused run's report tells an earlier pairs folder;
+    # pairs.npz alone is too common a name
+    check_folder_is_ours(args.out_dir, [FILES["pairs"]["provenance"], FILES["pairs"]["unconverged"]], "pairs",
+                         who=who(args))
     announce_preset(args, REGISTER_TIMES)
     from ..registration import register_scans
 
@@ -58,4 +60,4 @@ def add_parsers(sub):
     p.add_argument("--allow-unconverged", action="store_true",
                    help="write the pairs even when spam did not converge (flagged in phi.json)")
     add_preset(p, REGISTER_TIMES, "the registration")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the train/val/test split")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed of the train/val/test split")

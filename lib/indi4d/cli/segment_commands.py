@@ -6,7 +6,7 @@ computation, :mod:`indi4d.segmentation.checks`) and the computation
 the library.
 """
 
-from .common import PRESET_NAMES, print_json, who
+from .common import PRESET_NAMES, positive_number, print_json, seed_type, who
 
 
 def _cmd_segment(args):
@@ -75,15 +75,15 @@ def add_parsers(sub):
                    help="index of the scribbled slice (default: the scribbles' source z, else the middle slice)")
     p.add_argument("--preset", default="default", choices=PRESET_NAMES,
                    help="size of the U-Net and of its training (tiny: seconds; default: minutes on 2 CPU cores)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forest, the network's weights and its batches")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed of the forest, the network's weights and its batches")
     p.add_argument("--input-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="grey values mapped onto [-1, 1] (default: the volume's 0.5 and 99.5 percentiles)")
-    p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
+    p.add_argument("--voxel-size-nm", type=positive_number, default=None, metavar="NM",
                    help="the volume's voxel size when the file carries none (default: the file's)")
 
     p = add_parser(sub, "describe", "microstructure descriptors of a label volume",
                    DESCRIBE_HELP, _cmd_describe)
     p.add_argument("labels", metavar="LABELS", help="3D phase-label volume (e.g. written by indi4d segment)")
     p.add_argument("--out", required=True, metavar="FILE", help="output JSON file (descriptors.json)")
-    p.add_argument("--voxel-size-nm", type=float, default=None, metavar="NM",
+    p.add_argument("--voxel-size-nm", type=positive_number, default=None, metavar="NM",
                    help="the volume's voxel size when the file carries none (default: the file's)")

@@ -14,11 +14,19 @@ import numbers
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
-from ..files import temp_prefix, atomic_dir, atomic_path, file_sha256, remove_stale_temps, usual_permissions
+from ..files import (
+    atomic_dir,
+    atomic_path,
+    discard_temp,
+    file_sha256,
+    make_temp,
+    release_temp,
+    remove_stale_temps,
+    usual_permissions,
+)
 from .cache import DataError, data_cache_dir
 
 #: Name of the file that pins ``meta.json``'s own hash in a data set folder.
@@ -215,7 +223,7 @@ def simulated_dataset(preset="default", seed=0, cache_dir=None, on_mismatch="reg
 
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)  # what a killed simulation of this data set left behind
-    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".part", dir=final.parent))
+    staging = make_temp(final, directory=True)
     try:
         usual_permissions(staging)
         generator(staging, preset=preset, seed=seed)
@@ -226,7 +234,7 @@ def simulated_dataset(preset="default", seed=0, cache_dir=None, on_mismatch="reg
         write_hash_sidecar(staging)
         _swap_into_place(staging, final, expect, progress)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_temp(staging)
     return final
 
 
@@ -238,19 +246,30 @@ def _swap_into_place(staging, final, expect, progress):
     """
     try:
         os.rename(staging, final)
+        release_temp(staging)
         return
     except OSError:
         if not final.exists():
             raise
     if not verify_dataset(final, expect=expect, progress=progress):
         return  # someone else's complete, verified copy
-    old = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".old", dir=final.parent))
+    old = make_temp(final, directory=True, suffix=".old")
     os.replace(final, old / final.name)
     os.rename(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    release_temp(staging)
+    discard_temp(old)
 
 
 # --------------------------------------------------------------------------- run folders
+
+
+def dataset_names(folder):
+    """The names a data set folder written before manifests may hold: its ``meta.json``'s files, and those."""
+    try:
+        files = json.loads((Path(folder) / "meta.json").read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {*files, "meta.json", META_SIDECAR} if isinstance(files, dict) else set()
 
 
 def materialise(src_dir, dst_dir, progress=False):
@@ -292,7 +311,7 @@ def materialise(src_dir, dst_dir, progress=False):
         if any(dst.iterdir()) and not (dst / "meta.json").is_file():
             raise DataError(f"{dst}: exists and holds files that are not a data set (no meta.json); "
                             "refusing to replace it")
-    with atomic_dir(dst) as staging:
+    with atomic_dir(dst, owned=dataset_names(dst), what="data set folder") as staging:
         for path in sorted(src.rglob("*")):
             if path.name.startswith("."):  # temporary files of an unfinished write
                 continue

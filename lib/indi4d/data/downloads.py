@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..files import temp_prefix, file_sha256, remove_stale_temps, usual_permissions
+from ..files import discard_temp, file_sha256, make_temp, remove_stale_temps, usual_permissions
 from ..package_data import REGISTRY_FILE
 from .cache import DataError, HashMismatchError, data_cache_dir
 
@@ -111,7 +111,7 @@ def fetch_volume(url_or_doi, sha256, fname=None, cache_dir=None, progressbar=Fal
         target.unlink()
 
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".part", dir=folder))
+    staging = make_temp(target, directory=True)
     try:
         downloaded = _download(url, fname, staging, progressbar)
         actual = file_sha256(downloaded)
@@ -123,7 +123,7 @@ def fetch_volume(url_or_doi, sha256, fname=None, cache_dir=None, progressbar=Fal
         usual_permissions(downloaded)
         os.replace(downloaded, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_temp(staging)
         if not any(folder.iterdir()):
             folder.rmdir()
     return target
@@ -202,6 +202,7 @@ def load_registry(registry=None):
         raise DataError(f"{path}: malformed registry ({exc})") from exc
     entries = {}
     for name, known_hash in parser.registry.items():
+        _check_entry_name(name, path)
         url = parser.urls.get(name)
         if not url:
             raise DataError(f"{path}: entry {name!r} has no URL (expected 'name sha256:<hex> url')")
@@ -209,6 +210,15 @@ def load_registry(registry=None):
             url = (path.resolve().parent / url).as_uri()
         entries[name] = {"sha256": _normalise_sha256(known_hash, f"{path}: entry {name!r}"), "url": url}
     return entries
+
+
+def _check_entry_name(name, registry):
+    """A registry name becomes a file name in the cache (and its stem a folder): refuse ``...zip``, ``a/b``, ``.x``."""
+    stem = Path(name).stem
+    if (name.startswith(".") or "/" in name or "\\" in name or not stem.strip(".")
+            or not re.fullmatch(r"[A-Za-z0-9._+-]+", name)):
+        raise DataError(f"{registry}: entry name {name!r} is not a plain file name (letters, digits, '._+-', not "
+                        "starting with a dot, with a non-empty stem); rename the entry")
 
 
 def registry_fetch(name, registry=None, cache_dir=None, progressbar=False):

@@ -19,6 +19,10 @@ import numpy as np
 #: long before, and the time grows linearly (``N`` network passes per slice).
 MAX_STEPS = 100
 
+#: Voxels of one slice above which a header is refused: one enhanced slice (2Y x 2X float32, and
+#: the network's activations) must fit in memory; 2^31 is a 46 000^2 slice.
+MAX_SLICE_VOXELS = 2**31
+
 #: Relative tolerance when comparing voxel sizes.
 VOXEL_RTOL = 0.01
 
@@ -28,6 +32,11 @@ TRAINED_DTYPE = "uint16"
 #: Grey-range check on the middle slice: at least this share of its voxels must
 #: lie within the LQ training range widened by half its width on each side.
 GREY_RANGE_SHARE = 0.5
+
+#: ... and its brightest voxels (99.9th percentile) must reach past this fraction of
+#: the training range: a 12-bit scan in a uint16 file (values up to 4095) sits
+#: inside a 16-bit training range but at its dark end.
+GREY_TOP_FRACTION = 0.125
 
 
 class EnhanceInputError(ValueError):
@@ -104,6 +113,11 @@ def _check_shape(volume, in_path):
                                 "InDI enhances grey-value scans: convert to one grey channel first")
     if min(shape[-2:]) < 2:
         raise EnhanceInputError(f"{in_path}: slices of shape {shape[-2:]} are too small to enhance")
+    voxels = int(shape[-2]) * int(shape[-1])
+    if voxels > MAX_SLICE_VOXELS:
+        raise EnhanceInputError(f"{in_path}: the header claims slices of {shape[-2]} x {shape[-1]} voxels "
+                                f"({voxels:.3g}, more than {MAX_SLICE_VOXELS:.3g}); one slice is enhanced in memory "
+                                "at 4x its size: the header is damaged, or crop the scan in y-x first")
 
 
 def map_grey_range(x, src, dst):
@@ -115,28 +129,40 @@ def map_grey_range(x, src, dst):
     return dst[0] + (np.asarray(x, np.float64) - src[0]) * ((dst[1] - dst[0]) / (src[1] - src[0]))
 
 
-def _check_grey_range(volume, lq, input_range, in_path, model_dir):
-    """Refuse a scan whose grey values lie mostly outside the training scan's (one middle slice is read).
+def _check_grey_range(volume, lq, input_range, in_path, model_dir, notes):
+    """Refuse a scan whose grey values are not on the training scan's scale (one middle slice is read).
 
     A uint16 scan from another detector or reconstruction can pass the dtype
-    check yet sit on another grey scale (e.g. 12-bit values, or an offset):
-    the network would then see an image unlike any it was trained on.
+    check yet sit on another grey scale: an offset (most values outside the
+    range), or a 12-bit scan in a uint16 file (values up to 4095, at the dark
+    end of a 16-bit range): the network would then see an image unlike any it
+    was trained on. A constant slice is said in ``notes``.
     """
     z = volume.shape[0] // 2 if volume.ndim == 3 else 0
     image = np.asarray(volume[z] if volume.ndim == 3 else volume, np.float64)
     if not np.all(np.isfinite(image)):  # the other slices are checked as their chunks are read
         raise EnhanceInputError(f"{in_path}: NaN or infinite grey values in slice z = {z}; nothing was written")
+    if image.min() == image.max():
+        notes.append(f"{in_path}: the middle slice z = {z} is constant (every voxel {image.min():g}); "
+                     "the output will be flat there")
     if input_range is not None:  # the range the user stated is mapped onto the training range
         image = map_grey_range(image, input_range, (lq["lo"], lq["hi"]))
     width = lq["hi"] - lq["lo"]
     inside = np.mean((image >= lq["lo"] - width / 2) & (image <= lq["hi"] + width / 2))
+    p1, p99, top = np.percentile(image, [1, 99, 99.9])
+    mapped = ", after --input-range" if input_range is not None else ""
+    advice = ("give --input-range LO HI with the grey values of this scan that correspond to the training scan's "
+              "range")
     if inside < GREY_RANGE_SHARE:
-        p1, p99 = np.percentile(image, [1, 99])
         raise EnhanceInputError(
             f"{in_path}: only {inside:.0%} of the middle slice's grey values lie near the model's LQ training range "
             f"{lq['lo']:g}..{lq['hi']:g} ({model_dir}); this scan spans {p1:g}..{p99:g} (1st-99th percentile"
-            f"{', after --input-range' if input_range is not None else ''}): give --input-range LO HI with the grey "
-            "values of this scan that correspond to the training scan's range")
+            f"{mapped}): {advice}")
+    if top < lq["lo"] + GREY_TOP_FRACTION * width and image.max() > image.min():
+        raise EnhanceInputError(
+            f"{in_path}: the middle slice's grey values stop at {top:g} (99.9th percentile{mapped}), at the dark "
+            f"end of the model's LQ training range {lq['lo']:g}..{lq['hi']:g} ({model_dir}): a 12-bit (or other "
+            f"lower bit depth) scan in a {volume.dtype} file? {advice} (e.g. --input-range 0 4095 for 12 bits)")
 
 
 def _nm(value):
@@ -149,7 +175,9 @@ def stated_voxel_size(meta, given, path, error=EnhanceInputError):
     ``given`` must be a positive number and agree with the file's within
     :data:`VOXEL_RTOL`; otherwise ``error`` is raised naming ``path``.
     """
-    stored = meta.get("voxel_size_nm")
+    from ..io import isotropic_voxel_size
+
+    stored = isotropic_voxel_size(meta, path)  # anisotropic voxels (a Fiji z spacing unlike x-y) refused
     if given is None:
         return None if stored is None else float(stored)
     given = float(given)
@@ -332,7 +360,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         Nothing was read beyond metadata, nothing was written.
     """
     from ..io import VolumeError, open_volume_lazy, volume_format
-    from ..model_folder import check_steps, default_steps, read_normalisation
+    from ..model_folder import check_steps, default_steps, model_task, read_normalisation
     from ..safety import check_output
 
     check_output(out_path, inputs=[in_path, model_dir], kind="volume", who=who)
@@ -340,6 +368,10 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         raise VolumeError(f"{out_path}: name the output .tif, .h5 (file.h5:/dataset) or .zarr")
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model folder (made by indi4d train)")
+    # every JSON file of the model folder is checked before anything is said about the input
+    if model_task(model_dir) != "enhancement":
+        raise EnhanceInputError(f"{model_dir}: a {model_task(model_dir)} model folder, not an enhancement (InDI) "
+                                "one; give --model a folder made by indi4d train")
     norm = read_normalisation(model_dir)
     steps = check_steps(default_steps(model_dir) if steps is None else steps, f"{who}: steps", EnhanceInputError)
     if steps > MAX_STEPS and not force:
@@ -358,7 +390,7 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
             "file's grey values onto that range")
     notes = []
     voxel = _check_voxel(meta, voxel_size_nm, model_lq, in_path, model_dir, notes)
-    _check_grey_range(volume, lq, input_range, in_path, model_dir)
+    _check_grey_range(volume, lq, input_range, in_path, model_dir, notes)
     domain = check_domain(volume, model_dir, lq, input_range=input_range, force=force, in_path=in_path,
                           pairs_dir=domain_pairs, thresholds=domain_thresholds, notes=notes)
     return EnhanceJob(in_path=str(in_path), out_path=str(out_path), model_dir=str(model_dir), steps=int(steps),

@@ -17,9 +17,7 @@ streamed by :func:`indi4d.io.write_volume`), atomically.
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -268,42 +266,45 @@ def _store_zarr(store, array, meta, client, progress):
     import dask.array as da
     import zarr
 
+    from ..volume_paths import MARKER
+
     z = zarr.create_array(store=str(store), shape=array.shape, dtype=array.dtype,
                           chunks=tuple(c[0] for c in array.chunks), zarr_format=3, overwrite=True)
     compute_with_progress(da.store(array, z, lock=False, compute=False), client, progress)
-    z.attrs.update(meta)
+    z.attrs.update({**meta, **MARKER})
 
 
 def write_lazy(out_path, array, voxel_size_nm, extra, client=None, progress=True):
     """Write a lazy volume chunk by chunk, atomically: zarr natively, TIFF/HDF5 through a scratch zarr.
 
-    The scratch store is a hidden sibling carrying this process's id, removed
-    afterwards (or, after a kill, by the next write of the same output).
+    The scratch store is a hidden sibling recorded as this process's temp
+    (:func:`indi4d.files.make_temp`), removed afterwards (or, after a kill, by
+    the next write of the same output).
     """
     import dask.array as da
 
-    from ..files import atomic_dir, remove_stale_temps, temp_prefix
+    from ..files import discard_temp, make_temp, remove_stale_temps
     from ..io import volume_format, write_volume
-    from ..io.metadata import _write_meta
+    from ..io.metadata import write_meta
+    from ..io.paths import split_hdf5
+    from ..io.zarr_store import replace_store
 
-    meta = _write_meta(voxel_size_nm, extra)
+    meta = write_meta(voxel_size_nm, extra)
     if volume_format(out_path) == "zarr":
-        with atomic_dir(out_path) as tmp:
+        with replace_store(Path(out_path)) as tmp:
             _store_zarr(tmp, array, meta, client, progress)
         return Path(out_path)
-    from ..io.paths import _split_hdf5
-
-    file, _ = _split_hdf5(out_path, None)
+    file, _ = split_hdf5(out_path, None)
     file.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(file)
-    scratch = Path(tempfile.mkdtemp(prefix=temp_prefix(file), suffix=".part", dir=file.parent))
+    scratch = make_temp(file, directory=True)
     try:
         _store_zarr(scratch, array, {}, client, progress)
         meta = dict(meta)
         voxel = meta.pop("voxel_size_nm", None)
         write_volume(out_path, da.from_zarr(str(scratch)), voxel_size_nm=voxel, extra=meta, progress=progress)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        discard_temp(scratch)
     return Path(out_path)
 
 

@@ -29,7 +29,7 @@ chunks a computation touches, for volumes that do not fit in memory
 (2048^3 uint16 is 16 GiB). :func:`write_volume` accepts both NumPy and dask
 arrays, streams dask arrays block by block, and always writes atomically.
 
-Modules: ``paths`` (formats, ``file.h5:/dataset``), ``checks`` (dtype, shape,
+Modules: ``paths`` (formats, ``file.h5:/dataset``; the grammar itself in :mod:`indi4d.volume_paths`), ``checks`` (dtype, shape,
 finite), ``metadata`` (dicts), ``blocks`` (chunking), ``tiff``, ``hdf5``,
 ``zarr_store`` (one format each), ``read``, ``lazy``, ``write``.
 
@@ -43,6 +43,7 @@ Examples
 
 from .blocks import LAZY_CHUNK_BYTES, WRITE_CHUNK_BYTES
 from .lazy import open_volume_lazy
+from .metadata import isotropic_voxel_size
 from .paths import (
     DEFAULT_HDF5_DATASET,
     HDF5_SUFFIXES,
@@ -65,6 +66,7 @@ __all__ = [
     "write_tiff_slices",
     "convert_volume",
     "check_voxel_ratio",
+    "isotropic_voxel_size",
     "volume_format",
     "volume_sha256",
 ]

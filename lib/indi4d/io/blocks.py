@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .checks import _check_finite
+from .checks import check_finite
 
 #: Target size of one chunk when writing HDF5/zarr and when reading lazily.
 #: 4 MiB keeps random access cheap; dask's own task overhead argues for
@@ -13,7 +13,7 @@ WRITE_CHUNK_BYTES = 4 * 2**20
 LAZY_CHUNK_BYTES = 64 * 2**20
 
 
-def _slab_chunks(shape, itemsize, target_bytes):
+def slab_chunks(shape, itemsize, target_bytes):
     """Chunks of whole z-slabs (tiling y, x only when one slice exceeds the target).
 
     Slab chunks suit slice-wise enhancement, which reads complete z-slices.
@@ -29,11 +29,11 @@ def _slab_chunks(shape, itemsize, target_bytes):
     return (1, min(shape[1], side), min(shape[2], side)) + shape[3:]
 
 
-def _is_lazy(volume):
+def is_lazy(volume):
     return hasattr(volume, "dask") and hasattr(volume, "chunks") and hasattr(volume, "compute")
 
 
-def _blocks(volume):
+def computed_blocks(volume):
     """``(index, block)`` over a dask array's blocks in C order, each computed once."""
     from itertools import product
 
@@ -43,15 +43,15 @@ def _blocks(volume):
         yield index, np.asarray(volume[index].compute())
 
 
-def _progress(iterable, total, enabled, desc):
+def progress_bar(iterable, total, enabled, desc):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, disable=not enabled)
 
 
-def _store_blocks(target, volume, file, progress):
+def store_blocks(target, volume, file, progress):
     """Copy a dask array into an array-like ``target`` (h5py dataset, zarr array), checking each block."""
     nblocks = math.prod(len(c) for c in volume.chunks)
-    for index, block in _progress(_blocks(volume), nblocks, progress, f"writing {file.name}"):
-        _check_finite(str(file), block)
+    for index, block in progress_bar(computed_blocks(volume), nblocks, progress, f"writing {file.name}"):
+        check_finite(str(file), block)
         target[index] = block

@@ -3,13 +3,13 @@
 import numpy as np
 import tifffile
 
-from .blocks import LAZY_CHUNK_BYTES, _slab_chunks
-from .checks import _check_dtype, _check_shape
-from .hdf5 import _hdf5_dataset, _open_hdf5
-from .metadata import _meta_from_attrs, _normalise_meta
-from .paths import VolumeError, _require_exists, _split_hdf5, _tiff_slices, volume_format
-from .tiff import _check_tiff_pages, _meta_from_tiff
-from .zarr_store import _open_zarr
+from .blocks import LAZY_CHUNK_BYTES, slab_chunks
+from .checks import check_dtype, check_shape
+from .hdf5 import hdf5_dataset, open_hdf5
+from .metadata import meta_from_attrs, normalise_meta
+from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
+from .tiff import check_tiff_pages, meta_from_tiff
+from .zarr_store import check_zarr_complete, open_zarr
 
 
 class _SliceReader:
@@ -26,6 +26,8 @@ class _SliceReader:
         self.files = files
 
     def __getitem__(self, index):
+        if self.fmt == "zarr":
+            return self._zarr(index)
         if self.fmt == "hdf5":
             import h5py
 
@@ -47,25 +49,61 @@ class _SliceReader:
         return out[(slice(None),) + tuple(rest)]
 
 
+    def _zarr(self, index):
+        """Read from the zarr array, naming the store when a chunk does not decode."""
+        import zarr
+
+        try:
+            node = zarr.open(store=self.file, mode="r")
+            return np.asarray((node[self.dataset] if self.dataset else node)[index])
+        except Exception as exc:  # zarr and its codecs raise many types for a damaged chunk
+            raise VolumeError(f"{self.file}: a chunk of the zarr store does not decode ({type(exc).__name__}: {exc}) "
+                              f"at index {index}; the store is damaged, restore it from a copy") from exc
+
+
 def _tiff_layout(fmt, file):
-    """``(shape, dtype, meta, files)`` of a TIFF file or folder of slices, read from the first page only."""
-    files = _tiff_slices(file) if fmt == "tiff-folder" else None
+    """``(shape, dtype, meta, files)`` of a TIFF file or folder of slices, from the headers only.
+
+    Every slice of a folder is checked (its first page's shape and dtype, read
+    from the header), so one float or differently sized slice is refused here,
+    before any computation, instead of being cast or broadcast later.
+    """
+    files = tiff_slices(file) if fmt == "tiff-folder" else None
     first = files[0] if files else file
     try:
         with tifffile.TiffFile(first) as tif:
             if files is None:
-                _check_tiff_pages(tif, file)
+                check_tiff_pages(tif, file)
                 series = tif.series[0]
                 shape, dtype = series.shape, series.dtype
             else:
                 page = tif.pages.first
                 shape, dtype = (len(files),) + tuple(page.shape), page.dtype
-            meta = _meta_from_tiff(tif)
+            meta = meta_from_tiff(tif)
     except VolumeError:
         raise
     except Exception as exc:
         raise VolumeError(f"{first}: not a readable TIFF ({exc})") from exc
+    if files is not None:
+        _check_slice_headers(files, shape[1:], dtype)
     return shape, dtype, meta, None if files is None else [str(f) for f in files]
+
+
+def _check_slice_headers(files, shape, dtype):
+    """Every slice of a folder is a one-page 2D TIFF of ``shape`` and ``dtype`` (headers only)."""
+    if len(shape) != 2:
+        raise VolumeError(f"{files[0]}: slices of a folder must be 2D, got shape {tuple(shape)}")
+    for path in files[1:]:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
+                found, kind, pages = tuple(page.shape), page.dtype, len(tif.pages)
+        except Exception as exc:  # tifffile raises many types for a damaged file
+            raise VolumeError(f"{path}: not a readable TIFF ({exc}); fix or remove this slice") from exc
+        if found != tuple(shape) or kind != dtype or pages != 1:
+            raise VolumeError(f"{path}: slice {found} {kind}{f' with {pages} pages' if pages != 1 else ''} differs "
+                              f"from the first slice {files[0].name} {tuple(shape)} {dtype}; every slice of a "
+                              "folder must have one shape and dtype: convert or remove it")
 
 
 def open_volume_lazy(path, dataset=None, chunks=None):
@@ -94,32 +132,32 @@ def open_volume_lazy(path, dataset=None, chunks=None):
     from dask.base import tokenize
 
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     label = str(file)
-    if fmt == "zarr":
-        arr = _open_zarr(file, dataset)
-        _check_dtype(label, arr.dtype)
-        _check_shape(label, arr.shape)
-        meta = _normalise_meta(_meta_from_attrs(arr.attrs.asdict()))
-        component = arr.path or None
-        return da.from_zarr(str(file), component=component, chunks=chunks or arr.chunks), meta
     files = None
-    if fmt == "hdf5":
-        with _open_hdf5(file) as h5:
-            dset = _hdf5_dataset(h5, file, dataset)
+    if fmt == "zarr":
+        arr = open_zarr(file, dataset)
+        check_shape(label, arr.shape)  # a damaged header first: counting its chunks would be meaningless
+        check_zarr_complete(arr, label)
+        dataset, shape, dtype = arr.path or None, arr.shape, arr.dtype
+        meta = meta_from_attrs(arr.attrs.asdict())
+        chunks = chunks or arr.chunks
+    elif fmt == "hdf5":
+        with open_hdf5(file) as h5:
+            dset = hdf5_dataset(h5, file, dataset)
             dataset, shape, dtype = dset.name, dset.shape, dset.dtype
-            meta = _meta_from_attrs(dset.attrs)
+            meta = meta_from_attrs(dset.attrs)
     else:
         shape, dtype, meta, files = _tiff_layout(fmt, file)
-    _check_dtype(label, dtype)
-    _check_shape(label, shape)
+    check_dtype(label, dtype)
+    check_shape(label, shape)
     reader = _SliceReader(fmt, file, dataset, shape, dtype, files=files)
     if chunks is None:
-        chunks = _slab_chunks(shape, np.dtype(dtype).itemsize, LAZY_CHUNK_BYTES)
+        chunks = slab_chunks(shape, np.dtype(dtype).itemsize, LAZY_CHUNK_BYTES)
     # The name must change when the file does, so dask never reuses stale results.
     stat = file.stat()
     name = "indi4d-" + tokenize(str(file.resolve()), dataset, stat.st_mtime_ns, stat.st_size, chunks)
     lazy = da.from_array(reader, chunks=chunks, name=name, asarray=True, lock=False,
                          meta=np.empty((0,) * len(shape), dtype=dtype))
-    return lazy, _normalise_meta(meta)
+    return lazy, normalise_meta(meta)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..volume_paths import MARKER, VolumeError
+
 
 def _plain(value):
     """NumPy / bytes attribute values -> JSON-friendly Python values."""
@@ -18,11 +20,11 @@ def _plain(value):
     return value
 
 
-def _meta_from_attrs(attrs):
+def meta_from_attrs(attrs):
     """Dataset/array attributes -> metadata dict (``metadata_json`` expanded)."""
     meta = {}
     for key, value in attrs.items():
-        if key == "metadata_json":
+        if key == "metadata_json" or key in MARKER:  # the marker says who wrote it; it is not metadata
             continue
         meta[key] = _plain(value)
     if "metadata_json" in attrs:
@@ -31,14 +33,36 @@ def _meta_from_attrs(attrs):
     return meta
 
 
-def _normalise_meta(meta):
+def normalise_meta(meta):
     if "voxel_size_nm" in meta and meta["voxel_size_nm"] is not None:
         with contextlib.suppress(TypeError, ValueError):
             meta["voxel_size_nm"] = float(meta["voxel_size_nm"])
     return meta
 
 
-def _write_meta(voxel_size_nm, extra):
+def isotropic_voxel_size(meta, label, rtol=0.01):
+    """The voxel size (nm) of ``meta``, or None when it states none; anisotropic voxels are refused.
+
+    A Fiji TIFF states its z spacing and its y-x pixel size in separate tags
+    (``voxel_size_zyx_nm``); the method assumes isotropic voxels, so a z
+    spacing unlike the pixel size is an error naming both, never a silent
+    choice of one.
+
+    Raises
+    ------
+    VolumeError
+        The z spacing differs from the y-x pixel size by more than ``rtol``.
+    """
+    zyx = meta.get("voxel_size_zyx_nm")
+    if zyx and zyx[0] is not None and zyx[1] is not None and not math.isclose(zyx[0], zyx[1], rel_tol=rtol):
+        raise VolumeError(f"{label}: anisotropic voxels, z spacing {zyx[0]:g} nm but y-x pixel size {zyx[1]:g} nm "
+                          "(the file's ImageJ calibration); indi4d needs isotropic voxels: resample z to "
+                          f"{zyx[1]:g} nm first, or fix the calibration in Fiji (Image > Properties)")
+    value = meta.get("voxel_size_nm")
+    return None if value is None else float(value)
+
+
+def write_meta(voxel_size_nm, extra):
     """The metadata dict a writer stores: ``extra`` plus a validated ``voxel_size_nm``."""
     meta = dict(extra or {})
     if voxel_size_nm is not None:

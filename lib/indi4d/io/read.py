@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import _check_dtype, _check_finite, _check_shape
-from .hdf5 import _hdf5_dataset, _open_hdf5
-from .metadata import _meta_from_attrs, _normalise_meta
-from .paths import VolumeError, _require_exists, _split_hdf5, _tiff_slices, volume_format
-from .tiff import _read_tiff_file, _read_tiff_folder, _read_tiff_metadata
-from .zarr_store import _open_zarr
+from .checks import check_dtype, check_finite, check_shape
+from .hdf5 import hdf5_dataset, open_hdf5
+from .metadata import meta_from_attrs, normalise_meta
+from .paths import VolumeError, require_volume_file, split_hdf5, tiff_slices, volume_format
+from .tiff import read_tiff_file, read_tiff_folder, read_tiff_metadata
+from .zarr_store import check_zarr_complete, open_zarr
 
 
 def read_metadata(path, dataset=None):
@@ -30,15 +30,15 @@ def read_metadata(path, dataset=None):
         without our JSON description, from ImageJ's calibration tags).
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     if fmt == "hdf5":
-        with _open_hdf5(file) as h5:
-            return _normalise_meta(_meta_from_attrs(_hdf5_dataset(h5, file, dataset).attrs))
+        with open_hdf5(file) as h5:
+            return normalise_meta(meta_from_attrs(hdf5_dataset(h5, file, dataset).attrs))
     if fmt == "zarr":
-        return _normalise_meta(_meta_from_attrs(_open_zarr(file, dataset).attrs.asdict()))
-    first = _tiff_slices(file)[0] if fmt == "tiff-folder" else file
-    return _normalise_meta(_read_tiff_metadata(first))
+        return normalise_meta(meta_from_attrs(open_zarr(file, dataset).attrs.asdict()))
+    first = tiff_slices(file)[0] if fmt == "tiff-folder" else file
+    return normalise_meta(read_tiff_metadata(first))
 
 
 def read_volume(path, dataset=None, expect_ndim=None, allow_float=True):
@@ -74,38 +74,39 @@ def read_volume(path, dataset=None, expect_ndim=None, allow_float=True):
         a float volume when ``allow_float=False``, NaN/Inf voxels.
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
-    _require_exists(file)
+    file, dataset = split_hdf5(path, dataset)
+    require_volume_file(file)
     label = f"{file}:{dataset}" if dataset and fmt in ("hdf5", "zarr") else str(file)
     if fmt == "tiff":
-        volume, meta = _read_tiff_file(file)
+        volume, meta = read_tiff_file(file)
     elif fmt == "tiff-folder":
-        volume, meta = _read_tiff_folder(file)
+        volume, meta = read_tiff_folder(file)
     elif fmt == "hdf5":
-        with _open_hdf5(file) as h5:
-            dset = _hdf5_dataset(h5, file, dataset)
+        with open_hdf5(file) as h5:
+            dset = hdf5_dataset(h5, file, dataset)
             label = f"{file}:{dset.name}"
-            _check_dtype(label, dset.dtype, allow_float)
-            _check_shape(label, dset.shape, expect_ndim)
+            check_dtype(label, dset.dtype, allow_float)
+            check_shape(label, dset.shape, expect_ndim)
             try:
                 volume = dset[()]
             except OSError as exc:  # truncated file: chunks beyond the end
                 raise VolumeError(f"{label}: data unreadable, file truncated or corrupt ({exc})") from exc
-            meta = _meta_from_attrs(dset.attrs)
+            meta = meta_from_attrs(dset.attrs)
     else:
-        arr = _open_zarr(file, dataset)
-        _check_dtype(label, arr.dtype, allow_float)
-        _check_shape(label, arr.shape, expect_ndim)
+        arr = open_zarr(file, dataset)
+        check_zarr_complete(arr, label)
+        check_dtype(label, arr.dtype, allow_float)
+        check_shape(label, arr.shape, expect_ndim)
         try:
             volume = arr[...]
         except Exception as exc:  # a chunk file that does not decode
             raise VolumeError(f"{label}: data unreadable, store corrupt ({exc})") from exc
-        meta = _meta_from_attrs(arr.attrs.asdict())
+        meta = meta_from_attrs(arr.attrs.asdict())
     volume = np.asarray(volume)
-    _check_dtype(label, volume.dtype, allow_float)
-    _check_shape(label, volume.shape, expect_ndim)
-    _check_finite(label, volume)
-    return volume, _normalise_meta(meta)
+    check_dtype(label, volume.dtype, allow_float)
+    check_shape(label, volume.shape, expect_ndim)
+    check_finite(label, volume)
+    return volume, normalise_meta(meta)
 
 
 def check_voxel_ratio(lq_meta, hq_meta, expected=2.0, rtol=1e-3):

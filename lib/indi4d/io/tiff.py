@@ -23,10 +23,10 @@ import numpy as np
 import tifffile
 
 from ..files import atomic_dir, atomic_path
-from .blocks import _blocks, _is_lazy, _progress
-from .checks import _check_finite, _validate_for_write
-from .metadata import _write_meta
-from .paths import VolumeError, _require_exists, _tiff_slices
+from .blocks import computed_blocks, is_lazy, progress_bar
+from .checks import check_finite, validate_for_write
+from .metadata import write_meta
+from .paths import VolumeError, require_volume_file, tiff_slices
 
 #: Length units as ImageJ and TIFF readers write them -> nanometres. ImageJ
 #: writes micrometres as "um", "micron", the micro sign, the Greek mu, or the
@@ -91,29 +91,39 @@ def _pixels_per_unit(page):
 def _voxel_size_from_tags(tif):
     """Voxel size in nm from ImageJ's calibration or the resolution tags; None when they hold none.
 
-    ImageJ's ``spacing`` (the z step) wins, then XResolution in ImageJ's
-    ``unit``, then XResolution in the TIFF ResolutionUnit (centimetre,
-    millimetre or micrometre).
+    Each axis from its own tag: y-x from XResolution (in ImageJ's ``unit``,
+    else in the TIFF ResolutionUnit: centimetre, millimetre or micrometre),
+    z from ImageJ's ``spacing`` (a resolution of exactly 1 pixel per unit is
+    the default of writers that set none, and is taken as unset). Returns ``{"voxel_size_nm": xy or z,
+    "voxel_size_zyx_nm": [z, y, x]}`` (z None when not stated); an anisotropic
+    file is refused by the readers that need isotropic voxels
+    (:func:`isotropic_voxel_size`), never silently given the z spacing.
     """
     page = tif.pages.first
     per_unit = _pixels_per_unit(page)
+    if per_unit == 1.0:  # one pixel per unit is what writers store when they set no resolution
+        per_unit = None
+    xy = z = None
     if tif.is_imagej:
         imagej = tif.imagej_metadata or {}
         to_nm = UNIT_NM.get(str(imagej.get("unit", "")).strip().lower())
         if to_nm is not None:
             with contextlib.suppress(TypeError, ValueError):
                 if "spacing" in imagej and float(imagej["spacing"]) > 0:
-                    return float(imagej["spacing"]) * to_nm
+                    z = float(imagej["spacing"]) * to_nm
             if per_unit:
-                return to_nm / per_unit
-    unit = page.tags.get("ResolutionUnit")
-    to_nm = RESUNIT_NM.get(int(unit.value)) if unit is not None else None
-    if to_nm is not None and per_unit:
-        return to_nm / per_unit
-    return None
+                xy = to_nm / per_unit
+    if xy is None:
+        unit = page.tags.get("ResolutionUnit")
+        to_nm = RESUNIT_NM.get(int(unit.value)) if unit is not None else None
+        if to_nm is not None and per_unit:
+            xy = to_nm / per_unit
+    if xy is None and z is None:
+        return None
+    return {"voxel_size_nm": xy if xy is not None else z, "voxel_size_zyx_nm": [z, xy, xy]}
 
 
-def _meta_from_tiff(tif):
+def meta_from_tiff(tif):
     """Metadata of an open :class:`tifffile.TiffFile`: our JSON description, else the calibration tags."""
     page = tif.pages.first
     meta = {}
@@ -126,16 +136,14 @@ def _meta_from_tiff(tif):
                     meta.pop("shape", None)  # the record of the array shape, not metadata
                     break
     if "voxel_size_nm" not in meta:
-        voxel_nm = _voxel_size_from_tags(tif)
-        if voxel_nm is not None:
-            meta["voxel_size_nm"] = voxel_nm
+        meta.update(_voxel_size_from_tags(tif) or {})
     return meta
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _check_tiff_pages(tif, file):
+def check_tiff_pages(tif, file):
     """Refuse a TIFF whose page directory chain is cut short.
 
     tifffile stores pages' data before their directories, so a truncated
@@ -161,12 +169,12 @@ def _check_tiff_pages(tif, file):
                               f"the file has {int(size)}")
 
 
-def _read_tiff_file(file):
+def read_tiff_file(file):
     try:
         with tifffile.TiffFile(file) as tif:
-            _check_tiff_pages(tif, file)
+            check_tiff_pages(tif, file)
             volume = tif.asarray()
-            meta = _meta_from_tiff(tif)
+            meta = meta_from_tiff(tif)
     except VolumeError:
         raise
     except Exception as exc:  # truncated data raises ValueError, garbage raises TiffFileError, ...
@@ -174,9 +182,9 @@ def _read_tiff_file(file):
     return volume, meta
 
 
-def _read_tiff_folder(folder):
-    files = _tiff_slices(folder)
-    first, meta = _read_tiff_file(files[0])
+def read_tiff_folder(folder):
+    files = tiff_slices(folder)
+    first, meta = read_tiff_file(files[0])
     if first.ndim != 2:
         raise VolumeError(f"{files[0]}: slices of a folder must be 2D, got shape {first.shape}")
     volume = np.empty((len(files),) + first.shape, dtype=first.dtype)
@@ -184,8 +192,8 @@ def _read_tiff_folder(folder):
     from tqdm.auto import tqdm
 
     for k, file in enumerate(tqdm(files[1:], desc=f"reading {folder.name}", disable=len(files) < 64), start=1):
-        _require_exists(file)
-        image, _ = _read_tiff_file(file)
+        require_volume_file(file)
+        image, _ = read_tiff_file(file)
         if image.shape != first.shape or image.dtype != first.dtype:
             raise VolumeError(
                 f"{file}: slice {image.shape} {image.dtype} differs from the first slice "
@@ -195,12 +203,12 @@ def _read_tiff_folder(folder):
     return volume, meta
 
 
-def _read_tiff_metadata(file):
+def read_tiff_metadata(file):
     """Metadata of a TIFF file without reading its pixels."""
-    _require_exists(file)
+    require_volume_file(file)
     try:
         with tifffile.TiffFile(file) as tif:
-            return _meta_from_tiff(tif)
+            return meta_from_tiff(tif)
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise VolumeError(f"{file}: not a readable TIFF ({exc})") from exc
 
@@ -208,7 +216,7 @@ def _read_tiff_metadata(file):
 # --------------------------------------------------------------------------- writing
 
 
-def _write_tiff(file, volume, meta, lazy, progress):
+def write_tiff(file, volume, meta, lazy, progress):
     """Write a multi-page TIFF atomically; a dask array is streamed slab by slab."""
     options = _tiff_write_options(meta, volume.shape, file)
     with atomic_path(file) as tmp:
@@ -217,14 +225,14 @@ def _write_tiff(file, volume, meta, lazy, progress):
             slabs = volume.rechunk({1: -1, 2: -1})
 
             def pages():
-                for _, block in _progress(_blocks(slabs), len(slabs.chunks[0]), progress, f"writing {file.name}"):
-                    _check_finite(str(file), block)
+                for _, block in progress_bar(computed_blocks(slabs), len(slabs.chunks[0]), progress, f"writing {file.name}"):
+                    check_finite(str(file), block)
                     yield from block
 
             tifffile.imwrite(tmp, pages(), shape=volume.shape, dtype=volume.dtype, **options)
         else:
             data = np.asarray(volume.compute()) if lazy else volume
-            _check_finite(str(file), data)
+            check_finite(str(file), data)
             tifffile.imwrite(tmp, data, **options)
 
 
@@ -248,16 +256,16 @@ def write_tiff_slices(folder, volume, voxel_size_nm=None, extra=None, prefix="sl
     Path
     """
     folder = Path(folder)
-    lazy = _is_lazy(volume)
+    lazy = is_lazy(volume)
     volume = volume if lazy else np.asarray(volume)
     if volume.ndim != 3:
         raise VolumeError(f"{folder}: a folder of slices needs a 3D volume, got shape {tuple(volume.shape)}")
-    _validate_for_write(str(folder), volume)
-    options = _tiff_write_options(_write_meta(voxel_size_nm, extra), volume.shape[1:], folder)
+    validate_for_write(str(folder), volume)
+    options = _tiff_write_options(write_meta(voxel_size_nm, extra), volume.shape[1:], folder)
     width = max(5, len(str(volume.shape[0] - 1)))
     with atomic_dir(folder) as tmp:
         for z in range(volume.shape[0]):
             image = np.asarray(volume[z].compute() if lazy else volume[z])
-            _check_finite(str(folder), image)
+            check_finite(str(folder), image)
             tifffile.imwrite(tmp / f"{prefix}{z:0{width}d}.tif", image, **options)
     return folder

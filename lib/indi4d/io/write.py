@@ -3,14 +3,14 @@
 import numpy as np
 
 from ..safety import check_output
-from .blocks import _is_lazy
-from .checks import _check_finite, _validate_for_write
-from .hdf5 import _write_hdf5
+from .blocks import is_lazy
+from .checks import check_finite, validate_for_write
+from .hdf5 import write_hdf5
 from .lazy import open_volume_lazy
-from .metadata import _write_meta
-from .paths import DEFAULT_HDF5_DATASET, VolumeError, _split_hdf5, volume_format
-from .tiff import _write_tiff, write_tiff_slices
-from .zarr_store import _write_zarr
+from .metadata import write_meta
+from .paths import DEFAULT_HDF5_DATASET, VolumeError, split_hdf5, volume_format
+from .tiff import write_tiff, write_tiff_slices
+from .zarr_store import write_zarr
 
 
 def write_volume(path, volume, voxel_size_nm=None, extra=None, dataset=None, progress=False):
@@ -56,22 +56,22 @@ def write_volume(path, volume, voxel_size_nm=None, extra=None, dataset=None, pro
     next write of the same path.
     """
     fmt = volume_format(path)
-    file, dataset = _split_hdf5(path, dataset)
+    file, dataset = split_hdf5(path, dataset)
     if fmt == "tiff-folder":
         raise VolumeError(f"{file}: to write a folder of slices use write_tiff_slices()")
-    lazy = _is_lazy(volume)
+    lazy = is_lazy(volume)
     if not lazy:
         volume = np.asarray(volume)
-    _validate_for_write(str(file), volume)
-    meta = _write_meta(voxel_size_nm, extra)
+    validate_for_write(str(file), volume)
+    meta = write_meta(voxel_size_nm, extra)
     if not lazy:
-        _check_finite(str(file), volume)
+        check_finite(str(file), volume)
     if fmt == "tiff":
-        _write_tiff(file, volume, meta, lazy, progress)
+        write_tiff(file, volume, meta, lazy, progress)
     elif fmt == "hdf5":
-        _write_hdf5(file, dataset or DEFAULT_HDF5_DATASET, volume, meta, lazy, progress)
+        write_hdf5(file, dataset or DEFAULT_HDF5_DATASET, volume, meta, lazy, progress)
     else:
-        _write_zarr(file, volume, meta, lazy, progress)
+        write_zarr(file, volume, meta, lazy, progress)
     return file
 
 

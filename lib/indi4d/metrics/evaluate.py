@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import json_ready, write_json
-from ..phases import PARTICLE
+from ..phases import PARTICLE, check_phase_range
 from ..presets import resolve
 from ..safety import check_output
 from ._inputs import as_float, broadcast_mask
@@ -305,6 +305,11 @@ def _read_mask_file(path, shape):
     return mask
 
 
+def is_evaluation_result(obj):
+    """True for what :func:`evaluate_files` writes (so ``--out`` may replace it, and nothing else)."""
+    return isinstance(obj, dict) and isinstance(obj.get("files"), dict) and "units" in obj
+
+
 def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", pixel_size_nm=None, preset="default",
                    fit="affine", particle_phase=PARTICLE, seed=0, units=None, **overrides):
     """Run :func:`evaluate_pair` on files and write the metrics as JSON (``indi4d evaluate``).
@@ -356,12 +361,15 @@ def evaluate_files(pred_path, ref_path, labels=None, out=None, *, mask="auto", p
     auto = isinstance(mask, str) and mask == "auto"
     mask_file = mask if isinstance(mask, (str, Path)) and not auto else None
     if out is not None:  # before anything is read or computed: an input is never overwritten
-        check_output(out, inputs=[pred_path, ref_path, labels, mask_file], kind="json", who="indi4d evaluate")
+        check_output(out, inputs=[pred_path, ref_path, labels, mask_file], kind="json", who="indi4d evaluate",
+                     earlier=is_evaluation_result)
     p = resolve(PRESETS, preset, **overrides)
     paths = {"pred": Path(pred_path), "reference": Path(ref_path)}
     if labels is not None:
         paths["labels"] = Path(labels)
     lazy, sizes = _open_inputs(paths)
+    if "labels" in lazy:  # classes outside the phases would give wrong CNR and null metrics
+        check_phase_range(lazy["labels"], str(paths["labels"]))
     if pixel_size_nm is None:
         pixel_size_nm = _common_voxel_size(sizes, paths)
     shape = tuple(lazy["pred"].shape)

@@ -211,7 +211,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         When ``out_dir`` is, contains or lies inside an input, or cannot be written.
     RegistrationError
         When spam did not converge and ``allow_unconverged`` is False
-        (``phi.json`` is still written, with ``"converged": false``, and no pairs).
+        (its report is written as ``phi_unconverged.json``; earlier pairs in the folder are kept).
     ValueError
         For bad input, naming the file.
     """

@@ -9,6 +9,8 @@ nothing and leaves every file untouched. Every error names the file.
 
 from pathlib import Path
 
+import numpy as np
+
 from ..inference.checks import check_input_range, stated_voxel_size
 from ..safety import check_output, split_spec
 
@@ -45,6 +47,22 @@ def open_volume_checked(path, ndims, what):
         raise SegmentInputError(f"{path}: shape {tuple(volume.shape)} looks like RGB(A) colour channels; "
                                 "convert to one grey channel first")
     return volume, meta
+
+
+def check_finite(volume, path):
+    """Refuse NaN or infinite grey values (a NaN slice would be labelled all pore); reads a float volume once."""
+    if volume.dtype.kind != "f":
+        return
+    bad = (~np.isfinite(volume)).reshape(volume.shape[0] if volume.ndim == 3 else 1, -1).sum(axis=1).compute()
+    if bad.any():
+        where = f" (first in slice z = {int(np.argmax(bad > 0))})" if volume.ndim == 3 else ""
+        raise SegmentInputError(f"{path}: {int(bad.sum())} NaN or infinite grey values{where}; fill or mask them "
+                                "before segmenting")
+
+
+def is_descriptors_result(obj):
+    """True for what ``indi4d describe`` writes (so ``--out`` may replace it, and nothing else)."""
+    return isinstance(obj, dict) and {"particle_count", "input"} <= set(obj)
 
 
 def _scribbled_slice(volume, scribbles, z, path):
@@ -85,7 +103,7 @@ def check_segment_input(volume_path, out_path, scribbles_path=None, model_dir=No
         ``finished`` (``model_dir`` holds a trained network).
     """
     from ..io import VolumeError, volume_format
-    from ..model_folder import is_finished
+    from ..model_folder import SEGMENTATION_TASK, is_finished, model_path, model_task
     from .scribbles import read_scribbles
 
     check_output(out_path, [volume_path, scribbles_path, model_dir], kind="volume", who=who)
@@ -93,6 +111,11 @@ def check_segment_input(volume_path, out_path, scribbles_path=None, model_dir=No
         raise VolumeError(f"{out_path}: name the output .tif, .h5 (file.h5:/dataset) or .zarr")
     if model_dir is not None and Path(model_dir).exists() and not Path(model_dir).is_dir():
         raise SegmentInputError(f"{model_dir}: --model must be a folder (a segmentation model folder)")
+    if model_dir is not None and model_path(model_dir, "config").exists():
+        task = model_task(model_dir)  # a damaged config.json is named here, before anything is computed
+        if task != SEGMENTATION_TASK:
+            raise SegmentInputError(f"{model_dir}: an {task} model folder (indi4d train), not a segmentation one; "
+                                    "give --model a new folder or one made by indi4d segment")
     finished = model_dir is not None and is_finished(model_dir)
     if scribbles_path is None and not finished:
         raise SegmentInputError(f"{who}: --scribbles FILE is needed (only a --model folder holding a trained "
@@ -108,12 +131,13 @@ def check_segment_input(volume_path, out_path, scribbles_path=None, model_dir=No
         raise SegmentInputError(f"{scribbles_path}: drawn on a {tuple(scribbles['shape'])} slice, but the slices of "
                                 f"{volume_path} are {slice_shape}")
     check_input_range(input_range, volume_path, SegmentInputError)
+    check_finite(volume, volume_path)
     return {"volume": volume, "voxel_size_nm": voxel, "z": z, "scribbles": scribbles, "finished": finished}
 
 
 def check_describe_input(labels_path, out_path, voxel_size_nm=None, who="indi4d describe"):
     """Refuse a bad descriptors job before anything is computed; return the label volume (lazy) and voxel size."""
-    check_output(out_path, [labels_path], kind="json", who=who)
+    check_output(out_path, [labels_path], kind="json", who=who, earlier=is_descriptors_result)
     volume, meta = open_volume_checked(labels_path, (3,), "label volume")
     if volume.dtype.kind not in "iu":
         raise SegmentInputError(f"{labels_path}: dtype {volume.dtype} is not integer phase labels")

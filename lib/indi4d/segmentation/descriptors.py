@@ -51,7 +51,7 @@ from scipy import ndimage as ndi
 from skimage.measure import marching_cubes, mesh_surface_area, regionprops
 from skimage.segmentation import relabel_sequential
 
-from ..phases import BINDER, DENSE, PARTICLE, PHASE_NAMES, PORE
+from ..phases import BINDER, DENSE, PARTICLE, PHASE_NAMES, PORE, check_phase_range
 from .particles import DEFAULTS, ball_closing, crack_mask, fill_holes, separate_particles, solid_mask
 
 __all__ = ["DEFAULTS", "ball_closing", "check_labels", "check_region", "crack_mask", "describe", "descriptor_errors",
@@ -70,11 +70,7 @@ def check_labels(labels, who="descriptors"):
     a = np.asarray(labels)
     if a.ndim != 3:
         raise ValueError(f"{who}: expected a 3D label volume (z, y, x), got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{who}: expected integer phase labels, got dtype {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() >= len(PHASE_NAMES)):
-        raise ValueError(f"{who}: labels must be phases 0..{len(PHASE_NAMES) - 1} ({', '.join(PHASE_NAMES)}), "
-                         f"found {int(a.min())}..{int(a.max())}")
+    check_phase_range(a, who)
     return a.astype(np.uint8, copy=False)
 
 

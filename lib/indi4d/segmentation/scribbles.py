@@ -103,6 +103,12 @@ def check_scribbles(obj, where="scribbles"):
                                         f"{shape[0]}x{shape[1]} slice")
     if len(strokes) < 2:
         raise ScribbleError(f"{where}: scribbles of at least two phases are needed, got {list(strokes)}")
+    source = obj.get("source")
+    if source is not None and not isinstance(source, dict):
+        raise ScribbleError(f"{where}: \"source\" must be an object (e.g. {{\"z\": 12}}), got {source!r:.60}")
+    z = (source or {}).get("z")
+    if z is not None and not (isinstance(z, int) and not isinstance(z, bool) and z >= 0):
+        raise ScribbleError(f"{where}: \"source\".\"z\" must be a slice index >= 0, got {z!r:.60}")
     return obj
 
 

@@ -102,6 +102,8 @@ def write_state(model_dir, parts, state, keep=2):
         The checkpoint folder.
     """
 
+    _check_free_space(model_dir, parts)
+
     def write(folder):
         for part in parts:
             part.network.save_weights(folder / part.weights_file)
@@ -109,6 +111,34 @@ def write_state(model_dir, parts, state, keep=2):
         write_json(folder / "state.json", state)
 
     return model_folder.write_checkpoint(model_dir, state["global_step"], write, keep=keep)
+
+
+#: A checkpoint is refused (before h5py writes a byte) unless the disk has this many times its size free.
+FREE_SPACE_FACTOR = 2.0
+
+
+def _check_free_space(model_dir, parts):
+    """Refuse a checkpoint the disk cannot hold: h5py can crash the process when a write hits a full disk.
+
+    The size is the weights plus the optimiser's variables (both float32).
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC``, naming the folder, the space needed and free, and that the
+        run resumes from its last checkpoint once there is room.
+    """
+    import errno
+    import shutil
+
+    need = sum(sum(int(np.prod(v.shape)) * 4 for v in part.network.weights + part.optimizer.variables)
+               for part in parts)
+    folder = Path(model_dir)
+    free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    if free < FREE_SPACE_FACTOR * need:
+        raise OSError(errno.ENOSPC, f"no space for a checkpoint: it needs about {need / 2**20:.1f} MiB, "
+                      f"{free / 2**20:.1f} MiB are free; free some space and rerun the same command (training "
+                      "resumes from the last checkpoint)", str(folder))
 
 
 def restore_state(path, parts):

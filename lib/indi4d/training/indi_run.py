@@ -185,6 +185,8 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
 
     params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
     if max_minutes is not None:
+        if not (math.isfinite(float(max_minutes)) and float(max_minutes) > 0):  # NaN would reach summary.json
+            raise ValueError(f"train_indi: max_minutes must be a finite number > 0, got {max_minutes!r}")
         params["max_minutes"] = float(max_minutes)
     net_params, factor = network_params(params)
     if params["crop"] % factor:
