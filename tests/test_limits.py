@@ -96,20 +96,26 @@ def test_a_point_is_trained_scored_carded_and_then_reused(tiny_run):
     assert (folder / "indi" / "model.keras").stat().st_mtime_ns == stamp  # read back, not retrained
 
 
-def _record(pid, psnr, fwhm, seconds, target="halves"):
+def _record(pid, psnr, fwhm, steps, target="halves", network="default"):
     return {"id": pid, "recipe": {"target": target}, "indi_rule": {"psnr": psnr, "fwhm_nm": fwhm},
-            "cards": {"indi": {"seconds": seconds}}}
+            "cards": {"indi": {"steps": steps, "network": limits.NETWORKS[network]}}}
 
 
 def test_the_reference_recipe_follows_the_stated_rule():
     assert limits.pick_reference([]) is None
     # A and B within 0.1 dB of the best PSNR and 2 % of the best FWHM: the cheaper, A; the oracle and the
     # deconvolved targets (indi-deconv, a separate method) never count
-    both = [_record("A", 10.00, 400, 100), _record("B", 10.05, 395, 300), _record("O", 13.0, 200, 1, "oracle_truth"),
-            _record("D", 12.0, 300, 1, "halves_deconv")]
+    both = [_record("A", 10.00, 400, 1500), _record("B", 10.05, 395, 3000), _record("O", 13.0, 200, 750, "oracle_truth"),
+            _record("D", 12.0, 300, 750, "halves_deconv")]
     pick = limits.pick_reference(both)
     assert pick["id"] == "A" and pick["met"] and pick["candidates"] == ["A", "B"]
     # no point meets both (E is sharpest but 0.55 dB down): the cheapest within 0.1 dB of the best PSNR
-    neither = both[:2] + [_record("E", 9.5, 380, 20)]
+    neither = both[:2] + [_record("E", 9.5, 380, 750)]
     pick = limits.pick_reference(neither)
     assert pick["id"] == "A" and not pick["met"] and pick["best_fwhm_nm"] == 380
+    # equal compute (same steps and network, another target): the higher PSNR, whatever the wall time said
+    tie = [_record("hq", 10.00, 400, 1500, "hq"), _record("halves", 10.05, 398, 1500)]
+    assert limits.pick_reference(tie)["id"] == "halves"
+    # a wider network at the same steps costs more compute
+    wide = [_record("wide", 10.05, 398, 1500, network="base32_depth2"), _record("narrow", 10.0, 400, 1500)]
+    assert limits.pick_reference(wide)["id"] == "narrow"

@@ -89,6 +89,24 @@ def gap_budget(results):
     return out
 
 
+def target_line(results):
+    """One sentence: every target's InDI (best N) and CNN PSNR, edge FWHM and false particles, beside HQ's."""
+    pts = points_on_axis(results, "target")
+    if not pts:
+        return None
+    hq = (results.get("references") or {}).get("hq") or {}
+    parts = []
+    for p in pts:
+        n1, cnn = p.get("indi_n1") or {}, p.get("cnn") or {}
+        parts.append(f"{p['recipe']['target']}: InDI {_fmt(best_psnr(p), ' dB')} / "
+                     f"{_fmt(n1.get('fwhm_nm'), ' nm', digits=0)} "
+                     f"({_fmt(n1.get('false_particles_per_mm2'), digits=0)} false particles/mm²), "
+                     f"CNN {_fmt(cnn.get('psnr'), ' dB')} / {_fmt(cnn.get('fwhm_nm'), ' nm', digits=0)}")
+    return ("**Targets** (PSNR against the truth / edge FWHM at N = 1): " + "; ".join(parts)
+            + f". The HQ scan: {_fmt(hq.get('psnr'), ' dB')} / {_fmt(hq.get('fwhm_nm'), ' nm', digits=0)} "
+            f"({_fmt(hq.get('false_particles_per_mm2'), digits=0)} false particles/mm²).")
+
+
 def _fmt(x, unit="", signed=False, digits=2):
     if x is None:
         return "not measured"
@@ -115,6 +133,9 @@ def conclusions(results):
         lines.append(f"Trained on the true attenuation itself, InDI reaches {_fmt(g['oracle_truth'], ' dB')} "
                      f"(the HQ scan: {_fmt(g['hq'], ' dB')}): the most any target gives this network, at this "
                      "budget, from these LQ scans.")
+    targets = target_line(results)
+    if targets:
+        lines.append(targets)
     for axis in USER_AXES:
         e = axis_effect(results, axis)
         if e is None:

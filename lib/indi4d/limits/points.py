@@ -53,9 +53,10 @@ ORDER = ("target=oracle_truth", "target=oracle_ideal", "base", "target=hq", "tar
 
 #: The rule that picks the reference recipe, in words (applied by :func:`indi4d.limits.study.pick_reference`).
 RULE = ("among the points a user can train with HQ-like targets (no oracle; not the deconvolved targets, which make "
-        "indi-deconv, a separate method), the cheapest in measured training time whose InDI PSNR against the truth at "
-        "the rule's N is within 0.1 dB of the best such PSNR and whose FWHM at that N is within 2 % of the best such "
-        "FWHM; when no point meets both, the cheapest within 0.1 dB of the best PSNR")
+        "indi-deconv, a separate method), the cheapest in training compute (optimiser steps x the network's FLOPs per "
+        "pixel; equal costs: the higher PSNR) whose InDI PSNR against the truth at the rule's N is within 0.1 dB of "
+        "the best such PSNR and whose FWHM at that N is within 2 % of the best such FWHM; when no point meets both, "
+        "the cheapest within 0.1 dB of the best PSNR")
 #: Targets that are never InDI's reference recipe: the oracles (simulation only) and the deconvolved
 #: halves (targets sharper than any scan: indi-deconv, its own method with its own reference network).
 NOT_CANDIDATES = (*ORACLES, "halves_deconv")

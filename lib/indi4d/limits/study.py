@@ -265,14 +265,40 @@ def run_point(run_dir, point, test, machine, preset="default", seed=0, progress=
     return record
 
 
-def pick_reference(records):
+def flops_per_pixel(network):
+    """FLOPs per output pixel of one forward pass of an InDI network built from ``network`` (build arguments)."""
+    from .. import model
+
+    net = model.build_unet(**{**network, "dilations": [int(d) for d in network["dilations"]]}, seed=0)
+    return float(model.conv_flops_per_pixel(net))
+
+
+def training_cost(record, flops=None):
+    """A point's training compute: optimiser steps x the network's FLOPs per pixel (deterministic, unlike seconds).
+
+    ``flops`` caches :func:`flops_per_pixel` per network (a dict keyed by the network's JSON).
+    """
+    import json
+
+    card = record["cards"]["indi"]
+    key = json.dumps(card["network"], sort_keys=True)
+    flops = {} if flops is None else flops
+    if key not in flops:
+        flops[key] = flops_per_pixel(card["network"])
+    return float(card["steps"]) * flops[key]
+
+
+def pick_reference(records, cost=training_cost):
     """The reference recipe by the stated rule (:data:`indi4d.limits.points.RULE`).
 
     Parameters
     ----------
     records : list of dict
-        :func:`run_point` records (``indi_rule`` metrics and the InDI card's ``seconds``);
+        :func:`run_point` records (``indi_rule`` metrics and the InDI card's ``steps`` and ``network``);
         points with a target in :data:`~indi4d.limits.points.NOT_CANDIDATES` are never picked.
+    cost : callable
+        ``cost(record, cache) -> float``: the compute a point took (default
+        :func:`training_cost`); equal costs go to the higher PSNR.
 
     Returns
     -------
@@ -288,7 +314,7 @@ def pick_reference(records):
     best_fwhm = min(r["indi_rule"]["fwhm_nm"] for r in ok)
     near = [r for r in ok if r["indi_rule"]["psnr"] >= best_psnr - RULE_PSNR_DB]
     both = [r for r in near if r["indi_rule"]["fwhm_nm"] <= (1 + RULE_FWHM_REL) * best_fwhm]
-    cost = lambda r: r["cards"]["indi"]["seconds"] or float("inf")  # noqa: E731
-    chosen = min(both or near, key=cost)
+    flops = {}
+    chosen = min(both or near, key=lambda r: (cost(r, flops), -r["indi_rule"]["psnr"]))
     return {"id": chosen["id"], "recipe": chosen["recipe"], "rule": RULE, "met": bool(both),
             "best_psnr": best_psnr, "best_fwhm_nm": best_fwhm, "candidates": [r["id"] for r in (both or near)]}
