@@ -46,7 +46,7 @@ PAPER_RESULTS = {
 _NO_DECONV = "the indi-deconv method (method key 'indi_deconv') was not produced in this run"
 _HQ_EDGE = {"metric": "edge_overshoot", "against": "hq", "relation": "<=", "offset": 0.03}
 
-#: The project's quality goals (issue 9), in the format of :mod:`~indi4d.evaluation.goals`:
+#: The project's quality goals (issues 9 and 20), in the format of :mod:`~indi4d.evaluation.goals`:
 #: on the held-out test slices, PSNR/SSIM in physical units against the truth.
 GOALS = (
     {"name": "InDI PSNR vs truth >= HQ + 1 dB", "group": "indi", "metric": "psnr", "reference": "truth",
@@ -73,11 +73,11 @@ GOALS = (
     {"name": "indi-deconv false particles / mm² <= HQ's", "group": "indi_deconv",
      "metric": "false_particles_per_mm2", "method": "indi_deconv", "against": "hq", "relation": "<=",
      "factor": 1.0, "why_missing": _NO_DECONV},
-    {"name": "Uncertainty: Spearman(std of the stochastic samples, true error) >= 0.5 per pixel",
-     "group": "uncertainty", "source": "uncertainty", "metric": "spearman", "relation": ">=", "target": 0.5,
+    {"name": "Uncertainty: Spearman(std of the stochastic samples, true error) >= 0.6 per pixel",
+     "group": "uncertainty", "source": "uncertainty", "metric": "spearman", "relation": ">=", "target": 0.6,
      "why_missing": "no uncertainty estimate in this evaluation (it needs the truth and the stochastic samples)"},
-    {"name": "Budget: the whole default book <= 60 min on 2 CPU cores", "group": "budget", "source": "budget",
-     "metric": "book_minutes", "relation": "<=", "target": 60.0,
+    {"name": "Budget: the whole default book <= 40 min on 2 CPU cores, install included", "group": "budget",
+     "source": "budget", "metric": "book_minutes", "relation": "<=", "target": 40.0,
      "why_missing": "measured by the book's build (make book timings), not by chapter 05"},
     {"name": "Budget: each model's training <= 15 min at the default preset", "group": "budget",
      "source": "budget", "metric": "max_training_minutes", "relation": "<=", "target": 15.0,
