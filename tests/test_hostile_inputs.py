@@ -25,8 +25,8 @@ import zarr
 from scipy import ndimage as ndi
 
 from indi4d.cli import main
-from indi4d.files import atomic_path, foreign_entries, state_dir
-from indi4d.io import read_metadata, read_volume, write_volume
+from indi4d.files import atomic_path, state_dir
+from indi4d.io import read_metadata, write_volume
 from indi4d.io.hdf5 import hdf5_write_lock
 from synthetic import make_pairs
 from test_safety import make_model_dir

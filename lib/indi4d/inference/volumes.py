@@ -12,7 +12,6 @@ and the stack is finally upscaled x2 along z with the same cubic spline for
 isotropic voxels.
 """
 
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
