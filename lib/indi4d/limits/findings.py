@@ -159,8 +159,8 @@ def conclusions(results):
 
 def axes_table(results):
     """A Markdown table: every scored point with InDI at N = 1 and at the rule's N, and the CNN."""
-    head = ("| point | InDI N=1 PSNR | InDI rule N | PSNR | FWHM nm | overshoot | false part./mm² | CNN PSNR | "
-            "CNN FWHM nm | train s |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| point | InDI N=1 dB | rule N | InDI dB | FWHM nm | over-shoot | false /mm² | CNN dB | CNN FWHM | "
+            "train s |\n|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for p in results["points"]:
         n1, rule, cnn = p.get("indi_n1") or {}, p.get("indi_rule") or {}, p.get("cnn") or {}
