@@ -96,8 +96,8 @@ def _point(results, pid):
     return next((p for p in results["points"] if p["id"] == pid), None)
 
 
-def plot_perception_distortion(results, sharpness="fwhm_nm", curves=("base", "target=oracle_ideal",
-                                                                      "target=oracle_truth")):
+def plot_perception_distortion(results, sharpness="fwhm_nm", curves=("base", "target=halves_deconv",
+                                                                      "target=oracle_ideal", "target=oracle_truth")):
     """The perception-distortion plane: PSNR against the truth versus edge sharpness.
 
     Every method is a point; InDI is a curve over its step count N (one per
@@ -124,7 +124,8 @@ def plot_perception_distortion(results, sharpness="fwhm_nm", curves=("base", "ta
         ref = (results.get("references") or {}).get(key)
         if ref and ref.get(sharpness) is not None:
             ax.scatter(ref[sharpness], ref["psnr"], color=colour, marker="D", s=50, label=label, zorder=3)
-    colours = {"base": "tab:blue", "target=oracle_ideal": "tab:purple", "target=oracle_truth": "black"}
+    colours = {"base": "tab:blue", "target=halves_deconv": "tab:orange", "target=oracle_ideal": "tab:purple",
+               "target=oracle_truth": "black"}
     for pid in curves:
         p = _point(results, pid)
         if p is None:
