@@ -79,6 +79,8 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
     from indi4d.book_timings import duration, read_timings
     from indi4d.cli.common import BOOK_DIR
 
+    from indi4d.pretrained import REFERENCE, archived_json
+
     timings = read_timings(BOOK_DIR)
     for name, stem in [("simulate", "01_data_retrieval"), ("register", "02_registration"), ("train", "04_training")]:
         with pytest.raises(SystemExit):
@@ -86,8 +88,13 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for preset in ["tiny:", "default:", "paper:"]:
             assert preset in text, (name, text)
-        for preset in ["tiny", "default"]:
+        # train's default is the reference recipe: its time is the reference network's own training record
+        for preset in ["tiny"] if name == "train" else ["tiny", "default"]:
             assert f"took {duration(timings[preset][stem])} (2 CPU cores" in text, (name, preset, text)
+        if name == "train":
+            record = archived_json(REFERENCE["indi"], "summary.json")
+            assert (f"the reference recipe, {record['global_step']} steps: the reference network "
+                    f"({REFERENCE['indi']}) took {duration(record['seconds'])}") in text, text
         assert "not timed by the book" in text  # paper
         assert "(default: default)" in text
     with pytest.raises(SystemExit):

@@ -51,6 +51,22 @@ def names_for(preset, retrain=False):
     return {} if retrain else dict(FOR_PRESET.get(preset, {}))
 
 
+def archived_json(name, member):
+    """One JSON file (e.g. ``summary.json``) of a published archive shipped with the package, read in place.
+
+    For a look at a network's record (the CLI's help) without fetching and
+    unpacking it; None when the archive or the member is absent.
+    """
+    import json
+
+    path = ARCHIVE_DIR / name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(member))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 def pack_model(model_dir, out_zip):
     """Pack a trained model folder into a reproducible zip archive; return its SHA-256.
 
