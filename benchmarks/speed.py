@@ -236,7 +236,8 @@ def main(argv=None):
     if peak_end > peak:
         scale = peak / peak_end
         for entry in list(train.values()) + list(inference.values()):
-            entry["fraction_of_peak"] = round(entry["fraction_of_peak"] * scale, 3)
+            if "fraction_of_peak" in entry:  # the bf16 entry has a speed-up instead (or an error)
+                entry["fraction_of_peak"] = round(entry["fraction_of_peak"] * scale, 3)
         peak = peak_end
         result["matmul_peak_gflops"] = round(peak, 2)
     best = max(inference, key=lambda k: inference[k]["fraction_of_peak"])
