@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from indi4d import model_folder
+from indi4d import model_checkpoints, model_folder
 from indi4d.files import file_sha256
 from indi4d.training import PRESETS, one_cycle_cosine, train_indi
 from synthetic import make_pairs
@@ -180,7 +180,7 @@ def test_restart_discards_another_run_entirely(pairs, tmp_path):
     assert fresh["resumed_from"] is None and fresh["global_step"] == 2
     assert model_folder.read_chosen_steps(folder) is None
     assert model_folder.read_normalisation(folder) == json.loads((other / "normalisation.json").read_text())
-    assert [c.name for c in model_folder.checkpoints(folder)] == ["ckpt_000000002"]
+    assert [c.name for c in model_checkpoints.checkpoints(folder)] == ["ckpt_000000002"]
     assert model_folder.read_config(folder)["pairs_dir"] == str(other.resolve())
 
 
@@ -252,7 +252,7 @@ def test_new_options_resume_exactly_save_the_ema_weights_and_are_recorded(pairs,
     w1, w2 = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert max(float(np.abs(a - b).max()) for a, b in zip(w1, w2)) < 1e-4
     # model.keras holds the EMA weights, the last checkpoint the raw ones
-    ckpt = model_folder.checkpoints(tmp_path / "whole")[-1]
+    ckpt = model_checkpoints.checkpoints(tmp_path / "whole")[-1]
     raw = keras.saving.load_model(tmp_path / "whole" / "model.keras", compile=False)
     raw.load_weights(ckpt / "model.weights.h5")
     assert max(float(np.abs(a - b).max()) for a, b in zip(w1, raw.get_weights())) > 1e-6

@@ -28,7 +28,7 @@ def cpu_count():
     """CPU cores this process may use (its affinity, not the host's count)."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+    except (AttributeError, OSError):  # not Linux, or no affinity to read
         return os.cpu_count() or 1
 
 

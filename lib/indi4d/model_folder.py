@@ -8,12 +8,13 @@ holds::
     config.json              network and training parameters, ``pairs_sha256``
     normalisation.json       {"lq": params, "hq": params} copied from the pairs folder
     history.json             per-epoch loss, val_loss, lr, seconds, steps
-    checkpoints/ckpt_<step>  resume state (weights, optimiser, loop state)
+    checkpoints/ckpt_<step>  resume state (weights, optimiser, loop state): :mod:`indi4d.model_checkpoints`
     steps.json               the chosen InDI step count N and the rule that chose it
     summary.json             what the training call did (steps, budget, ``stopped_by``)
     domain.json              statistics of the training LQ slices (:mod:`indi4d.domain`), for enhance's domain check
 
-Every other module asks this one for these files. Writers are atomic; readers
+Every other module asks this one (and :mod:`indi4d.model_checkpoints`, for
+the checkpoint folders) for these files. Writers are atomic; readers
 raise errors that name the file. Nothing is written by :func:`accept_config`
 until the configuration has been compared with what the folder already holds.
 """
@@ -21,10 +22,9 @@ until the configuration has been compared with what the folder already holds.
 import math
 import numbers
 import shutil
-import warnings
 from pathlib import Path
 
-from .files import atomic_dir, atomic_path, read_json, remove_stale_temps_in, write_json
+from .files import atomic_path, read_json, write_json
 from .pairs import check_normalisation
 from .runs import FILES as _RUN_FILES
 
@@ -253,8 +253,6 @@ def write_network(model_dir, network, key="model"):
 
 def _check_domain(record, path):
     """Refuse a domain record that :func:`indi4d.domain.domain_score` cannot use (names the file and the key)."""
-    import math
-
     from .domain import RECORD_VERSION
 
     def numbers(key, n=None, positive=False):
@@ -387,102 +385,3 @@ def resolve_steps(model_dir, steps=None, fallback=FALLBACK_STEPS):
 def default_steps(model_dir, fallback=FALLBACK_STEPS):
     """The chosen N of ``model_dir`` when stored, else ``fallback`` (:func:`resolve_steps`, without the source)."""
     return resolve_steps(model_dir, None, fallback)[0]
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def remove_stale_checkpoint_temps(model_dir):
-    """Delete the half-written checkpoint folders that a killed run left in ``checkpoints/``."""
-    return remove_stale_temps_in(model_path(model_dir, "checkpoints"))
-
-
-def read_checkpoint_state(path):
-    """The loop state (dict) stored in checkpoint folder ``path`` (its ``state.json``)."""
-    state = read_json(Path(path) / "state.json", "the checkpoint's training state")
-    if not isinstance(state, dict) or "global_step" not in state:
-        raise ModelFolderError(f"{Path(path) / 'state.json'}: expected a JSON object with 'global_step'")
-    return state
-
-
-def latest_checkpoint_state(model_dir):
-    """The state of the newest checkpoint whose ``state.json`` is readable, or None."""
-    for path in reversed(checkpoints(model_dir)):
-        try:
-            return read_checkpoint_state(path)
-        except ValueError:  # damaged: an older one may still be readable
-            continue
-    return None
-
-
-def checkpoints(model_dir):
-    """Complete checkpoint folders (``checkpoints/ckpt_<step>`` with a ``state.json``), oldest first."""
-    folder = model_path(model_dir, "checkpoints")
-    if not folder.is_dir():
-        return []
-    done = [p for p in folder.glob("ckpt_*") if (p / "state.json").exists() and not p.name.startswith(".")]
-    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
-
-
-def write_checkpoint(model_dir, step, write, keep=2):
-    """Write ``checkpoints/ckpt_<step>`` atomically through ``write(tmp_folder)``; keep the last ``keep``.
-
-    ``write`` must create ``state.json`` (its presence marks a complete checkpoint).
-    """
-    folder = model_path(model_dir, "checkpoints")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ckpt_{int(step):09d}"
-    with atomic_dir(path) as tmp:
-        write(tmp)
-        if not (tmp / "state.json").exists():
-            raise RuntimeError(f"{path}: the checkpoint writer wrote no state.json")
-    for old in checkpoints(model_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def restore_latest_checkpoint(model_dir, restore):
-    """Restore the newest checkpoint that ``restore(path)`` can read, falling back to older ones.
-
-    Damaged checkpoints newer than the restored one are removed (the run goes
-    on from the restored one and rewrites them), with a warning that names
-    each and the checkpoint resumed instead.
-
-    Parameters
-    ----------
-    model_dir : str or Path
-    restore : callable
-        ``restore(path) -> state``; raises on a damaged checkpoint.
-
-    Returns
-    -------
-    (state, path) or (None, None)
-        ``(None, None)`` when there is no checkpoint. After a fall-back the
-        state holds ``resumed_after_damaged``: the names of the damaged ones.
-
-    Raises
-    ------
-    ModelFolderError
-        Every checkpoint is damaged (names each and why).
-    """
-    remove_stale_checkpoint_temps(model_dir)
-    problems, damaged = [], []
-    for path in reversed(checkpoints(model_dir)):
-        try:
-            state = restore(path)
-        except Exception as exc:  # h5py, numpy and JSON each raise their own types for a damaged file
-            problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            damaged.append(path)
-            continue
-        if damaged:
-            warnings.warn(f"{model_dir}: damaged checkpoint(s) {', '.join(p.name for p in damaged)} "
-                          f"({'; '.join(problems)}); resuming from the previous intact one, {path.name}",
-                          RuntimeWarning, stacklevel=2)
-            for bad in damaged:
-                shutil.rmtree(bad, ignore_errors=True)
-            state = dict(state, resumed_after_damaged=[p.name for p in damaged])
-        return state, path
-    if problems:
-        raise ModelFolderError(f"{model_dir}: every checkpoint is damaged ({'; '.join(problems)}); "
-                               "restart the run (`indi4d train --restart`)")
-    return None, None

@@ -8,7 +8,7 @@ summary records ``stopped_by = "wall_time_budget"``.
 
 from pathlib import Path
 
-from .. import model_folder
+from .. import model_checkpoints, model_folder
 
 #: The training parameters of an InDI ``config.json`` that a baseline copies.
 INDI_TRAINING_KEYS = ("crop", "batch_size", "epochs", "steps_per_epoch", "max_lr", "pct_start", "min_inside",
@@ -21,7 +21,7 @@ def trained_state(model_dir):
     Read from the newest readable checkpoint state (which counts a
     half-finished epoch too), else from ``history.json``.
     """
-    state = model_folder.latest_checkpoint_state(model_dir)
+    state = model_checkpoints.latest_checkpoint_state(model_dir)
     if state is not None:
         seconds = float(sum(state.get("history", {}).get("seconds", []))) + float(state.get("epoch_seconds", 0.0))
         return int(state["global_step"]), seconds

@@ -1,9 +1,9 @@
 """``indi4d train`` and ``indi4d enhance``: the InDI network, trained on pairs and applied to scans."""
 
 import argparse
-import os
 import sys
 
+from ..book_timings import cpu_count as available_cores  # the one count of the cores this process may use
 from ..model_folder import FALLBACK_STEPS, FILES, check_steps, model_path, read_config, resolve_steps
 from ..safety import check_folder_is_ours, check_output
 from .common import add_parser, add_preset, announce_preset, positive_number, preset_times, print_json, seed_type, who
@@ -62,14 +62,6 @@ def _cmd_train(args):
         max_minutes=args.max_minutes, seed=args.seed, restart=args.restart,
     )
     print_json(summary)
-
-
-def available_cores():
-    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _capped_workers(args):

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .. import model_folder
+from .. import model_checkpoints
 from ..files import write_json
 
 
@@ -84,7 +84,7 @@ def write_state(model_dir, parts, state, keep=2):
     """Write every part's weights and optimiser variables and the loop ``state`` as one checkpoint.
 
     The folder is assembled under a temporary name and renamed when complete
-    (:func:`indi4d.model_folder.write_checkpoint`), so a run killed while
+    (:func:`indi4d.model_checkpoints.write_checkpoint`), so a run killed while
     saving keeps its previous checkpoint.
 
     Parameters
@@ -110,7 +110,7 @@ def write_state(model_dir, parts, state, keep=2):
             np.savez(folder / part.optimizer_file, *[np.asarray(v.numpy()) for v in part.optimizer.variables])
         write_json(folder / "state.json", state)
 
-    return model_folder.write_checkpoint(model_dir, state["global_step"], write, keep=keep)
+    return model_checkpoints.write_checkpoint(model_dir, state["global_step"], write, keep=keep)
 
 
 #: A checkpoint is refused (before h5py writes a byte) unless the disk has this many times its size free.
@@ -151,7 +151,7 @@ def restore_state(path, parts):
         older checkpoint).
     """
     path = Path(path)
-    state = model_folder.read_checkpoint_state(path)
+    state = model_checkpoints.read_checkpoint_state(path)
     for part in parts:
         part.network.load_weights(path / part.weights_file)
         with np.load(path / part.optimizer_file) as data:

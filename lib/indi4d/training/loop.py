@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .. import model_folder
+from .. import model_checkpoints, model_folder
 from .checkpoints import averaged_weights, restore_state, write_state
 
 STOP_RULES = ("steps", "max_steps", "wall_time_budget")
@@ -133,7 +133,7 @@ def _resume(model_dir, method):
     """Build the optimisers, restore the newest intact checkpoint; (state, resumed_from, damaged names)."""
     for part in method.parts:
         part.build()
-    state, _ = model_folder.restore_latest_checkpoint(model_dir, lambda path: restore_state(path, method.parts))
+    state, _ = model_checkpoints.restore_latest_checkpoint(model_dir, lambda path: restore_state(path, method.parts))
     if state is None:
         return _new_state(method), None, []
     if "loss_sum" in state:  # a checkpoint written before the loops were one

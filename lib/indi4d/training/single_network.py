@@ -5,7 +5,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from .. import model_folder
+from .. import model_checkpoints, model_folder
 from .checkpoints import Part
 from .loop import Method, check_length, run_loop
 from .schedule import one_cycle_cosine
@@ -91,7 +91,7 @@ def start_run(model_dir, config, epochs, steps_per_epoch, val_batches, who, *, r
     """
     check_length(epochs, steps_per_epoch, val_batches, max_steps, who)
     model_folder.accept_config(model_dir, dict(config or {}), restart=restart, who=who, normalisation=normalisation)
-    return model_folder.checkpoints(model_dir)
+    return model_checkpoints.checkpoints(model_dir)
 
 
 def fit(network, train_batches, val_batches, objective, model_dir, *, epochs, steps_per_epoch,
