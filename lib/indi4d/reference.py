@@ -34,7 +34,7 @@ def training_card(model_dir):
         ``seed``, ``network``, ``training`` (the options ``config.json``
         recorded), ``pairs_sha256``, the :data:`SUMMARY_KEYS` of the run
         (``machine`` and ``commit`` are None when the run did not record them),
-        and ``loss`` / ``val_loss`` / ``steps`` per epoch.
+        and ``loss`` / ``val_loss`` / ``steps`` / ``epoch_seconds`` per epoch.
     """
     config = model_folder.read_config(model_dir)
     summary = model_folder.read_summary(model_dir) or {}
@@ -43,7 +43,8 @@ def training_card(model_dir):
             "preset": config.get("preset"), "seed": config.get("seed"), "network": config.get("network"),
             "training": config.get("training"), "pairs_sha256": config.get("pairs_sha256"),
             **{k: summary.get(k) for k in SUMMARY_KEYS},
-            "loss": history.get("loss"), "val_loss": history.get("val_loss"), "steps": history.get("steps")}
+            "loss": history.get("loss"), "val_loss": history.get("val_loss"), "steps": history.get("steps"),
+            "epoch_seconds": history.get("seconds")}
 
 
 def check_pairs_match(card, pairs_dir):

@@ -221,20 +221,20 @@ def _relative(path, run_dir):
 def training_card(run_dir, model_dir, summary, pairs_dir, machine):
     """What a point's network is, in one dict: recipe, pairs hash, seed, steps, wall time, machine, loss curve.
 
-    Paths are relative to the run folder.
+    Paths are relative to the run folder; the recipe and the curves are the
+    folder's own card (:func:`indi4d.reference.training_card`), the steps and
+    the stop those of this call's ``summary``.
     """
-    from .. import model_folder
+    from ..reference import training_card as folder_card
 
-    config = model_folder.read_config(model_dir)
-    history = model_folder.read_history(model_dir) or {}
+    card = folder_card(model_dir)
+    epoch_seconds = card["epoch_seconds"]
     return {"model_dir": _relative(model_dir, run_dir), "pairs_dir": _relative(pairs_dir, run_dir),
-            "pairs_sha256": config.get("pairs_sha256"),
-            "seed": config.get("seed"), "network": config.get("network"), "training": config.get("training"),
+            **{k: card[k] for k in ("pairs_sha256", "seed", "network", "training")},
             "steps": summary.get("global_step"), "stopped_by": summary.get("stopped_by"),
             # the epochs' own times, summed: a run resumed over several calls counts every call's share
-            "seconds": round(float(sum(history.get("seconds") or [])), 1), "epoch_seconds": history.get("seconds"),
-            "n_params": summary.get("n_params"), "machine": machine,
-            "loss": history.get("loss"), "val_loss": history.get("val_loss")}
+            "seconds": round(float(sum(epoch_seconds or [])), 1), "epoch_seconds": epoch_seconds,
+            "n_params": summary.get("n_params"), "machine": machine, "loss": card["loss"], "val_loss": card["val_loss"]}
 
 
 def run_point(run_dir, point, test, machine, preset="default", seed=0, progress=True, train_preset="default"):
