@@ -317,6 +317,63 @@ def test_one_slice_training_beats_the_untrained_network(tmp_path):
     assert np.array_equal(segment(loaded, held_out), segment(network, held_out))
 
 
+def test_a_published_segmenter_stands_in_only_for_exactly_the_same_run(tmp_path, monkeypatch):
+    """Installed when recipe and slice hash equal the run's; otherwise nothing is touched and the run trains."""
+    from indi4d import pretrained
+    from indi4d.segmentation.run import _sha
+    from indi4d.segmentation.scan import load_segmenter
+    from indi4d.segmentation.train import segmenter_config
+
+    monkeypatch.setenv("INDI4D_DATA_DIR", str(tmp_path / "cache"))
+    image, truth = two_phase_image(seed=0, noise=0.2)
+    held_out, _ = two_phase_image(seed=1, noise=0.2)
+    provenance = {"method": "lq", "slice_sha256": _sha(image, truth)}
+    network, _ = train_segmenter(image, truth, tmp_path / "trained", preset="tiny", seed=0, provenance=provenance)
+    (tmp_path / "pub" / "pretrained").mkdir(parents=True)
+    sha = pretrained.pack_model(tmp_path / "trained", tmp_path / "pub" / "pretrained" / "seg.zip",
+                                required=("model.keras", "config.json"))
+    registry = tmp_path / "pub" / "registry.txt"
+    registry.write_text(f"seg.zip sha256:{sha} pretrained/seg.zip\n")
+
+    other = {**provenance, "slice_sha256": _sha(image[::-1], truth)}  # another slice
+    for config, key in ((segmenter_config(image.shape, preset="tiny", seed=0, provenance=other), "provenance"),
+                        (segmenter_config(image.shape, preset="tiny", seed=1, provenance=provenance), "seed")):
+        record, differs = pretrained.install_if_config("seg.zip", tmp_path / "run" / "seg", config, registry=registry)
+        assert record is None and differs == [key]
+        assert not (tmp_path / "run").exists()  # nothing touched
+
+    same = segmenter_config(image.shape, preset="tiny", seed=0, provenance=provenance)
+    record, differs = pretrained.install_if_config("seg.zip", tmp_path / "run" / "seg", same, registry=registry)
+    assert differs == [] and record["sha256"] == sha
+    assert np.array_equal(segment(load_segmenter(tmp_path / "run" / "seg"), held_out), segment(network, held_out))
+    assert pretrained.installed_from(tmp_path / "run" / "seg")["name"] == "seg.zip"
+    # training another run into the folder discards the installed one, its install record included
+    train_segmenter(image, truth, tmp_path / "run" / "seg", preset="tiny", seed=0, provenance=other, restart=True,
+                    epochs=1)
+    assert pretrained.installed_from(tmp_path / "run" / "seg") is None
+
+
+def test_the_shipped_segmenters_hold_the_default_recipe():
+    """Changing chapter 07's default budget or network without publishing again fails here, not silently."""
+    from indi4d import pretrained
+    from indi4d.data import load_registry
+    from indi4d.files import file_sha256
+    from indi4d.segmentation.settings import PRESETS as CHAPTER
+    from indi4d.segmentation.train import segmenter_config
+
+    names = pretrained.segmentation_names_for("default")
+    assert set(names) == {"lq", "indi", "ideal"} and pretrained.segmentation_names_for("default", retrain=True) == {}
+    assert pretrained.segmentation_names_for("workshop") == {} == pretrained.segmentation_names_for("tiny")
+    chapter = CHAPTER["default"]
+    for method, name in names.items():
+        assert file_sha256(pretrained.ARCHIVE_DIR / name) == load_registry()[name]["sha256"]
+        config = pretrained.archived_json(name, "config.json")
+        expected = segmenter_config(config["train_slice_shape"], preset=chapter["train"],
+                                    network_preset=chapter["network"], seed=0, provenance=config["provenance"],
+                                    **chapter["train_overrides"])
+        assert config == json.loads(json.dumps(expected)) and config["provenance"]["method"] == method
+
+
 # --------------------------------------------------------------------------- chapter 07: scores in a region, stored scribbles
 
 

@@ -173,11 +173,14 @@ def _same_normalisation(model_dir, params):
 
 
 def discard_training_state(model_dir):
-    """Remove a run's config, checkpoints, history, model, chosen steps, summary and domain record (nothing else)."""
+    """Remove a run's config, checkpoints, history, model, chosen steps, summary, domain record and install record.
+
+    Nothing else: a user's file in the folder stays.
+    """
     model_dir = Path(model_dir)
     shutil.rmtree(model_path(model_dir, "checkpoints"), ignore_errors=True)
     for key in ("config", "history", "model", "discriminator", "steps", "summary", "normalisation",
-                "validation_metrics", "domain"):
+                "validation_metrics", "domain", "source"):
         model_path(model_dir, key).unlink(missing_ok=True)
 
 

@@ -37,18 +37,29 @@ REFERENCE = {"indi": "indi-default-seed0.zip", "indi_deconv": "indi-deconv-defau
 #: preset -> {role: registry name}: the networks a preset installs instead of training them
 #: (the default book reads the reference networks; ``make book TRAIN=1`` trains them again).
 FOR_PRESET = {"workshop": REFERENCE, "default": REFERENCE}
+#: Chapter 07's segmentation U-Nets of the default book, {method: registry name}: each was trained on one
+#: slice of its method's image, so it stands in for a training only when this run's recipe and slice
+#: (by hash) are the ones in its ``config.json`` (:func:`install_if_config`).
+SEGMENTATION = {"lq": "seg-lq-default-seed0.zip", "indi": "seg-indi-default-seed0.zip",
+                "ideal": "seg-ideal-default-seed0.zip"}
+SEGMENTATION_FOR_PRESET = {"default": SEGMENTATION}
 
 #: The files of a model folder that an archive carries (those present are packed).
 ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
             "validation_metrics.json")
 
 #: Written into an installed model folder: which archive it came from.
-SOURCE_FILE = "pretrained.json"
+SOURCE_FILE = model_folder.FILES["source"]
 
 
 def names_for(preset, retrain=False):
     """``{role: registry name}`` of the networks ``preset`` installs (empty: it trains them, as with ``retrain``)."""
     return {} if retrain else dict(FOR_PRESET.get(preset, {}))
+
+
+def segmentation_names_for(preset, retrain=False):
+    """``{method: registry name}`` of the published segmentation U-Nets chapter 07 may install for ``preset``."""
+    return {} if retrain else dict(SEGMENTATION_FOR_PRESET.get(preset, {}))
 
 
 def archived_json(name, member):
@@ -67,7 +78,7 @@ def archived_json(name, member):
         return None
 
 
-def pack_model(model_dir, out_zip):
+def pack_model(model_dir, out_zip, required=("model.keras", "config.json", "normalisation.json")):
     """Pack a trained model folder into a reproducible zip archive; return its SHA-256.
 
     Parameters
@@ -76,6 +87,8 @@ def pack_model(model_dir, out_zip):
         A model folder (``model.keras``, ``config.json``, ``normalisation.json``, ...).
     out_zip : str or Path
         The archive to write (atomically).
+    required : tuple of str
+        Files the folder must hold (a segmentation U-Net has no ``normalisation.json``).
 
     Returns
     -------
@@ -83,9 +96,9 @@ def pack_model(model_dir, out_zip):
         The archive's SHA-256 (hex), for the registry line.
     """
     model_dir = Path(model_dir)
-    for required in ("model.keras", "config.json", "normalisation.json"):
-        if not (model_dir / required).is_file():
-            raise FileNotFoundError(f"{model_dir}: not a model folder ({required} missing)")
+    for name in required:
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"{model_dir}: not a model folder ({name} missing)")
     with atomic_path(out_zip) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in ARCHIVED:
@@ -190,7 +203,7 @@ def install_model(name, model_dir, registry=None, cache_dir=None):
     """
     source, sha = _fetch(name, registry, cache_dir)
     # a model folder's own files may be replaced; anything else in it (a user's file) is refused
-    owned = {*model_folder.FILES.values(), SOURCE_FILE}
+    owned = set(model_folder.FILES.values())
     with atomic_dir(model_dir, owned=owned, what="model folder") as tmp:
         for path in source.iterdir():
             if path.name != MANIFEST:
@@ -198,6 +211,39 @@ def install_model(name, model_dir, registry=None, cache_dir=None):
         write_json(tmp / SOURCE_FILE, {"name": name, "sha256": sha})
     return {"name": name, "sha256": sha, "model_dir": str(model_dir),
             "trained": model_folder.read_summary(model_dir) or {}, "config": model_folder.read_config(model_dir)}
+
+
+def install_if_config(name, model_dir, config, registry=None, cache_dir=None):
+    """Install the published model ``name`` into ``model_dir`` only when its ``config.json`` equals ``config``.
+
+    A network trained on one particular input (chapter 07's U-Nets, each on
+    one slice) may stand in for a training only when that run's whole recipe,
+    the hash of its training slice included, is the one about to run.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of a model archive.
+    model_dir : str or Path
+        The model folder a training would write; replaced only on a match.
+    config : dict
+        The ``config.json`` this run's training would write (JSON-ready).
+
+    Returns
+    -------
+    record : dict or None
+        :func:`install_model`'s record on a match, else None (nothing is touched).
+    differs : list of str
+        The top-level keys of ``config.json`` that differ (empty on a match).
+    """
+    import json
+
+    published = model_folder.read_config(fetch_model(name, registry=registry, cache_dir=cache_dir))
+    wanted = json.loads(json.dumps(config))  # tuples -> lists, as the file holds them
+    differs = sorted(k for k in set(wanted) | set(published) if wanted.get(k) != published.get(k))
+    if differs:
+        return None, differs
+    return install_model(name, model_dir, registry=registry, cache_dir=cache_dir), []
 
 
 def installed_from(model_dir):

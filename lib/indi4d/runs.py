@@ -57,7 +57,9 @@ FILES = {
               "normalisation": "normalisation.json", "history": "history.json", "checkpoints": "checkpoints",
               "steps": "steps.json", "validation_metrics": "validation_metrics.json", "summary": "summary.json",
               # statistics of the training LQ slices, for enhance's domain check (indi4d.domain)
-              "domain": "domain.json"},
+              "domain": "domain.json",
+              # the published archive a folder was installed from (indi4d.pretrained), absent when trained here
+              "source": "pretrained.json"},
     "baselines": {"cnn": "cnn", "gan": "gan"},
     "eval": {"metrics": "metrics.json"},
     "insitu": {"metrics": "metrics.json", "enhanced": "enhanced"},

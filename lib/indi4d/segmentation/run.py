@@ -55,6 +55,7 @@ class Segmentation:
         self.seconds = {}
         self.series = self.images = self.scribbles = self.origin = self.z_range = None
         self.rf, self.rf_scores, self.networks, self.histories = {}, {}, {}, {}
+        self.sources = {}  # per method: the published network installed, or why it was trained
         self.labels, self.scores, self.descriptors = {}, {}, {}
 
     def _timed(self, stage, t0):
@@ -121,10 +122,23 @@ class Segmentation:
         self._timed("forests", t0)
         return self.rf
 
-    def train(self, progress=False):
-        """One attention U-Net per image on its slice and forest labels (same budget, same seed)."""
+    def train(self, progress=False, published=None):
+        """One attention U-Net per image on its slice and forest labels (same budget, same seed).
+
+        Parameters
+        ----------
+        progress : bool
+        published : dict, optional
+            ``{method: registry name}`` of published U-Nets
+            (:func:`indi4d.pretrained.segmentation_names_for`). One whose
+            ``config.json`` is exactly the run about to start (recipe, seed,
+            and the hash of the training and validation slices) is installed
+            instead of trained; any difference and the network is trained.
+            :attr:`sources` says, per method, which happened and why.
+        """
         from ..model_folder import read_history
-        from .train import train_segmenter
+        from .scan import load_segmenter
+        from .train import segmenter_config, train_segmenter
 
         t0 = time.perf_counter()
         for m in self.methods:
@@ -133,13 +147,42 @@ class Segmentation:
             val = (self.slice_of(m, self.z_val), self.rf[m]["val_labels"])
             provenance = {"method": m, "slice_sha256": _sha(image, labels, *val), "z": self.z_train,
                           "time": int(self.series["times"][self.i_train])}
-            self.networks[m], _ = train_segmenter(image, labels, model_dir, preset=self.params["train"],
-                                                  network_preset=self.params["network"], val=val, seed=self.seed,
-                                                  progress=progress, provenance=provenance, restart=True,
-                                                  **self.params["train_overrides"])
+            recipe = dict(preset=self.params["train"], network_preset=self.params["network"], seed=self.seed,
+                          provenance=provenance, **self.params["train_overrides"])
+            installed, differs = self._install_published((published or {}).get(m), model_dir,
+                                                         segmenter_config(image.shape, **recipe))
+            if installed:
+                self.networks[m] = load_segmenter(model_dir)
+                self.sources[m] = {"installed": installed["name"], "sha256": installed["sha256"]}
+            else:
+                self.networks[m], _ = train_segmenter(image, labels, model_dir, val=val, progress=progress,
+                                                      restart=True, **recipe)
+                self.sources[m] = {"trained": True, "published_differs_in": differs}
             self.histories[m] = read_history(model_dir)
         self._timed("train", t0)
         return self.histories
+
+    def source_lines(self, names=None):
+        """One line per network after :meth:`train`: installed (which archive) or trained here (and why)."""
+        lines = []
+        for m, source in self.sources.items():
+            name = (names or {}).get(m, m)
+            if "installed" in source:
+                lines.append(f"{name}: installed the published {source['installed']} (same recipe and slices)")
+            else:
+                differs = source["published_differs_in"]
+                lines.append(f"{name}: trained here"
+                             + (f" (the published one differs in {', '.join(differs)})" if differs else ""))
+        return lines
+
+    @staticmethod
+    def _install_published(name, model_dir, config):
+        """:func:`indi4d.pretrained.install_if_config` when a published network is named, else ``(None, [])``."""
+        if not name:
+            return None, []
+        from ..pretrained import install_if_config
+
+        return install_if_config(name, model_dir, config)
 
     def segment(self):
         """Segment every time step with every network; score against the truth; write the label volumes."""
@@ -192,7 +235,8 @@ class Segmentation:
                           "origin": self.origin, "pixels": _scribbled_pixels(self.scribbles)},
             "forest_scores": self.rf_scores,
             "training": {m: {"history": h, "final_loss": h.get("loss", [None])[-1],
-                             "final_val_loss": h.get("val_loss", [None])[-1]} for m, h in self.histories.items()},
+                             "final_val_loss": h.get("val_loss", [None])[-1], "source": self.sources.get(m)}
+                         for m, h in self.histories.items()},
             "scores": self.scores,
             "descriptors": {m: [{k: v for k, v in d.items()} for d in ds] for m, ds in self.descriptors.items()},
             "errors": errors, "swelling": swell,

@@ -144,6 +144,40 @@ def segment(network, images, batch_size=4):
     return np.argmax(predict_phases(network, images, batch_size), axis=-1).astype(np.uint8)
 
 
+def segmenter_config(slice_shape, *, preset="tiny", network_preset=None, seed=0, n_phases=len(PHASE_NAMES),
+                     provenance=None, **overrides):
+    """The ``config.json`` that :func:`train_segmenter` writes for these arguments.
+
+    It is the whole recipe of a run (network, budget, seed, the training
+    slice's shape and provenance), so a published network whose
+    ``config.json`` equals it was trained exactly as this run would train
+    (:func:`indi4d.pretrained.install_if_config`).
+
+    Parameters
+    ----------
+    slice_shape : (int, int)
+        Shape of the training slice, pixels.
+    preset, network_preset, seed, n_phases, provenance, **overrides
+        As in :func:`train_segmenter`.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``task``, ``network``, ``training``, ``seed``, ``train_slice_shape``
+        and, when given, ``provenance``.
+    """
+    unknown = set(overrides) - set(TRAIN_PRESETS["tiny"])
+    if unknown:
+        raise ValueError(f"train_segmenter: unknown settings {sorted(unknown)}")
+    settings = {**preset_entry(TRAIN_PRESETS, preset), **overrides}
+    net_params = dict(preset_entry(NETWORK_PRESETS, network_preset or preset))
+    config = {"task": "segmentation", "network": {"n_phases": n_phases, **net_params}, "training": settings,
+              "seed": seed, "train_slice_shape": [int(n) for n in slice_shape]}
+    if provenance:
+        config["provenance"] = dict(provenance)
+    return config
+
+
 def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=None, val=None, seed=0,
                     n_phases=len(PHASE_NAMES), max_minutes=None, progress=False, provenance=None, restart=False,
                     **overrides):
@@ -184,20 +218,15 @@ def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=N
         :func:`indi4d.training.run_loop`'s summary.
     """
     image, labels = _check_slice(image, labels, "train_segmenter")
-    unknown = set(overrides) - set(TRAIN_PRESETS["tiny"])
-    if unknown:
-        raise ValueError(f"train_segmenter: unknown settings {sorted(unknown)}")
-    settings = {**preset_entry(TRAIN_PRESETS, preset), **overrides}
-    net_params = dict(preset_entry(NETWORK_PRESETS, network_preset or preset))
+    config = segmenter_config(image.shape, preset=preset, network_preset=network_preset, seed=seed,
+                              n_phases=n_phases, provenance=provenance, **overrides)
+    settings = config["training"]
+    net_params = {k: v for k, v in config["network"].items() if k != "n_phases"}
     network = build_attention_unet(n_phases=n_phases, seed=seed, **net_params)
     val_image, val_labels = _check_slice(*(val if val is not None else (image, labels)), "train_segmenter (val)")
     padded, _ = pad_to_multiple(np.stack([val_image, val_labels]), size_factor(network))
     val_labels_padded = np.rint(padded[1]).astype(np.float32)  # reflect padding keeps labels integer
     val_batches = [(padded[0][None, ..., None], val_labels_padded[None, ..., None])]
-    config = {"task": "segmentation", "network": {"n_phases": n_phases, **net_params}, "training": settings,
-              "seed": seed, "train_slice_shape": list(image.shape)}
-    if provenance:
-        config["provenance"] = dict(provenance)
     if restart:
         from ..model_folder import accept_config
 
