@@ -43,7 +43,6 @@ the exit status is 0 either way (1 only when something fails to run).
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -142,6 +141,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from indi4d import __version__, evaluation
+    from indi4d.machine import machine_record
     from indi4d.safety import check_output
 
     check_output(args.out, inputs=[args.run_dir], kind="json", who="benchmarks/quality.py")
@@ -154,7 +154,7 @@ def main(argv=None):
                                    uncertainty=results.get("uncertainty"), budget=budget)
     out = {
         "version": __version__, "preset": args.preset, "seed": args.seed, "run_dir": repo_relative(args.run_dir),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_record(),
         "source": source, "budget": results["budget"], "baselines": results["baselines"],
         "baseline_minutes": args.baseline_minutes, "steps": results["steps"], "choice": results["choice"],
         "sweep": results["sweep"], "methods": summarise(results), "uncertainty": results["uncertainty"],

@@ -39,9 +39,7 @@ pass = 2x forward).
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -71,16 +69,6 @@ def _time_once(fn):
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def cpu_flags(wanted=("avx512f", "avx512_bf16", "amx_bf16", "avx2")):
-    """Which of ``wanted`` the CPU advertises in /proc/cpuinfo (empty off Linux)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [f for f in wanted if f in flags]
 
 
 def loop_speed(pairs_dir, preset, epochs=3, steps_per_epoch=100):
@@ -148,6 +136,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from indi4d.files import atomic_path
+    from indi4d.machine import machine_record
     from indi4d.model import PRESETS as NET_PRESETS
     from indi4d.model import build_unet, conv_flops_per_pixel, count_parameters
     from indi4d.presets import resolve
@@ -164,11 +153,7 @@ def main(argv=None):
         "n_params": count_parameters(network),
         "flops_per_pixel": flops_px,
         "matmul_peak_gflops": round(peak, 2),
-        "machine": {
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "load_average_1min": os.getloadavg()[0],
-        },
+        "machine": {**machine_record(), "tensorflow": tf.__version__, "keras": keras.__version__},
         "repeats": args.repeats,
     }
 
@@ -191,7 +176,6 @@ def main(argv=None):
         train["bf16"] = {"error": f"{type(err).__name__}: {err}"[:300]}
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    result["machine"]["cpu_flags"] = cpu_flags()
     if Path(args.pairs).is_dir():
         loop = loop_speed(Path(args.pairs), args.preset)
         raw = train["graph"]["seconds_per_step"]

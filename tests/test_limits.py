@@ -8,6 +8,7 @@ import pytest
 from indi4d import limits, pairs, preprocess, reference, runs
 from indi4d.files import file_sha256, read_json
 from indi4d.io import read_volume
+from indi4d.machine import machine_record
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_a_point_is_trained_scored_carded_and_then_reused(tiny_run):
     point = {"id": "tiny_oracle", "axes": ["target"],
              "recipe": {"target": "oracle_truth", "steps": 30, "network": "default", "data_fraction": 1.0}}
     test = load_test_set(tiny_run, 4)
-    record = limits.run_point(tiny_run, point, test, limits.machine_record(), preset="tiny", train_preset="tiny")
+    record = limits.run_point(tiny_run, point, test, machine_record(), preset="tiny", train_preset="tiny")
     folder = limits.limits_dir(tiny_run, "points", "tiny_oracle")
     assert [r["steps"] for r in record["sweep"]] == list(limits.SWEEP)
     assert record["indi_n1"]["psnr"] is not None and record["cnn"]["psnr"] is not None
@@ -85,7 +86,7 @@ def test_a_point_is_trained_scored_carded_and_then_reused(tiny_run):
     assert indi["model_dir"] == "limits/points/tiny_oracle/indi" and len(indi["loss"]) == limits.points.EPOCHS
     assert json.loads((folder / "scores.json").read_text())["indi_n1"] == record["indi_n1"]
     stamp = (folder / "indi" / "model.keras").stat().st_mtime_ns
-    again = limits.run_point(tiny_run, point, test, limits.machine_record(), preset="tiny", train_preset="tiny")
+    again = limits.run_point(tiny_run, point, test, machine_record(), preset="tiny", train_preset="tiny")
     assert again == json.loads((folder / "scores.json").read_text())
     assert (folder / "indi" / "model.keras").stat().st_mtime_ns == stamp  # read back, not retrained
 

@@ -9,14 +9,14 @@
 """
 
 from .points import AXES, BASE, NETWORKS, ORACLES, ORDER, RULE, TARGETS, all_points, select_points, training_overrides
-from .run import default_out, machine_record, provenance, read_results, run_study, source_commit
+from .run import default_out, provenance, read_results, run_study
 from .study import (SWEEP, derived_pairs, limits_dir, oracle_volume, pick_reference, point_pairs, reference_scores,
                     run_point, score_point, train_point)
 
 __all__ = [
     "AXES", "BASE", "NETWORKS", "ORACLES", "ORDER", "RULE", "SWEEP", "TARGETS", "all_points", "default_out",
-    "derived_pairs", "limits_dir", "machine_record", "oracle_volume", "pick_reference", "point_pairs", "provenance",
+    "derived_pairs", "limits_dir", "oracle_volume", "pick_reference", "point_pairs", "provenance",
     "read_results",
-    "reference_scores", "run_point", "run_study", "score_point", "select_points", "source_commit",
+    "reference_scores", "run_point", "run_study", "score_point", "select_points",
     "train_point", "training_overrides",
 ]

@@ -6,39 +6,13 @@ resumes from its newest checkpoint. ``limits.json`` says which points are done
 (``complete`` is true only when all asked for are).
 """
 
-import os
-import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..machine import machine_record, source_commit
 from .points import AXES, BASE, NETWORKS, RULE, TARGETS, select_points
 from .study import SCORED, SWEEP, limits_dir, pick_reference, reference_scores, run_point
-
-
-def machine_record():
-    """The machine the numbers were measured on: platform, logical CPUs, Python, and the CPU model."""
-    model = None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu_model": model,
-            "python": platform.python_version()}
-
-
-def source_commit(root):
-    """The git commit of ``root`` (with ``+dirty`` when files differ from it), or None outside git."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def run_study(run_dir, out_path, points=None, *, preset="default", seed=0, root=".", max_points=None,
