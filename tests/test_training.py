@@ -287,3 +287,27 @@ def test_bad_option_values_are_refused_before_anything_is_written(pairs, tmp_pat
     assert all(PRESETS[p][k] == v for p in PRESETS for k, v in
                {"target": "auto", "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
                 "loss_weighting": "none", "ema": 0.0, "p_one": 1 / 3, "eps": 0.0, "noise_schedule": "linear"}.items())
+
+
+def test_batches_drawn_ahead_are_the_same_batches_in_the_same_order(monkeypatch):
+    """Drawing an epoch in blocks changes when a batch is made, never which: resume and short epochs included."""
+    from indi4d.training import loop
+
+    drawn_at = []
+
+    def source(epoch):  # batch k of epoch e holds e * 100 + k; records how many were drawn before each
+        for k in range(10):
+            drawn_at.append(k)
+            yield (np.full((2, 4, 4, 1), epoch * 100 + k, np.float32),)
+
+    one_batch = 2 * 4 * 4 * 4
+    monkeypatch.setattr(loop, "DRAW_AHEAD_BYTES", 3 * one_batch)  # blocks of three batches
+    got = []
+    for batch in loop.epoch_batches(source, {"epoch": 1, "step_in_epoch": 0}, 7):
+        got.append(int(batch[0][0, 0, 0, 0]))
+        assert len(drawn_at) == {0: 3, 1: 3, 2: 3, 3: 6, 4: 6, 5: 6, 6: 7}[len(got) - 1]  # whole blocks ahead
+    assert got == [100 + k for k in range(7)]
+    resumed = [int(b[0][0, 0, 0, 0]) for b in loop.epoch_batches(source, {"epoch": 2, "step_in_epoch": 5}, 9)]
+    assert resumed == [205, 206, 207, 208]  # the used batches are drawn again and dropped
+    with pytest.raises(ValueError, match="gave only 10 of 12 batches"):
+        list(loop.epoch_batches(source, {"epoch": 0, "step_in_epoch": 0}, 12))

@@ -91,12 +91,25 @@ def check_length(epochs, steps_per_epoch, val_batches, max_steps=None, who="trai
         raise ValueError(f"{who}: no validation batches")
 
 
+#: An epoch's batches are drawn in blocks of at most this many bytes before any of them is trained on.
+#: Drawn while the step ran, the input pipeline's threads and the step shared the cores: on 2 CPU
+#: cores a default-preset step took 0.13 s instead of 0.079 s (+ 0.009 s to draw a batch alone).
+DRAW_AHEAD_BYTES = 256 * 2**20
+
+
+def _batch_bytes(batch):
+    """Bytes of one batch (a tuple of arrays or tensors)."""
+    return sum(np.asarray(part).nbytes for part in batch)
+
+
 def epoch_batches(train_batches, state, steps_per_epoch, who="training"):
     """The batches still due in ``state["epoch"]``, after replaying a resumed run's data position.
 
     ``state["step_in_epoch"]`` batches were used before a checkpoint; they are
     drawn again and dropped so the run continues on the same data. The caller
-    advances ``state["step_in_epoch"]`` per batch.
+    advances ``state["step_in_epoch"]`` per batch. The batches are drawn ahead
+    in blocks of up to :data:`DRAW_AHEAD_BYTES` (the same batches in the same
+    order: only when they are drawn changes).
 
     Raises
     ------
@@ -104,15 +117,24 @@ def epoch_batches(train_batches, state, steps_per_epoch, who="training"):
         When ``train_batches(epoch)`` yields fewer than ``steps_per_epoch`` batches.
     """
     batches = iter(train_batches(state["epoch"]))
-    for _ in range(state["step_in_epoch"]):
-        next(batches)
-    for _ in range(state["step_in_epoch"], steps_per_epoch):
+    drawn = 0
+
+    def draw():
+        nonlocal drawn
         try:
-            yield next(batches)
+            batch = next(batches)
         except StopIteration:
-            raise ValueError(
-                f"{who}: epoch {state['epoch']} gave only {state['step_in_epoch']} of {steps_per_epoch} batches"
-            ) from None
+            raise ValueError(f"{who}: epoch {state['epoch']} gave only {drawn} of {steps_per_epoch} batches") from None
+        drawn += 1
+        return batch
+
+    for _ in range(state["step_in_epoch"]):
+        draw()
+    while drawn < steps_per_epoch:
+        block = [draw()]
+        room = max(1, DRAW_AHEAD_BYTES // max(1, _batch_bytes(block[0])))
+        block += [draw() for _ in range(min(room, steps_per_epoch - drawn + 1) - 1)]
+        yield from block
 
 
 def budget_spent(steps_this_call, start, max_steps=None, max_minutes=None):
