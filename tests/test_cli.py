@@ -80,6 +80,7 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
     from indi4d.cli.common import BOOK_DIR
 
     from indi4d.pretrained import REFERENCE, archived_json
+    from indi4d.training.recipes import preset_steps
 
     timings = read_timings(BOOK_DIR)
     for name, stem in [("simulate", "01_data_retrieval"), ("register", "02_registration"), ("train", "04_training")]:
@@ -95,6 +96,10 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
             record = archived_json(REFERENCE["indi"], "summary.json")
             assert (f"the reference recipe, {record['global_step']} steps: the reference network "
                     f"({REFERENCE['indi']}) took {duration(record['seconds'])}") in text, text
+            # quick: today's short run, its length read from the preset, its time from the same record's speed
+            steps = preset_steps("quick")
+            assert steps == 1500 and f"quick: today's short run of the book's network, {steps} steps: about " \
+                f"{duration(record['seconds'] / record['global_step'] * steps)}" in text, text
         assert "not timed by the book" in text  # paper
         assert "(default: default)" in text
     with pytest.raises(SystemExit):
@@ -281,3 +286,13 @@ def test_train_restart(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["epochs_done"] == 2 and summary["global_step"] == 8  # 4 steps per epoch, from scratch
     assert json.loads((model / "config.json").read_text())["training"]["epochs"] == 2
+
+
+def test_train_help_reads_the_presets_without_tensorflow(tmp_path):
+    """The presets and their times come from TensorFlow-free modules, so --help answers at once."""
+    code = ("import sys; from indi4d.cli import main\n"
+            "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split()[-2:] == ["False", "False"], out
+    assert "quick:" in out.stdout

@@ -2,7 +2,7 @@
 
 Every variant is an InDI run on the same pairs, seed and (shortened) schedule,
 differing only in the training parameters it names
-(:data:`indi4d.training.indi_run.PRESETS` keys). Each is swept over the step
+(:data:`indi4d.training.recipes.PRESETS` keys). Each is swept over the step
 count N on the held-out test slices and scored against the truth
 (:func:`indi4d.evaluation.step_sweep`); N is chosen by the rule stated in
 advance (:func:`indi4d.evaluation.select_steps`), so the table shows what each
@@ -125,7 +125,7 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
     names : sequence of str, optional
         Variants to run, in order (default: the preset's, :data:`PRESETS`).
     preset : str
-        InDI training preset (:data:`indi4d.training.indi_run.PRESETS`).
+        InDI training preset (:data:`indi4d.training.recipes.PRESETS`).
     seed : int
     epochs, steps_per_epoch : int, optional
         The schedule of every variant (default :data:`PRESETS`: shorter than

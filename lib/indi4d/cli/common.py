@@ -70,16 +70,17 @@ def preset_times(stem, runs, notes, book_dir=BOOK_DIR):
 
 
 def add_preset(parser, times, what="the run"):
-    """``--preset`` (default ``default``) with the expected time of each preset in its help."""
-    parser.add_argument("--preset", default="default", choices=PRESET_NAMES,
+    """``--preset`` (default ``default``) over the presets of ``times``, with each one's expected time in its help."""
+    parser.add_argument("--preset", default="default", choices=list(times),
                         help=f"size of {what}; expected time: "
-                        + "; ".join(f"{name}: {times[name]}" for name in PRESET_NAMES))
+                        + "; ".join(f"{name}: {text}" for name, text in times.items()))
 
 
 def announce_preset(args, times):
     """One line on stderr when the minutes-long default preset runs, pointing at the quick one."""
     if args.preset == "default":
-        print(f"indi4d {args.command}: preset default: {times['default']}; --preset tiny for a quick try",
+        quick = "quick (a short run) or tiny" if "quick" in times else "tiny"
+        print(f"indi4d {args.command}: preset default: {times['default']}; --preset {quick} for a quick try",
               file=sys.stderr)
 
 

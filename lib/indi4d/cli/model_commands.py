@@ -13,20 +13,26 @@ def train_times():
 
     ``default`` is the reference recipe: its steps and time are the reference
     network's own training record (shipped with the package, read without
-    TensorFlow); ``tiny`` and ``paper`` come from chapter 04's times (``book/timings.json``).
+    TensorFlow); ``quick`` is estimated from the same record's seconds a step
+    (same network and crops); ``tiny`` and ``paper`` come from chapter 04's
+    times (``book/timings.json``).
     """
     from ..book_timings import duration
     from ..pretrained import REFERENCE, archived_json
+    from ..training.recipes import preset_steps
 
     times = preset_times("04_training", "this training, then the ablation's", {
         "tiny": "a toy network", "default": "the book's network",
         "paper": "the paper's network and crops, meant for a GPU"})
     record = archived_json(REFERENCE["indi"], "summary.json") or {}
+    quick = f"today's short run of the book's network, {preset_steps('quick')} steps"
     if record.get("seconds") and record.get("global_step"):
+        per_step = record["seconds"] / record["global_step"]
         times["default"] = (f"the reference recipe, {record['global_step']} steps: the reference network "
                             f"({REFERENCE['indi']}) took {duration(record['seconds'])} on the machine that trained "
-                            f"it ({record['seconds'] / record['global_step']:.2f} s a step)")
-    return times
+                            f"it ({per_step:.2f} s a step)")
+        quick += f": about {duration(per_step * preset_steps('quick'))} at that machine's speed"
+    return {"tiny": times["tiny"], "quick": quick, **{k: v for k, v in times.items() if k != "tiny"}}
 
 
 TRAIN_TIMES = train_times()

@@ -154,7 +154,7 @@ def train_point(run_dir, point, seed=0, progress=True, train_preset="default"):
     """Train (or resume, or reuse) a point's InDI and its CNN at the same budget.
 
     ``train_preset`` is the training preset under the recipe (crops, batch,
-    learning rate: :data:`indi4d.training.indi_run.PRESETS`); the recipe sets
+    learning rate: :data:`indi4d.training.recipes.PRESETS`); the recipe sets
     the steps, network, target and data.
 
     Returns

@@ -42,17 +42,32 @@ have seen. The run is bounded by its step count; the wall-time budget
 ``stopped_by = "wall_time_budget"`` when it fires.
 """
 
-from ..model_folder import save_network as save_model
-from .checkpoints import Part, averaged_weights, load_checkpoint, save_checkpoint
-from .data import SEED_STRIDE, validation_batches
-from .single_network import adam, fit, objective_method, start_run
-from .indi_run import PRESETS, indi_deconv_model, train_indi
-from .loop import STOP_RULES, Method, budget_spent, epoch_batches, run_loop
-from .schedule import OneCycleCosine, one_cycle_cosine
+import importlib
 
-__all__ = [
-    "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "averaged_weights",
-    "budget_spent",
-    "epoch_batches", "fit", "indi_deconv_model", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
-    "save_checkpoint", "save_model", "start_run", "train_indi", "validation_batches",
-]
+#: Public name -> the module that owns it. Loaded on first use, so that the TensorFlow-free
+#: parts (:mod:`~indi4d.training.recipes`, :mod:`~indi4d.training.data`) import without TensorFlow.
+_OWNERS = {
+    "save_model": ("..model_folder", "save_network"),
+    **{name: (".checkpoints", name) for name in ("Part", "averaged_weights", "load_checkpoint", "save_checkpoint")},
+    **{name: (".data", name) for name in ("SEED_STRIDE", "validation_batches")},
+    **{name: (".single_network", name) for name in ("adam", "fit", "objective_method", "start_run")},
+    **{name: (".indi_run", name) for name in ("indi_deconv_model", "train_indi")},
+    "PRESETS": (".recipes", "PRESETS"),
+    **{name: (".loop", name) for name in ("STOP_RULES", "Method", "budget_spent", "epoch_batches", "run_loop")},
+    **{name: (".schedule", name) for name in ("OneCycleCosine", "one_cycle_cosine")},
+}
+
+__all__ = sorted(_OWNERS)
+
+
+def __getattr__(name):
+    if name not in _OWNERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _OWNERS[name]
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_OWNERS))
