@@ -114,3 +114,32 @@ def test_the_reference_recipe_follows_the_stated_rule():
     # a wider network at the same steps costs more compute
     wide = [_record("wide", 10.05, 398, 1500, network="base32_depth2"), _record("narrow", 10.0, 400, 1500)]
     assert limits.pick_reference(wide)["id"] == "narrow"
+
+
+def test_a_missed_goal_is_read_on_the_curves_with_a_known_slope():
+    """PSNR rising exactly 0.25 dB per doubling of steps: a goal 1 dB above the recipe needs 4 doublings."""
+    from indi4d.limits import findings
+
+    def point(pid, steps, psnr, fwhm, fraction=1.0):
+        recipe = {**limits.BASE, "steps": steps, "data_fraction": fraction}
+        axes = [a for a in ("steps", "data_fraction") if recipe == limits.BASE or recipe[a] != limits.BASE[a]]
+        return {"id": pid, "axes": axes, "recipe": recipe, "indi_rule": {"psnr": psnr, "fwhm_nm": fwhm},
+                "cards": {"indi": {"steps": steps, "seconds": 0.5 * steps}}}
+
+    results = {"points": [point("steps=750", 750, 10.0, 500), point("base", 1500, 10.25, 480),
+                          point("steps=3000", 3000, 10.5, 460),
+                          point("data_fraction=0.5", 1500, 10.25, 480, fraction=0.5)],
+               "references": {"hq": {"psnr": 10.5, "fwhm_nm": 400.0}, "hq_ideal": {"psnr": 13.0}},
+               "reference_recipe": {"id": "steps=3000"}}
+    goals = [{"name": "InDI PSNR vs truth >= HQ + 1 dB", "metric": "psnr", "offset": 1.0},
+             {"name": "InDI FWHM <= 1.05 x HQ's with overshoot <= HQ's + 0.03", "metric": "fwhm_nm", "factor": 1.05}]
+    effect = findings.axis_effect(results, "steps")
+    assert effect["per_doubling"] == pytest.approx(0.25)
+    assert findings.doublings_needed(effect, 11.5, 10.5) == pytest.approx(4.0)
+    assert findings.doublings_needed(effect, 10.0, 10.5) == 0.0  # already met
+    assert findings.doublings_needed(findings.axis_effect(results, "data_fraction"), 11.5, 10.5) is None  # flat
+    lines = findings.goal_lines(results, goals)
+    # 3000 steps x 2^4 = 48,000 steps at 0.5 s a step = 6.7 h; FWHM -20 nm per doubling: 420 nm from 460 = 2
+    assert "4.0 more doublings: about 48,000 steps, 6.7 h at this machine's 0.50 s a step" in lines[0]
+    assert "data_fraction trend (+0.000 dB per doubling) does not lead there" in lines[0]
+    assert "2.0 more doublings: about 12,000 steps" in lines[1]

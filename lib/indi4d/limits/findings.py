@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from ..book_timings import duration
 from .figures import base_point, points_on_axis
 from .points import AXES, ORACLES, ORDER
 
@@ -157,6 +158,112 @@ def conclusions(results):
     return lines
 
 
+#: The goals of issue 20 that the study's curves speak to: (label, metric, against the HQ scan's value
+#: times ``factor`` or plus ``offset``, the target of the point it is read on). Their thresholds are
+#: those of :data:`indi4d.evaluation.settings.GOALS`, read from there by name.
+CURVE_GOALS = (
+    ("InDI PSNR vs truth >= HQ + 1 dB", "halves"),
+    ("InDI FWHM <= 1.05 x HQ's with overshoot <= HQ's + 0.03", "halves"),
+    ("indi-deconv FWHM <= 0.8 x HQ's with overshoot <= HQ's + 0.03", "halves_deconv"),
+)
+
+
+#: Beyond this many doublings (a million-fold) an axis is reported as no lever rather than extrapolated.
+MAX_DOUBLINGS = 20
+
+
+def goal_value(goal, reference):
+    """The number a goal of :data:`indi4d.evaluation.settings.GOALS` asks for, given its reference's value."""
+    return reference * goal.get("factor", 1.0) + goal.get("offset", 0.0)
+
+
+def doublings_needed(effect, goal, now):
+    """Doublings of an axis' resource that its measured log-linear trend needs to move ``now`` to ``goal``.
+
+    ``effect`` is :func:`axis_effect`'s (with ``per_doubling``). Returns None
+    when the trend does not move toward the goal (or there is none); 0 when the
+    goal is already met. An extrapolation: the curves are measured over their
+    points only, and nothing continues past the ideal-HQ ceiling.
+    """
+    slope = (effect or {}).get("per_doubling")
+    gap = goal - now
+    if gap == 0 or (effect and effect["metric"] == "fwhm_nm" and gap > 0) or (
+            effect and effect["metric"] != "fwhm_nm" and gap < 0):
+        return 0.0
+    if slope is None or abs(slope) < 1e-9 or (slope > 0) != (gap > 0):  # flat (to rounding) or the wrong way
+        return None
+    return float(gap / slope)
+
+
+def _seconds_per_step(results):
+    """Median seconds a step of InDI over the points of the steps axis (this machine's speed, from the cards)."""
+    speeds = [p["cards"]["indi"]["seconds"] / p["cards"]["indi"]["steps"] for p in points_on_axis(results, "steps")
+              if (p["cards"]["indi"].get("seconds") or 0) > 0 and p["cards"]["indi"].get("steps")]
+    return float(np.median(speeds)) if speeds else None
+
+
+def goal_lines(results, goals=None):
+    """For each goal of :data:`CURVE_GOALS` missed: what the curves say it would need (Markdown sentences).
+
+    The point read is the reference recipe's (or, for indi-deconv, the
+    deconvolved-target point); its metric at the rule's N is extrapolated
+    along the steps and data axes by their per-doubling trends, and the
+    network axis is reported as measured (its points are not a continuum).
+    """
+    if goals is None:
+        from ..evaluation.settings import GOALS as goals
+    by_name = {g["name"]: g for g in goals}
+    hq = (results.get("references") or {}).get("hq") or {}
+    ceiling = ((results.get("references") or {}).get("hq_ideal") or {}).get("psnr")
+    ref_id = (results.get("reference_recipe") or {}).get("id")
+    per_step = _seconds_per_step(results)
+    lines = []
+    for name, target in CURVE_GOALS:
+        goal = by_name.get(name)
+        metric = goal and goal["metric"]
+        if not goal or hq.get(metric) is None:
+            continue
+        if target == "halves":
+            point = next((p for p in results["points"] if p["id"] == ref_id), None) or base_point(results)
+        else:
+            point = next((p for p in results["points"] if p["id"] == f"target={target}"), None)
+        now = _metric(point, "indi_rule", metric) if point else None
+        if now is None:
+            continue
+        want, unit = goal_value(goal, hq[metric]), (" dB" if metric == "psnr" else " nm")
+        digits = 2 if metric == "psnr" else 0
+        head = (f"**{name}** ({_fmt(want, unit, digits=digits)}): {point['id']} reaches "
+                f"{_fmt(now, unit, digits=digits)} at the rule's N")
+        if doublings_needed({"metric": metric, "per_doubling": 1.0}, want, now) == 0.0:
+            lines.append(head + ": met.")
+            continue
+        parts = []
+        for axis in ("steps", "data_fraction"):
+            effect = axis_effect(results, axis, metric)
+            k = doublings_needed(effect, want, now)
+            trend = f"{_fmt((effect or {}).get('per_doubling'), unit, signed=True, digits=digits + 1)} per doubling"
+            if k is None:
+                parts.append(f"the {axis} trend ({trend if effect else 'not measured'}) does not lead there")
+                continue
+            if k > MAX_DOUBLINGS:
+                parts.append(f"the {axis} trend ({trend}) would need {k:.0f} doublings: not a lever")
+                continue
+            steps = point["cards"]["indi"]["steps"] * 2 ** k
+            cost = (f": about {steps:,.0f} steps, {duration(steps * per_step)} at this machine's "
+                    f"{per_step:.2f} s a step") if axis == "steps" and per_step else ""
+            borrowed = " of the halves targets" if target != "halves" else ""
+            parts.append(f"on the {axis} trend{borrowed} ({trend}) {k:.1f} more doublings{cost}")
+        net = axis_effect(results, "network", metric)
+        if net:
+            parts.append(f"the largest network measured ({net['last']}) moved it "
+                         f"{_fmt(net['change'], unit, signed=True, digits=digits)} at the base budget")
+        line = head + "; " + "; ".join(parts) + "."
+        if metric == "psnr" and ceiling is not None and want > ceiling:
+            line += f" The goal lies above the ideal-HQ ceiling ({_fmt(ceiling, ' dB')}): no HQ-like target reaches it."
+        lines.append(line)
+    return lines
+
+
 def axes_table(results):
     """A Markdown table: every scored point with InDI at N = 1 and at the rule's N, and the CNN."""
     head = ("| point | InDI N=1 dB | rule N | InDI dB | FWHM nm | over-shoot | false /mm² | CNN dB | CNN FWHM | "
@@ -175,4 +282,5 @@ def axes_table(results):
     return "\n".join([head, *rows])
 
 
-__all__ = ["AXES", "USER_AXES", "axes_table", "axis_effect", "best_psnr", "conclusions", "gap_budget"]
+__all__ = ["AXES", "CURVE_GOALS", "USER_AXES", "axes_table", "axis_effect", "best_psnr", "conclusions",
+           "doublings_needed", "gap_budget", "goal_lines", "goal_value"]
