@@ -2,7 +2,8 @@
 #   make book   - install, execute every chapter with papermill, build the HTML book
 #   make test   - install, run the test suite
 # Maintainers: make timings [PRESET=...] copies the chapter times of the last `make book`
-# (runs/$(PRESET)/book_timings.json) into the committed book/timings.json and README table.
+# (runs/$(PRESET)/book_timings.json) into the committed book/timings.json and README table;
+# make publish packs the networks of a `make book TRAIN=1` run (runs/default) as the reference networks.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ SEED   ?= 0
 TRAIN  ?= 0
 STAMP  := $(VENV)/.indi4d-installed
 
-.PHONY: book test install benchmarks clean-book timings
+.PHONY: book test install benchmarks clean-book timings publish
 
 install: $(STAMP)
 
@@ -27,6 +28,9 @@ book: $(STAMP)
 
 timings: $(STAMP)
 	$(PY) -m indi4d.book_timings --run-dir runs/$(PRESET)
+
+publish: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.publish runs/default
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest

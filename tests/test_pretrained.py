@@ -126,3 +126,39 @@ def test_workshop_falls_back_to_default_where_a_module_does_not_name_it():
     for name in ("paper", "Default"):  # no fallback for other names: still refused, with the known ones
         with pytest.raises(ValueError, match="unknown preset .* expected one of \\['default', 'tiny'\\]"):
             resolve(table, name)
+
+
+def test_publishing_a_run_packs_registers_and_refuses_what_it_did_not_train(cache, tmp_path):
+    """publish_run: a network trained in the run is packed and its registry line replaced; an installed one,
+    or one of another seed, is refused before anything is written."""
+    from indi4d import publish
+    from indi4d.segmentation import train_segmenter
+
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (32, 32)).astype(np.float32)
+    labels = (image > 0).astype(np.uint8) + 1
+    train_segmenter(image, labels, run / "segmentation" / "networks" / "lq", preset="tiny", seed=0, epochs=1)
+    archive_dir, registry = tmp_path / "pretrained", tmp_path / "registry.txt"
+    archive_dir.mkdir()
+    name = publish.SOURCES["segmentation_lq"][1]
+    registry.write_text(f"# a comment\n{name} sha256:{'0' * 64} pretrained/{name}\nother.zip sha256:{'1' * 64} x\n")
+    summary = read_json(run / "segmentation" / "networks" / "lq" / "summary.json")
+    assert summary["machine"]["cpus"] >= 1 and "commit" in summary  # where the card's seconds were measured
+    out = publish.publish_run(run, ["segmentation_lq"], archive_dir=archive_dir, registry=registry)
+    sha = file_sha256(archive_dir / name)
+    assert out["segmentation_lq"]["sha256"] == sha
+    assert registry.read_text().splitlines() == ["# a comment", f"{name} sha256:{sha} pretrained/{name}",
+                                                 f"other.zip sha256:{'1' * 64} x"]
+    assert load_registry(registry)[name]["sha256"] == sha
+
+    seed1 = tmp_path / "run_seed1"
+    train_segmenter(image, labels, seed1 / "segmentation" / "networks" / "lq", preset="tiny", seed=1, epochs=1)
+    before = registry.read_text()
+    with pytest.raises(publish.PublishError, match="seed 1"):
+        publish.publish_run(seed1, ["segmentation_lq"], archive_dir=archive_dir, registry=registry)
+    installed = tmp_path / "run_installed"
+    pretrained.install_model(name, installed / "segmentation" / "networks" / "lq", registry=registry)
+    with pytest.raises(publish.PublishError, match="installed from"):
+        publish.publish_run(installed, ["segmentation_lq"], archive_dir=archive_dir, registry=registry)
+    assert registry.read_text() == before and file_sha256(archive_dir / name) == sha  # nothing changed

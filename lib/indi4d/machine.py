@@ -8,6 +8,10 @@ throughput (``benchmarks/results/*.json``) names its machine the same way:
 import os
 import platform
 import subprocess
+from pathlib import Path
+
+#: The checkout the package runs from (a git work tree in development; anything else when installed).
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 #: CPU features that decide which kernels oneDNN picks (AVX512-BF16 for bf16, AVX2 at least).
 CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "avx2")
@@ -47,9 +51,17 @@ def machine_record():
             "cpu_flags": cpu_flags(), "python": platform.python_version(), "load_average_1min": load}
 
 
-def source_commit(root):
-    """The git commit of ``root`` (with ``+dirty`` when tracked files differ from it), or None outside git."""
+def source_commit(root=PACKAGE_ROOT):
+    """The git commit of ``root`` (with ``+dirty`` when tracked files differ from it), or None outside git.
+
+    An installed package (``root`` is not the top of a work tree) gives None
+    rather than the commit of whatever repository happens to enclose it.
+    """
     try:
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        if Path(top).resolve() != Path(root).resolve():
+            return None
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],

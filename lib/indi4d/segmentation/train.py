@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import model_folder
 from ..inference.tiling import crop_back, pad_to_multiple
 from ..phases import PHASE_NAMES
 from ..presets import preset_entry
@@ -236,4 +237,5 @@ def train_segmenter(image, labels, model_dir, *, preset="tiny", network_preset=N
     summary = fit(network, train, val_batches, cross_entropy_objective(n_phases), model_dir,
                   epochs=settings["epochs"], steps_per_epoch=settings["steps_per_epoch"], max_lr=settings["max_lr"],
                   seed=seed, max_minutes=max_minutes, config=config, progress=progress)
+    model_folder.write_summary(model_dir, summary)  # steps, seconds, machine, commit: a published U-Net's card
     return network, summary

@@ -34,6 +34,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from .. import model_checkpoints, model_folder
+from ..machine import PACKAGE_ROOT, machine_record, source_commit
 from .checkpoints import averaged_weights, restore_state, write_state
 
 STOP_RULES = ("steps", "max_steps", "wall_time_budget")
@@ -288,4 +289,6 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
         "seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / steps_this_call, 4) if steps_this_call else None,
         "resumed_from": resumed_from, "resumed_after_damaged": damaged,
+        # where the seconds were measured and which code trained it: a published network's card shows both
+        "machine": machine_record(), "commit": source_commit(PACKAGE_ROOT),
     }
