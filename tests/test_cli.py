@@ -100,6 +100,8 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
             steps = preset_steps("quick")
             assert steps == 1500 and f"quick: today's short run of the book's network, {steps} steps: about " \
                 f"{duration(record['seconds'] / record['global_step'] * steps)}" in text, text
+        if name == "simulate":  # the workshop's smaller sample is a simulation preset too
+            assert "workshop: a smaller sample" in text and "{tiny,workshop,default,paper}" in text, text
         assert "not timed by the book" in text  # paper
         assert "(default: default)" in text
     with pytest.raises(SystemExit):

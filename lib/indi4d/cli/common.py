@@ -59,10 +59,11 @@ def preset_times(stem, runs, notes, book_dir=BOOK_DIR):
     runs : str
         What that chapter runs besides the command, e.g. ``"and the ablation"``.
     notes : dict
-        ``{preset: what it is}`` in words, without times (those come from ``book/timings.json``).
+        ``{preset: what it is}`` in words, without times (those come from ``book/timings.json``):
+        the presets the command offers, in order.
     """
     times = {}
-    for name in PRESET_NAMES:
+    for name in notes:  # the presets the command offers, in the order given
         took = chapter_time(stem, name, book_dir)
         measured = f"chapter {stem[:2]} ({runs}) took {took}" if took else "not timed by the book"
         times[name] = f"{notes[name]}; {measured}"

@@ -8,7 +8,8 @@ from .common import add_parser, add_preset, announce_preset, preset_times, print
 
 #: Expected time of ``indi4d simulate`` per preset: chapter 01's measured time (book/timings.json).
 SIMULATE_TIMES = preset_times("01_data_retrieval", "this simulation and its figures", {
-    "tiny": "toy volumes for trying the commands", "default": "the book's volumes",
+    "tiny": "toy volumes for trying the commands",
+    "workshop": "a smaller sample of the default beamline, for a class on laptops", "default": "the book's volumes",
     "paper": "the paper's sizes, for a large machine",
 })
 
