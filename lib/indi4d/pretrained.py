@@ -46,7 +46,9 @@ SEGMENTATION_FOR_PRESET = {"default": SEGMENTATION}
 
 #: The files of a model folder that an archive carries (those present are packed).
 ARCHIVED = ("model.keras", "config.json", "normalisation.json", "history.json", "summary.json", "steps.json",
-            "validation_metrics.json")
+            "validation_metrics.json",
+            # the training LQ statistics, so that enhance's domain check works wherever the network is installed
+            "domain.json")
 
 #: Written into an installed model folder: which archive it came from.
 SOURCE_FILE = model_folder.FILES["source"]

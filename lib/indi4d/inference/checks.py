@@ -211,9 +211,10 @@ def model_domain_record(model_dir, pairs_dir=None):
     else one computed from ``pairs_dir`` when given (e.g. the run's own pairs
     for a published network); else from the pairs folder the model was
     trained on (``config["pairs_dir"]``) when it is still there *and* its
-    ``pairs.npz`` has the SHA-256 the model recorded. Published networks
-    (``data/pretrained/``) carry no record, and their pairs are elsewhere: then
-    there is none and the check is skipped, saying so. A record computed from
+    ``pairs.npz`` has the SHA-256 the model recorded. A published network
+    carries its ``domain.json`` in its archive (:data:`indi4d.pretrained.ARCHIVED`);
+    one packed before it did, whose pairs are elsewhere, has none: then the
+    check is skipped, saying so. A record computed from
     pairs is in the model's LQ normalisation (:func:`indi4d.domain.record_from_pairs`).
 
     Returns
