@@ -42,6 +42,13 @@ from .data import DEFAULT_TARGET
 #: ``min_inside`` then, the disc covers ~79 % of a square slice) and so may ``val_crop``.
 _OPTIONS = {"target": DEFAULT_TARGET, "psf_sigma_nm": None, "parametrisation": "x", "head": "tanh",
             "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
+#: The book's run (the reference recipe); ``quick`` and ``workshop`` are it with a change.
+_BOOK_RUN = {
+    "network": "default", "crop": 96, "batch_size": 4, "epochs": 15, "steps_per_epoch": 100,
+    "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
+    "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
+    **_OPTIONS,
+}
 PRESETS = {
     "tiny": {
         "network": "tiny", "crop": 16, "batch_size": 2, "epochs": 2, "steps_per_epoch": 4,
@@ -49,27 +56,12 @@ PRESETS = {
         "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
         **_OPTIONS,
     },
-    "default": {
-        "network": "default", "crop": 96, "batch_size": 4, "epochs": 15, "steps_per_epoch": 100,
-        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
-        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
-        **_OPTIONS,
-    },
+    "default": _BOOK_RUN,
     # today's short run: the default network and crops, 1500 steps, for trying the commands
-    "quick": {
-        "network": "default", "crop": 96, "batch_size": 4, "epochs": 15, "steps_per_epoch": 100,
-        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
-        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
-        **_OPTIONS,
-    },
+    "quick": {**_BOOK_RUN, "epochs": 15, "steps_per_epoch": 100},
     # the default run, whose network the workshop installs instead of training (indi4d.pretrained); only
     # the crops the chapter shows change, to fit the workshop's 96 x 96 HQ slices
-    "workshop": {
-        "network": "default", "crop": 48, "batch_size": 4, "epochs": 15, "steps_per_epoch": 100,
-        "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 48, "val_max_slices": 8, "max_minutes": 60.0,
-        "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
-        **_OPTIONS,
-    },
+    "workshop": {**_BOOK_RUN, "crop": 48, "val_crop": 48},
     "paper": {
         "network": "paper", "crop": 640, "batch_size": 2, "epochs": 1600, "steps_per_epoch": None,
         "max_lr": 5e-4, "pct_start": 0.25, "val_crop": 1024, "val_max_slices": 25, "max_minutes": None,
