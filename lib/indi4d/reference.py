@@ -11,7 +11,8 @@ compares the loss with the stored one.
 import tempfile
 from pathlib import Path
 
-from . import model_folder, pairs
+from . import model_folder
+from .core import pairs
 from .files import file_sha256
 
 #: What the card copies from a model folder's ``summary.json``.

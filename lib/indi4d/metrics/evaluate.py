@@ -223,7 +223,7 @@ def auto_valid_mask(*stacks):
 
     A reconstruction is filled with one constant value outside its disc; that
     region varies not at all along z. The disc radius of each stack is estimated
-    with :func:`indi4d.preprocess.estimate_disc_radius` and the smallest is used,
+    with :func:`indi4d.core.preprocess.estimate_disc_radius` and the smallest is used,
     less one pixel for the rim.
 
     Parameters
@@ -237,7 +237,7 @@ def auto_valid_mask(*stacks):
         ``None`` when no stack has an empty outside (every pixel is valid).
     radius_px : float or None
     """
-    from ..preprocess import disc_mask, estimate_disc_radius
+    from ..core.preprocess import disc_mask, estimate_disc_radius
 
     shape = stacks[0].shape
     if len(shape) != 3 or shape[0] < 2:

@@ -23,7 +23,7 @@ Modules:
   what to try when it did not (:func:`advice`);
 - :mod:`.parameters` -- :data:`PRESETS` of the whole step;
 - :mod:`.scans` -- :func:`register_scans`, the whole step: it writes the
-  ``pairs`` folder (:mod:`indi4d.pairs`) that the training chapters read.
+  ``pairs`` folder (:mod:`indi4d.core.pairs`) that the training chapters read.
 
 Every public name is importable from ``indi4d.registration`` itself.
 """

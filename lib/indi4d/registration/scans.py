@@ -3,7 +3,7 @@
 :func:`register_scans` reads the LQ and HQ scans, registers the ×2-upscaled
 LQ crop onto HQ (:mod:`.spam_driver`), resamples the LQ scan with the
 recovered Φ (:mod:`.geometry`), builds the slice pairs (:func:`build_pairs`)
-and writes them with :func:`indi4d.pairs.save_pairs`.
+and writes them with :func:`indi4d.core.pairs.save_pairs`.
 """
 
 import time
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, pairs, preprocess
+from .. import __version__
+from ..core import pairs, preprocess
 from ..files import file_sha256, read_json
 from ..io import read_volume, volume_sha256
 from ..presets import resolve
@@ -172,7 +173,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         The LQ (e.g. 100 nm) and HQ (50 nm) scans, (Z, Y, X) volumes.
     out_dir : str or Path
         The ``pairs`` folder to write: ``pairs.npz``, ``phi.json``,
-        ``normalisation.json``, ``pairs.json`` (see :mod:`indi4d.pairs`).
+        ``normalisation.json``, ``pairs.json`` (see :mod:`indi4d.core.pairs`).
         Checked before any work: it may not be, contain or lie inside an input.
     meta_path : str or Path, optional
         ``meta.json`` of a simulated data set (``hq_region_in_lq``; its

@@ -1,8 +1,8 @@
 """Training (chapter 04): one loop for InDI, the CNN and the GAN, resumable and bounded by steps.
 
 :func:`train_indi` is what ``indi4d train PAIRS_DIR MODEL_DIR`` runs: it reads
-the registered pairs of chapter 02, builds the U-Net of :mod:`indi4d.model`
-and fits it with the InDI objective of :mod:`indi4d.indi` under a one-cycle
+the registered pairs of chapter 02, builds the U-Net of :mod:`indi4d.core.model`
+and fits it with the InDI objective of :mod:`indi4d.core.indi` under a one-cycle
 cosine learning-rate schedule. The baselines of chapter 05 are trained by the
 same loop with their own step functions (:mod:`indi4d.baselines`).
 

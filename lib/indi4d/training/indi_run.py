@@ -5,7 +5,8 @@ from pathlib import Path
 
 import keras
 
-from .. import model_folder, pairs
+from .. import model_folder
+from ..core import pairs
 from ..domain import record_from_slices
 from ..files import file_sha256
 from ..presets import resolve
@@ -13,7 +14,7 @@ from .data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_ba
 from .single_network import adam, objective_method, start_run
 from .loop import run_loop
 
-#: ``network``: :data:`indi4d.model.PRESETS` keys. ``crop``/``batch_size``: the
+#: ``network``: :data:`indi4d.core.model.PRESETS` keys. ``crop``/``batch_size``: the
 #: random training crops; ``steps_per_epoch`` None = one pass over the training
 #: slices' area in crops. ``epochs`` x ``steps_per_epoch`` is the run's length:
 #: the bound of the training and the one-cycle schedule's length. Crops lie at
@@ -24,20 +25,20 @@ from .loop import run_loop
 #: when it fires the run
 #: stops cleanly, says so, and records ``stopped_by = "wall_time_budget"``.
 #: ``val_crop``/``val_max_slices``: the fixed validation set (centre crops).
-#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`);
+#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.core.indi`);
 #: ``eps`` is also the default noise of sampling (``config.json``).
 #: The training options below (all recorded in ``config.json["training"]``, so a
 #: resume with other values is refused) default to the original behaviour
 #: except ``target`` ("auto") and ``p_one`` (1/3): the two changes that won
-#: chapter 04's ablation (:mod:`indi4d.ablation`, whose baseline is the original).
+#: chapter 04's ablation (:mod:`indi4d.evaluation.ablation`, whose baseline is the original).
 #: ``target`` "auto" | "hq" | "halves" | "halves_deconv" and ``psf_sigma_nm``
 #: (None = the measured one): what the network learns to produce
 #: (:func:`indi4d.training.data.load_training_slices`; "auto", the presets'
 #: choice, is "halves" when the pairs hold the HQ halves, else "hq", and the
 #: resolved target is what ``config.json`` records); ``parametrisation``
-#: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.model.build_unet`);
-#: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.indi.loss_scale`);
-#: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.indi.noise_std`, the
+#: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.core.model.build_unet`);
+#: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.core.indi.loss_scale`);
+#: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.core.indi.noise_std`, the
 #: sampler reads it from the folder); ``ema`` 0 (off) or the decay of an
 #: exponential moving average of the weights, used for validation and saved
 #: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower
@@ -75,8 +76,8 @@ PRESETS = {
 
 
 def network_params(params):
-    """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
-    from .. import model
+    """Build arguments of :func:`indi4d.core.model.build_unet` and the network's size factor 2**depth."""
+    from ..core import model
 
     net = params["network"]
     net = resolve(model.PRESETS, net) if isinstance(net, str) else dict(net)
@@ -86,7 +87,7 @@ def network_params(params):
 
 def check_options(params):
     """Refuse unknown option values before anything is written; return the extra :func:`build_unet` arguments."""
-    from .. import indi, model
+    from ..core import indi, model
     from .data import TARGET_CHOICES
 
     choices = {"target": TARGET_CHOICES, "parametrisation": model.PARAMETRISATIONS, "head": model.HEADS,
@@ -164,7 +165,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         session's options ``{"parametrisation": "residual", "head": "linear",
         "loss_weighting": "min_snr", "ema": 0.999, "eps": 0.01, "p_one": 1/3,
         "target": "halves"}``, see :data:`PRESETS`); a ``"network"`` entry may
-        be a preset name or a dict of :func:`indi4d.model.build_unet` arguments.
+        be a preset name or a dict of :func:`indi4d.core.model.build_unet` arguments.
         Unknown keys or values are refused before anything is written.
     restart : bool
         When ``model_dir`` holds a run with other parameters or other pairs
@@ -181,7 +182,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         ``n_params``, ``n_train``, ``n_val`` and ``preset``; also written as
         ``summary.json``.
     """
-    from .. import indi, model
+    from ..core import indi, model
 
     params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
     if max_minutes is not None:

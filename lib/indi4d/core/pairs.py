@@ -10,7 +10,7 @@ Files (names from :data:`indi4d.runs.FILES` ``["pairs"]``):
   HQ's mask and normalisation;
 - ``phi.json``: the registration report (:func:`indi4d.registration.register_volumes`);
 - ``normalisation.json``: ``{"lq": params, "hq": params}`` for
-  :func:`indi4d.preprocess.normalise` / :func:`indi4d.preprocess.denormalise`;
+  :func:`indi4d.core.preprocess.normalise` / :func:`indi4d.core.preprocess.denormalise`;
 - ``pairs.json``: provenance (inputs and their sha256, Φ, mask, split).
 
 ``pairs.json`` is written last, after the files of an earlier run have been
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runs
-from .files import atomic_path, read_json, write_json
+from .. import runs
+from ..files import atomic_path, read_json, write_json
 
 #: Names of the splits stored in ``pairs.npz``.
 SPLITS = ("train", "val", "test")
