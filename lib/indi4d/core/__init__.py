@@ -23,7 +23,7 @@ does) stays light; the network and the sampler are imported as modules:
 
 from .deconvolution import (deconvolve, deconvolve_normalised, gaussian_psf, richardson_lucy_deconvolve,
                             sigma_from_edge, wiener_deconvolve)
-from .pairs import SPLITS, has_hq_halves, load_hq_halves, load_pairs, load_pairs_info, save_pairs
+from .pairs import SPLITS, has_hq_halves, load_hq_halves, load_pairs, load_pairs_info, pixel_size_nm, save_pairs
 from .pipeline import evaluation_dataset, training_dataset
 from .preprocess import denormalise, disc_mask, estimate_disc_radius, fit_normalisation, normalise, split_slices
 from .upscaling import upscale
@@ -31,6 +31,6 @@ from .upscaling import upscale
 __all__ = [
     "SPLITS", "deconvolve", "deconvolve_normalised", "denormalise", "disc_mask", "estimate_disc_radius",
     "evaluation_dataset", "fit_normalisation", "gaussian_psf", "has_hq_halves", "load_hq_halves", "load_pairs",
-    "load_pairs_info", "normalise", "richardson_lucy_deconvolve", "save_pairs", "sigma_from_edge", "split_slices",
-    "training_dataset", "upscale", "wiener_deconvolve",
+    "load_pairs_info", "normalise", "pixel_size_nm", "richardson_lucy_deconvolve", "save_pairs", "sigma_from_edge",
+    "split_slices", "training_dataset", "upscale", "wiener_deconvolve",
 ]
