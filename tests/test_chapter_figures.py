@@ -228,3 +228,32 @@ def test_chapter_04_figures_draw():
     edge = {"s_nm": [0, 1], "mean_edge": [0, 1], "mean_derivative": [1, 0], "fwhm_nm": 300.0}
     fig = train_figures.plot_edge_profiles({"bicubic LQ": edge, "InDI N=10": edge, "HQ": edge})
     assert [line.get_color() for line in fig.axes[0].lines] == ["tab:blue", "tab:orange", "tab:green"]
+
+
+def test_chapter_04_notes_say_what_the_records_hold():
+    from indi4d.training import notes
+
+    summary = {"global_step": 1500, "seconds": 780.0, "seconds_per_step": 0.52, "stopped_by": "steps",
+               "total_steps": 1500}
+    installed = {"how": "installed", "name": "indi_default", "sha256": "ab" * 32, "trained": summary}
+    assert notes.model_note(installed).startswith("**The rest of the book uses the published reference network "
+                                                  "`indi_default`** (SHA-256 `abababababababab…`")
+    assert "1500 steps (13 min on the machine that made it)" in notes.model_note(installed)
+    assert notes.model_note({"how": "trained", "trained": summary}) == ""
+    assert notes.summary_list({"a": 1, "b": "x"}) == "- **a**: 1\n- **b**: x"
+    assert notes.target_note(installed, "halves", "auto") == (
+        "Training target: **halves** (`auto` in the preset); 1500 steps in 13.0 min "
+        "(0.52 s a step on the machine that trained it).")
+    reused = {"how": "trained", "trained": {"global_step": 8}}
+    assert notes.target_note(reused, "hq", "hq").endswith("8 steps, all run before this execution of the chapter "
+                                                          "(reused).")
+    assert notes.budget_note(summary, None).endswith("the wall-time safeguard is off for this preset.")
+    fired = dict(summary, stopped_by="wall_time_budget", global_step=900, resumed_after_damaged=["ckpt_4"],
+                 resumed_from=2)
+    note = notes.budget_note(fired, 10.0)
+    assert note.startswith("**The wall-time safeguard fired** (10 min) after 900 of 1500 steps")
+    assert note.endswith("Damaged checkpoint(s) ckpt_4 were skipped: the run resumed from step 2.")
+    assert notes.deconv_note({"how": "skipped", "why": "no halves"}, None) == "No indi-deconv network: no halves."
+    trained = {"how": "trained", "trained": {"global_step": 8}}
+    assert notes.deconv_note(trained, {"sigma_nm": 61.2, "source": "meta.json"}) == (
+        "indi-deconv **trained**: 8 steps; targets deconvolved by a Gaussian PSF of σ = 61 nm (meta.json).")

@@ -97,7 +97,7 @@ def test_figure_modules_put_bars_on_image_panels_only():
     plt.close(fig)
 
 
-def test_comparison_of_eight_methods_is_two_rows_of_four():
+def test_comparison_is_two_rows_of_slices_over_their_zooms():
     from indi4d import evaluation
 
     rng = np.random.default_rng(0)
@@ -108,8 +108,12 @@ def test_comparison_of_eight_methods_is_two_rows_of_four():
     assert [ax.get_title() for ax in fig.axes[:4]] == names[:4]
     assert [ax.get_title() for ax in fig.axes[8:12]] == names[4:]
     width, height = fig.get_size_inches()
-    assert width < 12 and height > width  # a page's width, not a strip
+    assert width <= 10 and height > width  # a page's width, not a strip
     plt.close(fig)
-    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names[:5]}, mask, (5, 5, 16))
-    assert len(fig.axes) == 10  # the unfilled second row leaves no empty frames
+    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names + ["truth"]}, mask, (5, 5, 16))
+    assert len(fig.axes) == 18  # 5 over 4: the unfilled second row leaves no empty frames
+    assert [ax.get_title() for ax in fig.axes[10:14]] == names[5:] + ["truth"]
+    plt.close(fig)
+    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names[:3]}, mask, (5, 5, 16))
+    assert len(fig.axes) == 6  # up to four: one row
     plt.close(fig)

@@ -51,11 +51,12 @@ def _window(image, mask):
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=4):
-    """Slices of several methods, ``per_row`` to a row, each with its zoomed region of interest below it.
+def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None):
+    """Slices of several methods in two rows, each slice with its zoomed region of interest below it.
 
-    Eight methods make two rows of four (each a row of slices over a row of
-    zooms), so every panel stays legible at the width of a book's page.
+    Eight images make two rows of four, nine (the eight methods and the truth)
+    a row of five over a row of four, each a row of slices over a row of
+    zooms, so that every panel stays legible at the width of a book's page.
 
     Parameters
     ----------
@@ -68,8 +69,8 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=4):
     pixel_nm : float, optional
         Pixel size of the images (the test set's ``pixel_size_nm``): every
         panel gets a scale bar in µm. None: no bars.
-    per_row : int
-        Methods per row.
+    per_row : int, optional
+        Images per row; default half of them, rounded up (all of them when at most four).
 
     Returns
     -------
@@ -80,9 +81,9 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=4):
     from matplotlib.patches import Rectangle
 
     n = len(images)
-    cols = min(n, per_row)
+    cols = min(n, per_row or (n if n <= 4 else -(-n // 2)))
     rows = -(-n // cols)
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(2.7 * cols, 2.75 * 2 * rows), squeeze=False)
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(2.5 * cols, 2.55 * 2 * rows), squeeze=False)
     y0, x0, s = roi
     for j, (key, img) in enumerate(images.items()):
         row, col = divmod(j, cols)
@@ -90,7 +91,7 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=4):
         lo, hi = _window(img, mask)
         full.imshow(np.where(mask, img, lo), cmap="gray", vmin=lo, vmax=hi)
         full.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, ec="tab:red", lw=1.2))
-        full.set_title((titles or {}).get(key, key), fontsize=11)
+        full.set_title((titles or {}).get(key, key), fontsize=10)
         zoom.imshow(img[y0:y0 + s, x0:x0 + s], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         for ax in (full, zoom):
             add_scale_bar(ax, pixel_nm, fontsize=9)

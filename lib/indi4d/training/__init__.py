@@ -20,7 +20,9 @@ Modules:
 - :mod:`~indi4d.training.single_network`: the single-network step of InDI and the CNN, and :func:`fit`;
 - :mod:`~indi4d.training.data`: the crops of a pairs folder (shared, so every
   method sees the same batches);
-- :mod:`~indi4d.training.indi_run`: :data:`PRESETS` and :func:`train_indi`;
+- :mod:`~indi4d.training.indi_run`: :data:`PRESETS`, :func:`train_indi`, and a run's networks
+  (:func:`indi_model`, :func:`indi_deconv_model`: the published one installed, or trained);
+- :mod:`~indi4d.training.notes`: what chapter 04 says of a training, in Markdown;
 - :mod:`~indi4d.training.figures`: what chapter 04 shows of a training (the path, the curves, the restorations).
 
 The model folder (a contract, see CONTRIBUTING.md; files owned by
@@ -49,14 +51,16 @@ from .data import SEED_STRIDE, validation_batches
 from .figures import (plot_edge_profiles, plot_loss_curves, plot_sampler_path, plot_sharpness_vs_steps,
                       plot_t_sampling, plot_validation_slices)
 from .single_network import adam, fit, objective_method, start_run
-from .indi_run import PRESETS, indi_deconv_model, train_indi
+from . import notes
+from .indi_run import PRESETS, indi_deconv_model, indi_model, train_indi
 from .loop import STOP_RULES, Method, budget_spent, epoch_batches, run_loop
 from .schedule import OneCycleCosine, one_cycle_cosine
 
 __all__ = [
     "PRESETS", "SEED_STRIDE", "STOP_RULES", "Method", "OneCycleCosine", "Part", "adam", "averaged_weights",
     "budget_spent",
-    "epoch_batches", "fit", "indi_deconv_model", "load_checkpoint", "objective_method", "one_cycle_cosine", "run_loop",
+    "epoch_batches", "fit", "indi_deconv_model", "indi_model", "notes", "load_checkpoint", "objective_method",
+    "one_cycle_cosine", "run_loop",
     "save_checkpoint", "save_model", "start_run", "train_indi", "validation_batches",
     "plot_edge_profiles", "plot_loss_curves", "plot_sampler_path", "plot_sharpness_vs_steps", "plot_t_sampling",
     "plot_validation_slices",

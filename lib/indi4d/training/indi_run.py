@@ -230,6 +230,52 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     return summary
 
 
+def _install(name, folder):
+    """A published network installed into ``folder``, as :func:`indi_model` and :func:`indi_deconv_model` report it."""
+    from .. import pretrained
+
+    record = pretrained.install_model(name, folder)
+    return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
+            "trained": record["trained"]}
+
+
+def indi_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
+    """The InDI network of a run (``RUN_DIR/model``): the published reference installed, or trained here.
+
+    A preset with a published network (:func:`indi4d.pretrained.names_for`)
+    installs it unless ``retrain``; otherwise the whole run is trained on the
+    run's pairs with the preset's recipe (:func:`train_indi`, ``restart=True``).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder (``RUN_DIR/pairs`` from chapter 02).
+    preset : str
+        Key of :data:`PRESETS` (and of the published networks).
+    seed : int
+        Seed of the training.
+    retrain : bool
+        Train even where a published network exists (``make book TRAIN=1``).
+    progress : bool
+        Show the training's progress bar.
+
+    Returns
+    -------
+    dict
+        ``how`` ("installed" or "trained"), ``model_dir``, ``trained`` (the
+        training summary), and ``name``/``sha256`` when installed.
+    """
+    from .. import pretrained, runs
+
+    pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
+    folder = runs.stage_dir(run_dir, "model", create=True)
+    published = pretrained.names_for(preset, retrain).get("indi")
+    if published:
+        return _install(published, folder)
+    summary = train_indi(pairs_dir, folder, preset=preset, seed=seed, restart=True, progress=progress)
+    return {"how": "trained", "model_dir": str(folder), "trained": summary}
+
+
 def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
     """The indi-deconv network of a run (``RUN_DIR/indi_deconv``): installed, trained, or skipped with why.
 
@@ -251,9 +297,7 @@ def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress
     folder = runs.stage_dir(run_dir, "indi_deconv")
     published = pretrained.names_for(preset, retrain).get("indi_deconv")
     if published:
-        record = pretrained.install_model(published, folder)
-        return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
-                "trained": record["trained"]}
+        return _install(published, folder)
     if not pairs.has_hq_halves(pairs_dir):
         return {"how": "skipped", "model_dir": str(folder),
                 "why": "the pairs hold no HQ halves to deconvolve (register with --hq-halves)"}
