@@ -56,7 +56,8 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None)
 
     Eight images make two rows of four, nine (the eight methods and the truth)
     a row of five over a row of four, each a row of slices over a row of
-    zooms, so that every panel stays legible at the width of a book's page.
+    zooms; panels of 1.75 in and titles wrapped at 18 characters keep the
+    text legible when the figure is shrunk to the width of a book's page.
 
     Parameters
     ----------
@@ -77,13 +78,17 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None)
     matplotlib.figure.Figure
         Its axes in reading order: the slices of a row, then their zooms, row after row.
     """
+    import textwrap
+
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     n = len(images)
     cols = min(n, per_row or (n if n <= 4 else -(-n // 2)))
     rows = -(-n // cols)
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(2.5 * cols, 2.55 * 2 * rows), squeeze=False)
+    # a slice row is taller than its zoom row by the room of its (two-line) titles
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.75 * cols, 3.75 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.18, 1] * rows})
     y0, x0, s = roi
     for j, (key, img) in enumerate(images.items()):
         row, col = divmod(j, cols)
@@ -91,10 +96,10 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None)
         lo, hi = _window(img, mask)
         full.imshow(np.where(mask, img, lo), cmap="gray", vmin=lo, vmax=hi)
         full.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, ec="tab:red", lw=1.2))
-        full.set_title((titles or {}).get(key, key), fontsize=10)
+        full.set_title(textwrap.fill((titles or {}).get(key, key), 18), fontsize=10)
         zoom.imshow(img[y0:y0 + s, x0:x0 + s], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         for ax in (full, zoom):
-            add_scale_bar(ax, pixel_nm, fontsize=9)
+            add_scale_bar(ax, pixel_nm, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
         for side in zoom.spines.values():
@@ -105,7 +110,7 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None)
         fig.delaxes(axes[2 * row, col])
         fig.delaxes(axes[2 * row + 1, col])
     for row in range(rows):
-        axes[2 * row + 1, 0].set_ylabel("zoom", fontsize=11)
+        axes[2 * row + 1, 0].set_ylabel("zoom", fontsize=10)
     fig.tight_layout()
     return fig
 
