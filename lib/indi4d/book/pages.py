@@ -142,8 +142,8 @@ def headline_page(run_dir, figure=None):
     if figure:
         lines += [f"```{{figure}} {figure}", ":width: 100%", "",
                   "One held-out test slice as every method restores it (InDI at its chosen "
-                  f"N = {results['steps']}), beside the HQ scans and the true attenuation; the lower row enlarges "
-                  "the region with the most phase boundaries (chapter 5).", "```", ""]
+                  f"N = {results['steps']}), beside the HQ scans and the true attenuation, in two rows; below "
+                  "each slice, the region with the most phase boundaries enlarged (chapter 5).", "```", ""]
     lines += [f"Against the truth on the {len(results.get('test_slices') or [])} held-out test slices of this "
               f"build (preset `{results['preset']}`, seed {results['seed']}; table generated from "
               "chapter 5's results):", "",
