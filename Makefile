@@ -27,7 +27,7 @@ book: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.book --preset $(PRESET) --seed $(SEED) $(if $(filter 1,$(TRAIN)),--train)
 
 timings: $(STAMP)
-	$(PY) -m indi4d.book_timings --run-dir runs/$(PRESET)
+	$(PY) -m indi4d.book.timings --run-dir runs/$(PRESET)
 
 publish: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m indi4d.publish runs/default

@@ -43,7 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from indi4d import domain, model_folder, pairs, runs  # noqa: E402
+from indi4d import domain, model_folder, runs  # noqa: E402
+from indi4d.core import pairs
 from indi4d.files import read_json, write_json  # noqa: E402
 from indi4d.io import read_volume  # noqa: E402
 

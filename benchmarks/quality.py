@@ -11,7 +11,7 @@ to ``RUN_DIR/eval/metrics.json``.
 * When that file holds this preset, seed and baseline budget (e.g. after
   ``make book``), it is read as it is.
 * Otherwise the book's chapters 01-05 are executed into ``RUN_DIR`` exactly
-  as ``make book`` executes them (:func:`indi4d.book.execute_chapters`, into
+  as ``make book`` executes them (:func:`indi4d.book.build.execute_chapters`, into
   ``book/chapters/``; a chapter whose source, parameters and library are
   unchanged is not executed again), and the file they write is read.
 
@@ -77,7 +77,8 @@ def chapter_results(run_dir, preset, seed, baseline_minutes=None, force=False):
         ``reused`` (bool) and, when chapters ran, ``chapters_s`` (seconds per
         chapter, None for one reused unchanged).
     """
-    from indi4d import book, runs
+    from indi4d import runs
+    from indi4d.book import build as book
     from indi4d.files import read_json
 
     run_dir = Path(run_dir).resolve()
@@ -86,7 +87,7 @@ def chapter_results(run_dir, preset, seed, baseline_minutes=None, force=False):
         results = read_json(path, "chapter 05's results")
         if matches(results, preset, seed, baseline_minutes):
             return results, {"reused": True, "metrics": repo_relative(path)}
-    # the parameters `make book` gives the chapters (indi4d.book.build_book), so both share executed chapters
+    # the parameters `make book` gives the chapters (indi4d.book.build.build_book), so both share executed chapters
     parameters = {"preset": preset, "seed": int(seed), "run_dir": os.path.relpath(run_dir, ROOT / "notebooks")}
     if baseline_minutes is not None:
         parameters["baseline_minutes"] = baseline_minutes

@@ -50,8 +50,8 @@ def tiny_model(folder):
     """A model folder with the tiny network (random weights), its normalisation and LQ provenance."""
     import numpy as np
 
-    from indi4d import preprocess
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core import preprocess
+    from indi4d.core.model import PRESETS, build_unet
     from indi4d.training import save_model
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def raw_step_speed(tf, keras, network_fn, b, c, repeats, jit=False):
     """Median seconds of one raw InDI optimiser step (graph or XLA) on random crops, and the first call's."""
     import numpy as np
 
-    from indi4d.indi import indi_objective
+    from indi4d.core.indi import indi_objective
 
     rng = np.random.default_rng(0)
     lq = tf.constant(rng.uniform(-1, 1, (b, c, c, 1)).astype(np.float32))
@@ -136,9 +136,9 @@ def main(argv=None):
     import tensorflow as tf
 
     from indi4d.files import atomic_path
+    from indi4d.core.model import PRESETS as NET_PRESETS
+    from indi4d.core.model import build_unet, conv_flops_per_pixel, count_parameters
     from indi4d.machine import machine_record
-    from indi4d.model import PRESETS as NET_PRESETS
-    from indi4d.model import build_unet, conv_flops_per_pixel, count_parameters
     from indi4d.presets import resolve
     from indi4d.training import PRESETS as TRAIN_PRESETS
 

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from indi4d import preprocess
+from indi4d.core import preprocess
 
 
 def make_pairs(pairs_dir, n=12, size=64, seed=0, grey_max=30000):

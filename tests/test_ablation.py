@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from indi4d import ablation, model_folder, runs
+from indi4d.evaluation import ablation
+from indi4d import model_folder, runs
 from indi4d.registration import register_scans
 from indi4d.simulate import simulate_beamline
 from indi4d.training import train_indi

@@ -155,7 +155,7 @@ def test_two_channel_targets_use_channel_1_and_lq_as_input():
         assert float(objective(net, lq, np.concatenate([other, target], -1), None, False)) == pytest.approx(float(one))
         assert float(objective(net, lq, np.concatenate([target, target], -1), None, False)) == pytest.approx(
             float(one))
-    from indi4d.model import build_unet
+    from indi4d.core.model import build_unet
 
     gen = build_unet(**budget()["network"], time_embedding=False, seed=0)
     disc = baselines.build_patchgan(1, base_filters=4, n_layers=1, norm="none", seed=1)

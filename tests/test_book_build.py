@@ -1,7 +1,7 @@
 """The book's HTML build fails on a warning: a broken reference stops `make book` and is named.
 
 A one-page book with the real book's configuration is built twice with the
-same code as `make book` (:func:`indi4d.book.run_jupyter_book`): with a
+same code as `make book` (:func:`indi4d.book.build.run_jupyter_book`): with a
 reference to a label that does not exist it fails, naming the label; with the
 reference fixed it builds.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from indi4d.book import BookBuildError, run_jupyter_book
+from indi4d.book.build import BookBuildError, run_jupyter_book
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 

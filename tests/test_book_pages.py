@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from indi4d.book_pages import beamline_page, chapter_parameters, discussion_numbers, headline_page, parameters_page
+from indi4d.book.pages import beamline_page, chapter_parameters, discussion_numbers, headline_page, parameters_page
 
 CHAPTER = '''---
 jupytext:
@@ -109,7 +109,7 @@ def test_the_discussion_and_headline_numbers_come_from_the_run(tmp_path):
 
 
 def test_a_chapter_time_page_shows_every_measured_preset():
-    from indi4d.book_timings import duration, time_page
+    from indi4d.book.timings import duration, time_page
 
     assert [duration(s) for s in (0.2, 21.4, 224.0, 3936.4, 7558.8)] == ["< 1 s", "21 s", "3.7 min", "66 min", "2.1 h"]
     timings = {"default": {"01_data": 224.0, "total_s": 224.0, "date": "2026-12-01", "machine": 2},
@@ -128,8 +128,8 @@ def test_a_chapter_time_page_shows_every_measured_preset():
 def test_a_build_merges_its_times_into_the_book(tmp_path):
     import json
 
-    from indi4d.book_timings import merge_timings, record_timings
-    from indi4d.book_pages import write_generated_pages
+    from indi4d.book.timings import merge_timings, record_timings
+    from indi4d.book.pages import write_generated_pages
 
     old = {"default": {"01_a": 200.0, "02_b": 50.0, "total_s": 250.0, "date": "2026-11-30", "machine": 2}}
     # a partial build (--only 01) of another preset adds that preset and keeps the first
@@ -168,7 +168,8 @@ def test_a_book_build_writes_its_times_to_the_run_folder_only(tmp_path, monkeypa
     import json
     import shutil
 
-    from indi4d import book, book_timings
+    from indi4d.book import build as book
+    from indi4d.book import timings as book_timings
 
     root = Path(__file__).resolve().parents[1]
     copy = tmp_path / "repo"
@@ -204,7 +205,7 @@ def test_every_chapter_includes_its_measured_time_and_types_none():
     import re
     from pathlib import Path
 
-    from indi4d.book_pages import chapter_paths
+    from indi4d.book.pages import chapter_paths
 
     root = Path(__file__).resolve().parents[1]
     toc = (root / "book" / "_toc.yml").read_text()
@@ -229,7 +230,7 @@ def _executed_chapter(path, preset, seed, start, end, seconds):
 
 
 def test_the_landing_page_says_which_preset_built_the_book(tmp_path):
-    from indi4d.book_pages import provenance_page
+    from indi4d.book.pages import provenance_page
 
     assert "no executed chapter" in provenance_page(tmp_path)
     _executed_chapter(tmp_path / "01_a.ipynb", "workshop", 0, "2026-12-01T10:06:30+00:00",
@@ -249,7 +250,7 @@ def test_the_landing_page_says_which_preset_built_the_book(tmp_path):
 
 
 def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
-    from indi4d.book_timings import README_TIMINGS, timings_table, update_readme_timings
+    from indi4d.book.timings import README_TIMINGS, timings_table, update_readme_timings
 
     timings = {"default": {"01_a": 200.0, "02_b": 7200.0, "total_s": 7400.0, "date": "2026-11-30", "machine": 2},
                "tiny": {"01_a": 20.0, "total_s": 20.0, "date": "2026-12-01", "machine": 4}}
@@ -272,7 +273,7 @@ def test_the_readme_table_of_times_is_rewritten_from_the_timings(tmp_path):
 
 def test_the_committed_readme_shows_the_committed_times():
     """The README's table is the one `make timings` writes from book/timings.json (docs match the record)."""
-    from indi4d.book_timings import README_TIMINGS, read_timings, timings_table
+    from indi4d.book.timings import README_TIMINGS, read_timings, timings_table
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indi4d.book import build_html, chapter_paths, execute_chapter
+from indi4d.book.build import build_html, chapter_paths, execute_chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = chapter_paths(ROOT / "notebooks")

@@ -17,7 +17,7 @@ from indi4d.inference import (
 )
 from indi4d.inference import chunked
 from indi4d.io import read_volume, write_volume
-from indi4d.model import PRESETS, build_unet
+from indi4d.core.model import PRESETS, build_unet
 from synthetic import write_model_folder
 
 NET = dict(PRESETS["tiny"], dilations=[1, 2])
@@ -164,7 +164,7 @@ def test_bad_inputs_are_refused_before_any_work(model, tmp_path, monkeypatch, ca
 
 def test_a_scan_on_another_grey_scale_is_refused_unless_its_range_is_stated(tmp_path):
     """A 12-bit scan in a uint16 file passes the dtype check but not the grey-range check (middle slice)."""
-    from indi4d import preprocess
+    from indi4d.core import preprocess
 
     folder = _model(tmp_path / "model", pairs_dir=tmp_path / "pairs")
     norm = {k: preprocess.fit_normalisation(np.linspace(20000, 40000, 100), method="none") for k in ("lq", "hq")}

@@ -76,7 +76,7 @@ def test_help_lists_every_option_with_its_default():
 
 def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
     """The times are the book's measurements (book/timings.json), never typed into the help."""
-    from indi4d.book_timings import duration, read_timings
+    from indi4d.book.timings import duration, read_timings
     from indi4d.cli.common import BOOK_DIR
 
     from indi4d.pretrained import REFERENCE, archived_json

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from indi4d import domain, model_folder, preprocess
+from indi4d import domain, model_folder
+from indi4d.core import preprocess
 from indi4d.cli import main
 from indi4d.io import read_volume, write_volume
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from indi4d import evaluation, preprocess
+from indi4d import evaluation
+from indi4d.core import preprocess
 from indi4d.io import write_volume
 
 MU = {0: 0.1, 1: 0.6, 2: 2.0}  # attenuation (1/um) of pore, carbon-binder, particle
@@ -101,7 +102,7 @@ def test_uncertainty_of_stochastic_samples(test_set):
     import keras
 
     from indi4d.inference import Enhancer
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
 
     net_params = dict(PRESETS["tiny"])
     keras.utils.set_random_seed(0)
@@ -236,7 +237,7 @@ def test_load_test_set_takes_the_truth_slices_of_the_test_split(tmp_path, test_s
 def test_the_orchestrator_stores_the_chosen_steps_in_the_model_folder(tmp_path):
     """Evaluation.choose_steps: the sweep, the rule's N, and steps.json for `indi4d enhance`."""
     from indi4d import model_folder
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
     from indi4d.training import save_model
 
     run = tmp_path / "run"

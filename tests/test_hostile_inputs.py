@@ -521,7 +521,7 @@ def test_max_minutes_nan_is_refused_by_the_library_too(tmp_path):
 def test_a_checkpoint_is_refused_before_h5py_writes_when_the_disk_is_too_full(tmp_path, monkeypatch):
     import keras
 
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
     from indi4d.training import checkpoints
 
     net = build_unet(**dict(PRESETS["tiny"], dilations=[1, 2]), seed=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from indi4d.indi import berhu_loss, degrade, indi_objective, indi_sample, loss_scale, noise_std, sample_t
+from indi4d.core.indi import berhu_loss, degrade, indi_objective, indi_sample, loss_scale, noise_std, sample_t
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-1, 1, (2, 16, 16, 1)).astype(np.float32)  # the "HQ" truth
@@ -220,7 +220,7 @@ def test_linear_schedule_stochastic_differs_from_deterministic_only_by_the_start
 
 
 def test_unbounded_network_output_is_clipped_only_at_the_end():
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
 
     net = build_unet(**PRESETS["tiny"], head="linear", seed=0)
     head = net.get_layer("head_7x7")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from indi4d.indi import indi_sample
+from indi4d.core.indi import indi_sample
 from indi4d import model_folder
 from indi4d.inference import (
     Enhancer,
@@ -24,7 +24,7 @@ from indi4d.inference import (
     tile_weights,
 )
 from indi4d.io import read_volume, write_volume
-from indi4d.model import PRESETS, build_unet, influence_radius
+from indi4d.core.model import PRESETS, build_unet, influence_radius
 from synthetic import write_model_folder
 
 NET = dict(PRESETS["tiny"], dilations=[1, 2])

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from indi4d import insitu, preprocess
+from indi4d import insitu
+from indi4d.core import preprocess
 from indi4d.phases import BINDER, DENSE, PARTICLE, PORE
 
 META = {"grey_mapping": {"offset": 16384.0, "per_inv_um": 160000.0},

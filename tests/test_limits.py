@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from indi4d import limits, pairs, preprocess, reference, runs
+from indi4d import limits, reference, runs
+from indi4d.core import pairs, preprocess
 from indi4d.files import file_sha256, read_json
 from indi4d.io import read_volume
 from indi4d.machine import machine_record

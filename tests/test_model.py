@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from indi4d.model import (
+from indi4d.core.model import (
     ICNR,
     PRESETS,
     ResidualParametrisation,

@@ -1,4 +1,4 @@
-"""Tests of indi4d.pipeline: seeded, aligned augmentation of LQ/HQ crops."""
+"""Tests of indi4d.core.pipeline: seeded, aligned augmentation of LQ/HQ crops."""
 
 import os
 
@@ -7,8 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from indi4d import pipeline
-from indi4d.preprocess import disc_mask
+from indi4d.core import pipeline
+from indi4d.core.preprocess import disc_mask
 
 
 def _batches(ds, n):

@@ -95,3 +95,25 @@ def test_figure_modules_put_bars_on_image_panels_only():
     fig = segmentation.plot_segmentations({"lq": labels}, labels, {"lq": "LQ"}, ["T0"], pixel_nm=50.0)
     assert [len(x) for x in _bar_labels(fig)] == [1, 1, 1]
     plt.close(fig)
+
+
+def test_comparison_is_two_rows_of_slices_over_their_zooms():
+    from indi4d import evaluation
+
+    rng = np.random.default_rng(0)
+    mask = np.ones((40, 40), bool)
+    names = [f"m{i}" for i in range(8)]
+    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names}, mask, (5, 5, 16))
+    assert len(fig.axes) == 16  # 2 rows of 4 slices, each over its row of 4 zooms
+    assert [ax.get_title() for ax in fig.axes[:4]] == names[:4]
+    assert [ax.get_title() for ax in fig.axes[8:12]] == names[4:]
+    width, height = fig.get_size_inches()
+    assert width <= 9 and height > width  # a page's width, not a strip
+    plt.close(fig)
+    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names + ["truth"]}, mask, (5, 5, 16))
+    assert len(fig.axes) == 18  # 5 over 4: the unfilled second row leaves no empty frames
+    assert [ax.get_title() for ax in fig.axes[10:14]] == names[5:] + ["truth"]
+    plt.close(fig)
+    fig = evaluation.plot_comparison({n: rng.random((40, 40)) for n in names[:3]}, mask, (5, 5, 16))
+    assert len(fig.axes) == 6  # up to four: one row
+    plt.close(fig)

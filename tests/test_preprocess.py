@@ -1,11 +1,11 @@
-"""Tests of indi4d.preprocess: upscaling, disc masks, normalisation, split, pairs folder."""
+"""Tests of indi4d.core.preprocess: upscaling, disc masks, normalisation, split, pairs folder."""
 
 import json
 
 import numpy as np
 import pytest
 
-from indi4d import preprocess as P
+from indi4d.core import preprocess as P
 
 
 # --------------------------------------------------------------------------- upscaling
@@ -247,7 +247,8 @@ def test_interrupted_save_leaves_no_folder_that_looks_complete(tmp_path):
 
 
 def test_pairs_names_come_from_the_run_folder_layout_and_preprocess_reexports(tmp_path):
-    from indi4d import pairs, runs
+    from indi4d.core import pairs
+    from indi4d import runs
 
     assert P.save_pairs is pairs.save_pairs and P.load_pairs is pairs.load_pairs and P.SPLITS == pairs.SPLITS
     _pairs(tmp_path)

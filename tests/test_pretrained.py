@@ -6,7 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from indi4d import metrics, preprocess, pretrained
+from indi4d import metrics, pretrained
+from indi4d.core import preprocess
 from indi4d.data import HashMismatchError, load_registry
 from indi4d.files import NotOursError, file_sha256, read_json
 from indi4d.inference import load_enhancer

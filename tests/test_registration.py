@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from indi4d import preprocess as P
+from indi4d.core import preprocess as P
 from indi4d import registration as R
 from indi4d._spam import import_spam
 from indi4d.io import write_volume

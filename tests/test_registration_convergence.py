@@ -11,7 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from indi4d import preprocess as P
+from indi4d.core import preprocess as P
 from indi4d import registration as R
 from indi4d._spam import import_spam
 from indi4d.registration.convergence import judge_convergence, phi_stability

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from indi4d import preprocess
+from indi4d.core import preprocess
 from indi4d.cli import main
 from indi4d.io import read_volume, write_volume
 from indi4d.safety import UnsafeOutputError, check_folder_is_ours, check_output, split_spec
@@ -25,7 +25,7 @@ from synthetic import make_pairs
 
 def make_model_dir(folder):
     """A model folder as training writes it: a tiny network with random weights (enough for the plumbing)."""
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
     from indi4d.training import save_model
 
     folder.mkdir(parents=True, exist_ok=True)

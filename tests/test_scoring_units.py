@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from indi4d import evaluation, metrics, preprocess
+from indi4d import evaluation, metrics
+from indi4d.core import preprocess
 from indi4d.io import write_volume
 from indi4d.simulate.acquisition import mu_to_grey
 
@@ -164,7 +165,7 @@ def test_the_issue_goals_have_known_answers():
 def test_the_orchestrator_scores_every_row_in_physical_units(run):
     """Evaluation stages after the sweep: reference rows, physical scores, spectra, uncertainty, goals, JSON."""
     from indi4d.inference import Enhancer
-    from indi4d.model import PRESETS, build_unet
+    from indi4d.core.model import PRESETS, build_unet
     from indi4d.training import save_model
 
     folder, _ = run

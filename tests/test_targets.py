@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from indi4d import deconvolution as D
-from indi4d import pairs, preprocess
+from indi4d.core import deconvolution as D
+from indi4d.core import pairs, preprocess
 from indi4d.io import read_volume, write_volume
 from indi4d.simulate import calibration_disc, disc_edge_fwhm
 

@@ -239,7 +239,7 @@ OPTIONS = {"parametrisation": "residual", "head": "linear", "loss_weighting": "m
 
 def test_new_options_resume_exactly_save_the_ema_weights_and_are_recorded(pairs, tmp_path):
     from indi4d import inference
-    from indi4d.indi import indi_sample
+    from indi4d.core.indi import indi_sample
 
     whole = train_indi(pairs, tmp_path / "whole", overrides=OPTIONS, **SEED1)
     part = train_indi(pairs, tmp_path / "split", max_steps=3, overrides=OPTIONS, **SEED1)

@@ -31,8 +31,8 @@ Nothing here imports TensorFlow or another module of the package that does.
 import numpy as np
 from scipy import ndimage as ndi
 
-from .preprocess import normalise
-from .upscaling import upscale
+from .core.preprocess import normalise
+from .core.upscaling import upscale
 
 #: Version of the record's layout (a record of another version is refused when read).
 RECORD_VERSION = 1
@@ -187,8 +187,8 @@ def record_from_pairs(pairs_dir, split="train", k=N_SLICES, lq_params=None):
     the pairs were normalised otherwise, their slices are mapped back to grey
     values and normalised with it, so the record is in the model's units.
     """
-    from .pairs import load_pairs, load_pairs_info
-    from .preprocess import denormalise
+    from .core.pairs import load_pairs, load_pairs_info
+    from .core.preprocess import denormalise
 
     lq, _ = load_pairs(pairs_dir, split)
     info = load_pairs_info(pairs_dir)

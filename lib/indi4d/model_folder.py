@@ -20,12 +20,12 @@ until the configuration has been compared with what the folder already holds.
 """
 
 import math
-import numbers
 import shutil
 from pathlib import Path
 
+from .core.pairs import check_normalisation
+from .core.steps import check_steps
 from .files import atomic_path, read_json, write_json
-from .pairs import check_normalisation
 from .runs import FILES as _RUN_FILES
 
 FILES = _RUN_FILES["model"]
@@ -335,28 +335,6 @@ def read_chosen_steps(model_dir):
     choice = read_json(path, "the chosen step count")
     check_steps(choice.get("steps") if isinstance(choice, dict) else None, f"{path}: 'steps'", ModelFolderError)
     return choice
-
-
-def check_steps(steps, who="steps", error=ValueError):
-    """InDI's step count N as an int: the one check that N is an integer >= 1.
-
-    Parameters
-    ----------
-    steps : int or float
-        An integer value (``3`` or ``3.0``); bools, strings and None are refused.
-    who : str
-        What the message names first, e.g. ``"indi_sample: steps"`` (``""``: nothing).
-    error : type
-        The exception raised (e.g. :class:`ModelFolderError`, ``argparse.ArgumentTypeError``).
-
-    Returns
-    -------
-    int
-    """
-    number = isinstance(steps, numbers.Real) and not isinstance(steps, bool)
-    if not (number and math.isfinite(steps) and steps >= 1 and int(steps) == steps):
-        raise error(f"{who + ' ' if who else ''}must be an integer >= 1, got {steps!r}")
-    return int(steps)
 
 
 def resolve_steps(model_dir, steps=None, fallback=FALLBACK_STEPS):

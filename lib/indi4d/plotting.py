@@ -1,15 +1,21 @@
-"""Shared helpers of the book's figures: scale bars in µm on image panels.
+"""Shared helpers of the book's figures: scale bars in µm on image panels, the phase colours.
 
 Every image panel of a slice or a volume section carries a scale bar whose
 length comes from the pixel size of the data shown (the volume's metadata, the
 pairs' provenance), never from a typed number. :func:`add_scale_bar` works on
 any matplotlib image axis: pixel coordinates or a physical ``extent``, square
-or not, zoomed or not.
+or not, zoomed or not. Phase labels are drawn with one set of colours everywhere
+(:data:`PHASE_COLOURS`, :func:`phase_image_kw`, :func:`phase_legend_handles`).
 """
 
 import numpy as np
 
-__all__ = ["add_scale_bar", "data_units_per_pixel", "nice_length_um"]
+__all__ = ["PHASE_COLOURS", "add_scale_bar", "data_units_per_pixel", "nice_length_um", "phase_image_kw",
+           "phase_legend_handles"]
+
+#: One colour per phase label (0 pore, 1 carbon-binder, 2 Si/SiOx particle, 3 dense new phase;
+#: :mod:`indi4d.phases`), used by every figure that shows labels (chapters 01 and 07).
+PHASE_COLOURS = ("#1f3b73", "#9a9a9a", "#f0a030", "#d62728")
 
 #: Where a scale bar may go, as axes fractions of its anchor (x, y).
 _LOCATIONS = {"lower left": (0.05, 0.06), "lower right": (0.95, 0.06),
@@ -169,3 +175,38 @@ def add_scale_bar(ax, pixel_nm, width_px=None, color="white", *, loc="lower left
                         textcoords="offset points", ha="center", va="bottom" if up else "top", color=color,
                         fontsize=fontsize, zorder=5, path_effects=text_effects)
     return bar, label
+
+
+def phase_image_kw():
+    """Keywords of ``imshow`` that draw a phase-label image in :data:`PHASE_COLOURS`.
+
+    Returns
+    -------
+    dict
+        ``cmap`` (one colour per label), ``vmin``/``vmax`` (label ``k`` at the
+        middle of its colour) and ``interpolation="nearest"`` (labels are never blended).
+    """
+    from matplotlib.colors import ListedColormap
+
+    return dict(cmap=ListedColormap(PHASE_COLOURS), vmin=-0.5, vmax=len(PHASE_COLOURS) - 0.5,
+                interpolation="nearest")
+
+
+def phase_legend_handles(names):
+    """Legend patches of the first ``len(names)`` phases, in :data:`PHASE_COLOURS`.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The phase names in label order (e.g. :data:`indi4d.phases.PHASE_NAMES`, or its
+        first three where the figure has no dense phase).
+
+    Returns
+    -------
+    list of matplotlib.patches.Patch
+    """
+    from matplotlib.patches import Patch
+
+    if len(names) > len(PHASE_COLOURS):
+        raise ValueError(f"phase_legend_handles: {len(names)} names, but only {len(PHASE_COLOURS)} phase colours")
+    return [Patch(color=c, label=n) for c, n in zip(PHASE_COLOURS, names)]

@@ -11,7 +11,8 @@ compares the loss with the stored one.
 import tempfile
 from pathlib import Path
 
-from . import model_folder, pairs
+from . import model_folder
+from .core import pairs
 from .files import file_sha256
 
 #: What the card copies from a model folder's ``summary.json``.
@@ -148,16 +149,11 @@ def simulated_pairs(run_dir, preset="default", seed=0, progress=False):
     """
     from . import pretrained, runs
     from .data import materialise, simulated_dataset
-    from .registration import register_scans
+    from .registration import register_run
 
     pairs_dir = runs.stage_dir(run_dir, "pairs")
     if pairs.pairs_file(pairs_dir, "provenance").is_file():
         return pairs_dir
     materialise(simulated_dataset(preset, seed, progress=progress), runs.stage_dir(run_dir, "data", create=True))
-    halves = tuple(runs.artifact(run_dir, "data", k) for k in ("hq_half_a", "hq_half_b"))
-    register_scans(runs.artifact(run_dir, "data", "lq"), runs.artifact(run_dir, "data", "hq"), pairs_dir,
-                   meta_path=runs.artifact(run_dir, "data", "meta"), preset=preset, seed=seed,
-                   hq_halves=halves if all(p.exists() for p in halves) else None,
-                   allow_unconverged=preset == "tiny", progress=progress,
-                   normalisation=pretrained.normalisation_for(preset))
+    register_run(run_dir, preset, seed, normalisation=pretrained.normalisation_for(preset), progress=progress)
     return pairs_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ..indi import split_target
+from ..core.indi import split_target
 from ..training.checkpoints import Part, restore_state, write_state
 from ..training.single_network import adam, start_run
 from ..training.loop import Method, run_loop
@@ -33,7 +33,7 @@ def regression_objective(loss="mae"):
         ``objective(network, lq, hq, seed, training)`` -> scalar float32 tensor;
         ``seed`` is unused (a direct regressor has no randomness). ``hq`` is
         (B, H, W, 1) or (B, H, W, 2); with two channels (independent HQ
-        halves) the target ``x`` is channel 1 (:func:`indi4d.indi.split_target`),
+        halves) the target ``x`` is channel 1 (:func:`indi4d.core.indi.split_target`),
         the input is always ``lq``.
     """
     if loss not in ("mae", "mse"):
@@ -95,7 +95,7 @@ def gan_method(generator, discriminator, g_opt, d_opt, l1_weight=100.0):
     (:func:`gan_losses`), both from the same forward pass. The validation loss
     is the mean ``|G(lq) - hq|``. Neither draws random numbers, so the step
     seed is unused. With a two-channel ``hq`` (independent HQ halves) the
-    real image and the L1 target are channel 1 (:func:`indi4d.indi.split_target`).
+    real image and the L1 target are channel 1 (:func:`indi4d.core.indi.split_target`).
 
     Parameters
     ----------

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import keras
 
-from .. import model_folder, pairs
+from .. import model_folder
+from ..core import pairs
 from ..presets import resolve
 from ..training.data import DEFAULT_TARGET, load_training_slices, resolve_target, slice_batches
 from ..training.single_network import adam, objective_method, start_run
@@ -61,7 +62,7 @@ def _train_baseline(kind, pairs_dir, model_dir, budget, p, config, seed, minutes
     ``build(seed, total_steps) -> (method, network whose parameters are counted)``
     is called after the weights' seed is set.
     """
-    from ..model import count_parameters
+    from ..core.model import count_parameters
 
     model_dir = Path(model_dir)
     stored = _reusable(model_dir, config)
@@ -124,7 +125,7 @@ def train_cnn(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
         ``budget_steps``, ``budget_minutes``, ``steps_done``, ``minutes_done``,
         ``n_params`` and ``reused``.
     """
-    from .. import model
+    from ..core import model
 
     p = resolve(PRESETS, preset, **overrides)
     seed = int(budget["seed"] if seed is None else seed)
@@ -153,7 +154,7 @@ def train_gan(pairs_dir, model_dir, budget, preset="default", seed=None, minutes
         As :func:`train_cnn`; ``n_params`` counts the generator. The history
         adds the GAN's loss terms, the folder ``discriminator.keras``.
     """
-    from .. import model
+    from ..core import model
 
     p = resolve(PRESETS, preset, **overrides)
     seed = int(budget["seed"] if seed is None else seed)

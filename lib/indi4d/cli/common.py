@@ -40,7 +40,7 @@ def add_parser(sub, name, summary, description, func):
 
 def chapter_time(stem, preset, book_dir=BOOK_DIR):
     """Chapter ``stem``'s time with ``preset`` as ``book/timings.json`` records it, in words; None when not timed."""
-    from ..book_timings import duration, measured_on, read_timings
+    from ..book.timings import duration, measured_on, read_timings
 
     try:
         entry = read_timings(book_dir).get(preset) or {}

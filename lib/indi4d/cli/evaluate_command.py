@@ -7,7 +7,7 @@ from .common import PRESET_NAMES, add_parser, positive_number, print_json, who
 def _cmd_evaluate(args):
     mask_file = None if args.mask in ("auto", "none") else args.mask
     from ..metrics import evaluate_files
-    from ..metrics.evaluate import is_evaluation_result
+    from ..metrics.evaluate_files import is_evaluation_result
 
     check_output(args.out, [args.pred, args.reference, args.labels, mask_file], kind="json", who=who(args),
                  earlier=is_evaluation_result)

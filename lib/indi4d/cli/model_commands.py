@@ -3,8 +3,9 @@
 import argparse
 import sys
 
-from ..book_timings import cpu_count as available_cores  # the one count of the cores this process may use
-from ..model_folder import FALLBACK_STEPS, FILES, check_steps, model_path, read_config, resolve_steps
+from ..book.timings import cpu_count as available_cores  # the one count of the cores this process may use
+from ..core.steps import check_steps
+from ..model_folder import FALLBACK_STEPS, FILES, model_path, read_config, resolve_steps
 from ..safety import check_folder_is_ours, check_output
 from .common import add_parser, add_preset, announce_preset, positive_number, preset_times, print_json, seed_type, who
 
@@ -17,7 +18,7 @@ def train_times():
     (same network and crops); ``tiny`` and ``paper`` come from chapter 04's
     times (``book/timings.json``).
     """
-    from ..book_timings import duration
+    from ..book.timings import duration
     from ..pretrained import REFERENCE, archived_json
     from ..training.recipes import preset_steps
 
@@ -39,7 +40,7 @@ TRAIN_TIMES = train_times()
 
 
 def _positive_int(text):
-    """An argparse type: an integer >= 1 (:func:`~indi4d.model_folder.check_steps`), with a plain message otherwise."""
+    """An argparse type: an integer >= 1 (:func:`~indi4d.core.steps.check_steps`), with a plain message otherwise."""
     try:
         value = int(text)
     except ValueError:

@@ -36,6 +36,11 @@ runs the stages one by one (chapter 05 shows figures between them) and
 reuse the baselines (:func:`indi4d.baselines.train_baselines`), write
 ``RUN_DIR/eval/metrics.json`` and store the chosen N in the model folder
 (``steps.json``, the default of ``indi4d enhance``).
+
+Chapter 04 draws on the same package: :mod:`~indi4d.evaluation.validation` scores
+the validation slices per N while the network is built (``validation_metrics.json``),
+and :mod:`~indi4d.evaluation.ablation` trains and scores one short run per
+training change.
 """
 
 from .figures import (
@@ -65,6 +70,8 @@ from .testset import load_split, load_test_set
 from .units import method_side, physical_units, to_normalised, to_physical
 from .sanity import output_sanity, sanity_line
 from .uncertainty import block_mean, rank_correlation, stochastic_draws, uncertainty
+from .validation import (restore_validation, validation_particles, validation_results, validation_scores,
+                         validation_table)
 
 __all__ = [
     "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "Evaluation", "block_mean", "budget_table", "check_goals",
@@ -77,4 +84,5 @@ __all__ = [
     "load_split", "output_sanity", "sanity_line",
     "method_side", "method_spectra", "physical_units", "plot_power_spectra", "reference_predictions",
     "scoring_conventions", "to_normalised", "to_physical", "truth_extras", "truth_table", "tune_classical",
+    "restore_validation", "validation_particles", "validation_results", "validation_scores", "validation_table",
 ]

@@ -51,8 +51,13 @@ def _window(image, mask):
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def plot_comparison(images, mask, roi, titles=None, pixel_nm=None):
-    """Slices of several methods side by side, with a zoomed region of interest below each.
+def plot_comparison(images, mask, roi, titles=None, pixel_nm=None, per_row=None):
+    """Slices of several methods in two rows, each slice with its zoomed region of interest below it.
+
+    Eight images make two rows of four, nine (the eight methods and the truth)
+    a row of five over a row of four, each a row of slices over a row of
+    zooms; panels of 1.75 in and titles wrapped at 18 characters keep the
+    text legible when the figure is shrunk to the width of a book's page.
 
     Parameters
     ----------
@@ -65,31 +70,47 @@ def plot_comparison(images, mask, roi, titles=None, pixel_nm=None):
     pixel_nm : float, optional
         Pixel size of the images (the test set's ``pixel_size_nm``): every
         panel gets a scale bar in µm. None: no bars.
+    per_row : int, optional
+        Images per row; default half of them, rounded up (all of them when at most four).
 
     Returns
     -------
     matplotlib.figure.Figure
+        Its axes in reading order: the slices of a row, then their zooms, row after row.
     """
+    import textwrap
+
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), squeeze=False)
+    cols = min(n, per_row or (n if n <= 4 else -(-n // 2)))
+    rows = -(-n // cols)
+    # a slice row is taller than its zoom row by the room of its (two-line) titles
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.75 * cols, 3.75 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.18, 1] * rows})
     y0, x0, s = roi
     for j, (key, img) in enumerate(images.items()):
+        row, col = divmod(j, cols)
+        full, zoom = axes[2 * row, col], axes[2 * row + 1, col]
         lo, hi = _window(img, mask)
-        shown = np.where(mask, img, lo)
-        axes[0, j].imshow(shown, cmap="gray", vmin=lo, vmax=hi)
-        axes[0, j].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, ec="tab:red", lw=1.2))
-        axes[0, j].set_title((titles or {}).get(key, key), fontsize=10)
-        axes[1, j].imshow(img[y0:y0 + s, x0:x0 + s], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        for ax in axes[:, j]:
-            add_scale_bar(ax, pixel_nm)
+        full.imshow(np.where(mask, img, lo), cmap="gray", vmin=lo, vmax=hi)
+        full.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, ec="tab:red", lw=1.2))
+        full.set_title(textwrap.fill((titles or {}).get(key, key), 18), fontsize=10)
+        zoom.imshow(img[y0:y0 + s, x0:x0 + s], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        for ax in (full, zoom):
+            add_scale_bar(ax, pixel_nm, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-        for side in axes[1, j].spines.values():
+        for side in zoom.spines.values():
             side.set_edgecolor("tab:red")
-    axes[1, 0].set_ylabel("zoom", fontsize=10)
+            side.set_linewidth(1.5)
+    for j in range(n, rows * cols):  # an unfilled last row: no empty frames
+        row, col = divmod(j, cols)
+        fig.delaxes(axes[2 * row, col])
+        fig.delaxes(axes[2 * row + 1, col])
+    for row in range(rows):
+        axes[2 * row + 1, 0].set_ylabel("zoom", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -72,7 +72,7 @@ def slab_sanity(enhancer, image, z, steps, seed=0, eps=None, samples=SAMPLES, sa
         ``z``, ``contrast_in``, ``contrast_out``, ``contrast_ratio``, ``spread``
         (normalised HQ units; None when ``samples`` < 2), ``spread_rel``.
     """
-    from .. import preprocess
+    from ..core import preprocess
     from ..inference import enhance_grey_slice
     from ..domain import central_crop
     from .uncertainty import stochastic_draws

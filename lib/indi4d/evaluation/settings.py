@@ -2,8 +2,11 @@
 
 #: The candidate InDI step counts N: the one list every sweep draws from.
 STEP_COUNTS = (1, 2, 4, 7, 10, 15, 20, 50)
-#: The candidates the ablation scores (:mod:`indi4d.ablation`: seven trainings, so fewer N).
+#: The candidates the ablation scores (:mod:`indi4d.evaluation.ablation`: seven trainings, so fewer N).
 ABLATION_STEP_COUNTS = tuple(n for n in STEP_COUNTS if n in (1, 2, 4, 10, 20))
+#: The candidates chapter 04 scores on the validation slices (:mod:`indi4d.evaluation.validation`):
+#: up to 20 steps, where the sharpness curve bends.
+VALIDATION_STEP_COUNTS = tuple(n for n in STEP_COUNTS if n <= 20)
 
 #: ``steps_sweep``: InDI step counts N tried (:data:`STEP_COUNTS`); ``fwhm_tol``/``psnr_tol_db``: the
 #: step-selection rule (:func:`select_steps`); ``uncertainty_samples``/``uncertainty_eps``:

@@ -2,7 +2,7 @@
 
 import time
 
-from ..model_folder import check_steps
+from ..core.steps import check_steps
 from ..presets import resolve
 from .predictions import indi_restore
 from .scores import is_finite, score

@@ -33,7 +33,8 @@ def _grey_mapping(meta, path):
 
 def load_split(run_dir, split="test", max_slices=None):
     """The slices of one split of the pairs (``"test"`` or ``"val"``) with their truth; see :func:`load_test_set`."""
-    from .. import preprocess, runs
+    from .. import runs
+    from ..core import preprocess
     from ..files import read_json
     from ..metrics import select_slices
     from ..simulate.acquisition import grey_to_mu
@@ -87,7 +88,7 @@ def load_test_set(run_dir, max_slices=None):
         attenuation (1/um) or None; ``truth_labels``: uint8 (n, H, W) phase
         labels or None; ``pixel_size_nm``: float (the HQ voxel size);
         ``normalisation``: the pairs' ``{"lq": params, "hq": params}``
-        (:func:`indi4d.preprocess.denormalise`); ``grey_mapping``:
+        (:func:`indi4d.core.preprocess.denormalise`); ``grey_mapping``:
         ``{"offset", "per_inv_um"}`` of ``meta.json`` or None (a user's data);
         ``hq_ideal``: float32 (n, H, W) the HQ scan at infinite dose
         (``hq_ideal.tif``, same z and grid as ``hq.tif``) in attenuation

@@ -63,7 +63,7 @@ def stochastic_draws(enhancer, slices, steps, samples, eps, seed=0, progress=Fal
     """K stochastic InDI samples of normalised slices: sample ``k`` uses the seeds ``(seed + k, slice)``.
 
     Each starts from ``y + eps n`` and re-draws its noise at every step (the
-    stochastic sampler of :func:`indi4d.indi.indi_sample`).
+    stochastic sampler of :func:`indi4d.core.indi.indi_sample`).
 
     Parameters
     ----------
@@ -89,7 +89,7 @@ def uncertainty(enhancer, test, steps, samples=8, eps=0.1, seed=0, block_px=4, p
     """Per-pixel spread of K stochastic InDI samples against the true error, in physical units.
 
     Sample ``k`` starts from ``y + eps n`` and re-draws its noise at every step
-    (the stochastic sampler of :func:`indi4d.indi.indi_sample`) with the seeds
+    (the stochastic sampler of :func:`indi4d.core.indi.indi_sample`) with the seeds
     ``(seed + k, slice)``. Each sample is mapped to physical units
     (:func:`~indi4d.evaluation.units.to_physical`, side "hq"); the spread
     ``s = std_k(x_k)`` is compared with the error of the sample mean against

@@ -51,7 +51,7 @@ def to_physical(slices, side, test):
         denormalised grey values without one; the slices unchanged when the
         test set carries no normalisation (:func:`physical_units` says which).
     """
-    from ..preprocess import denormalise
+    from ..core.preprocess import denormalise
     from ..simulate.acquisition import grey_to_mu
 
     norm = test.get("normalisation")
@@ -73,7 +73,7 @@ def to_normalised(physical, side, test):
     -------
     ndarray, float32, same shape (values outside the fitted range are clipped)
     """
-    from ..preprocess import normalise
+    from ..core.preprocess import normalise
 
     norm = test.get("normalisation")
     if norm is None:

@@ -15,7 +15,7 @@
   the library's one path for files (:func:`enhance_file`).
 
 An enhancer is itself a network callable ``enhancer([x_t, t], training=False)``
-that evaluates the U-Net tile by tile, so :func:`indi4d.indi.indi_sample` runs
+that evaluates the U-Net tile by tile, so :func:`indi4d.core.indi.indi_sample` runs
 unchanged on slices of any size.
 """
 

@@ -231,7 +231,7 @@ def model_domain_record(model_dir, pairs_dir=None):
     from ..domain import record_from_pairs
     from ..files import file_sha256
     from ..model_folder import model_path, read_config, read_domain, read_normalisation
-    from ..pairs import pairs_file
+    from ..core.pairs import pairs_file
 
     record = read_domain(model_dir)
     if record is not None:
@@ -361,7 +361,8 @@ def check_enhance_input(in_path, out_path, model_dir, steps=None, force=False, i
         Nothing was read beyond metadata, nothing was written.
     """
     from ..io import VolumeError, open_volume_lazy, volume_format
-    from ..model_folder import check_steps, default_steps, model_task, read_normalisation
+    from ..core.steps import check_steps
+    from ..model_folder import default_steps, model_task, read_normalisation
     from ..safety import check_output
 
     check_output(out_path, inputs=[in_path, model_dir], kind="volume", who=who)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import preprocess
+from ..core import preprocess
 from .checks import check_enhance_input, map_grey_range
 from .volumes import enhance_grey_slice
 
@@ -328,7 +328,7 @@ def enhance_chunked(in_path, out_path, model_dir, steps=None, seed=0, eps=None, 
         InDI steps (default: the model's chosen N); above
         :data:`~indi4d.inference.checks.MAX_STEPS` only with ``force``.
     seed, eps, stochastic
-        InDI's sampling (:func:`~indi4d.indi.indi_sample`; ``eps`` None: the training's).
+        InDI's sampling (:func:`~indi4d.core.indi.indi_sample`; ``eps`` None: the training's).
     preset : str
         Tiling preset of :func:`~indi4d.inference.enhancer.load_enhancer`.
     input_range, voxel_size_nm, force

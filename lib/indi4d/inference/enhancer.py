@@ -31,7 +31,7 @@ class Enhancer(TiledNetwork):
     config : dict
         ``config.json`` of the model folder (``network`` holds the build arguments).
     normalisation : dict or None
-        ``{"lq": params, "hq": params}`` for :func:`indi4d.preprocess.normalise`.
+        ``{"lq": params, "hq": params}`` for :func:`indi4d.core.preprocess.normalise`.
     model_dir : Path or None
     (and those of :class:`~indi4d.inference.tiling.TiledNetwork`; ``factor``
     and, unless given, ``margin`` are derived from ``config``.)
@@ -113,7 +113,9 @@ def load_network(model_dir):
     """
     import keras
 
-    from .. import model as _model  # registers the custom layers for deserialisation
+    from ..core import (
+        model as _model,  # registers the custom layers for deserialisation
+    )
     from ..model_folder import model_path, read_config
 
     del _model

@@ -7,7 +7,7 @@ slice is reflect-padded at the bottom/right to such a size
 
 Large images are evaluated tile by tile, and the tiling is exact, not
 approximate: every output pixel depends only on the input pixels within the
-network's influence radius ``r`` (:func:`indi4d.model.influence_radius`, half
+network's influence radius ``r`` (:func:`indi4d.core.model.influence_radius`, half
 the receptive field plus the stride-2 asymmetry). Each tile drops a margin
 ``>= r`` on its inner sides, so what it keeps was computed from exactly the
 pixels the whole-image pass uses; tiles start on multiples of the factor, so
@@ -50,7 +50,7 @@ def size_factor(network_params):
 
 def exact_margin(network_params):
     """The influence radius of the network, rounded up to its factor: the margin that makes tiling exact."""
-    from ..model import influence_radius
+    from ..core.model import influence_radius
 
     return round_up(influence_radius(**network_params), size_factor(network_params))
 

@@ -1,6 +1,6 @@
 """InDI restoration of slices, images, volumes and files (chapters 04-06, ``indi4d enhance``).
 
-The InDI sampler (:func:`indi4d.indi.indi_sample`) runs on top of the one
+The InDI sampler (:func:`indi4d.core.indi.indi_sample`) runs on top of the one
 prediction path (:mod:`indi4d.inference.tiling`): each slice is reflect-padded
 to the network's factor, sampled with the tiled network at every step, and
 cropped back.
@@ -16,9 +16,9 @@ isotropic voxels.
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import preprocess
-from ..indi import indi_sample
-from ..model_folder import check_steps
+from ..core import preprocess
+from ..core.indi import indi_sample
+from ..core.steps import check_steps
 from .tiling import check_slices, crop_back, pad_to_multiple
 
 
@@ -38,7 +38,7 @@ def enhance_slices(enhancer, slices, steps, eps=None, seed=0, stochastic=False, 
     seed : int
         Slice ``i`` draws its noise from ``(seed, i)``.
     stochastic : bool
-        See :func:`indi4d.indi.indi_sample`.
+        See :func:`indi4d.core.indi.indi_sample`.
     progress : bool
         Progress bar over slices.
 

@@ -110,7 +110,7 @@ def real_structures(run_dir, enhancer, steps, seed=0, names=REAL_NAMES, margin_p
         ``contrast`` (5-95 % spread of each in 1/µm, and of the truth),
         ``data_range``; ``steps``.
     """
-    from .. import preprocess
+    from ..core import preprocess
     from ..files import read_json
     from ..metrics import psnr, ssim
     from ..simulate import acquire_real_volume

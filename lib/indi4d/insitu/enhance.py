@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import preprocess, runs
+from .. import runs
+from ..core import preprocess
 from .settings import AXES
 
 

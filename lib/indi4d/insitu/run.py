@@ -4,7 +4,8 @@ import time
 
 import numpy as np
 
-from .. import preprocess, runs
+from .. import runs
+from ..core import preprocess
 from ..phases import PHASE_NAMES
 from ..presets import resolve
 from .enhance import enhance_series, read_enhanced

@@ -100,7 +100,7 @@ def valid_disc(shape_yx, meta, voxel_nm, margin_px=2):
     -------
     ndarray of bool, shape ``shape_yx``
     """
-    from ..preprocess import disc_mask
+    from ..core.preprocess import disc_mask
 
     h, w = (int(s) for s in shape_yx)
     r_um = (meta.get("sample") or {}).get("sample_radius_um")

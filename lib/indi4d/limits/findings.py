@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ..book_timings import duration
+from ..book.timings import duration
 from .figures import base_point, points_on_axis
 from .points import AXES, ORACLES, ORDER
 

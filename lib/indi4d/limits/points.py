@@ -18,7 +18,7 @@ BASE = {"target": "halves", "steps": 1500, "network": "default", "data_fraction"
 #: Epochs of every run: the step count is spread over them (validation 15 times a run, as the book's).
 EPOCHS = 15
 
-#: Network sizes of the capacity axis (:func:`indi4d.model.build_unet` arguments).
+#: Network sizes of the capacity axis (:func:`indi4d.core.model.build_unet` arguments).
 NETWORKS = {
     "default": {"base_filters": 16, "depth": 1, "blocks_per_level": 1, "dilations": (1, 2, 4), "time_dim": 64},
     "base32_depth2": {"base_filters": 32, "depth": 2, "blocks_per_level": 1, "dilations": (1, 2, 4, 8),

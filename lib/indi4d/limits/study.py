@@ -96,7 +96,8 @@ def derived_pairs(run_dir, name, *, target=None, data_fraction=1.0):
     Path
         The pairs folder.
     """
-    from .. import pairs, preprocess, runs
+    from ..core import pairs, preprocess
+    from .. import runs
     from ..files import read_json
     from ..metrics import select_slices
 
@@ -267,7 +268,7 @@ def run_point(run_dir, point, test, machine, preset="default", seed=0, progress=
 
 def flops_per_pixel(network):
     """FLOPs per output pixel of one forward pass of an InDI network built from ``network`` (build arguments)."""
-    from .. import model
+    from ..core import model
 
     net = model.build_unet(**{**network, "dilations": [int(d) for d in network["dilations"]]}, seed=0)
     return float(model.conv_flops_per_pixel(net))

@@ -27,7 +27,8 @@ Where each metric lives (all are importable from ``indi4d.metrics``)
 * :mod:`~indi4d.metrics.hallucination`: against the truth, false and missed
   particles per mm², Canny edges where the truth is flat, grey-level spread
   where the truth is flat.
-* :mod:`~indi4d.metrics.evaluate`: all of them on a pair of arrays or files;
+* :mod:`~indi4d.metrics.evaluate`: all of them on a pair of arrays;
+  :mod:`~indi4d.metrics.evaluate_files`: on a pair of files (``indi4d evaluate``);
   :mod:`~indi4d.metrics.presets`: their parameters and the result's keys.
 
 Conventions
@@ -46,7 +47,8 @@ Conventions
 from .contrast import cnr, two_phase_masks
 from .edges import (aligned_mean_profile, edge_metrics, edge_placement, profile_crossings, rise_distance,
                     self_aligned_width)
-from .evaluate import auto_valid_mask, evaluate_files, evaluate_pair, select_slices
+from .evaluate import evaluate_pair, select_slices
+from .evaluate_files import auto_valid_mask, evaluate_files
 from .fidelity import affine_fit, psnr, ssim
 from .hallucination import detect_particles, hallucination_metrics
 from .presets import METRIC_KEYS, PRESETS

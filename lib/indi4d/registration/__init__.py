@@ -23,7 +23,10 @@ Modules:
   what to try when it did not (:func:`advice`);
 - :mod:`.parameters` -- :data:`PRESETS` of the whole step;
 - :mod:`.scans` -- :func:`register_scans`, the whole step: it writes the
-  ``pairs`` folder (:mod:`indi4d.pairs`) that the training chapters read.
+  ``pairs`` folder (:mod:`indi4d.core.pairs`) that the training chapters read;
+  :func:`register_run`, the same on a run folder (chapter 02, :func:`indi4d.reference.simulated_pairs`);
+- :mod:`.tables`, :mod:`.figures` -- what chapter 02 shows (matplotlib is imported only when a
+  figure is drawn).
 
 Every public name is importable from ``indi4d.registration`` itself.
 """
@@ -31,7 +34,10 @@ Every public name is importable from ``indi4d.registration`` itself.
 from .convergence import advice, judge_convergence, phi_stability
 from .geometry import apply_phi, compute_phi, decompose_phi, hq_region, misalignment_error, resample_lq_onto_hq
 from .parameters import PRESETS, REGISTRATION_KEYS
-from .scans import build_pairs, register_scans
+from .figures import (SPLIT_COLOURS, checkerboard, comparison_blur, plot_batch, plot_before_after, plot_histograms,
+                      plot_pairs, plot_scans, plot_split)
+from .scans import build_pairs, register_run, register_scans
+from .tables import phi_table
 from .spam_driver import (
     SPAM_STATUS,
     RegistrationError,
@@ -45,5 +51,7 @@ __all__ = [
     "PRESETS", "REGISTRATION_KEYS", "SPAM_STATUS", "RegistrationError",
     "decompose_phi", "compute_phi", "misalignment_error", "apply_phi", "hq_region", "resample_lq_onto_hq",
     "prepare_for_registration", "match_resolution", "coarse_translation", "register_volumes",
-    "build_pairs", "register_scans", "judge_convergence", "phi_stability", "advice",
+    "build_pairs", "register_run", "register_scans",
+    "SPLIT_COLOURS", "checkerboard", "comparison_blur", "plot_scans", "plot_before_after", "plot_histograms",
+    "plot_split", "plot_pairs", "plot_batch", "phi_table", "judge_convergence", "phi_stability", "advice",
 ]

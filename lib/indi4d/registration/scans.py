@@ -3,7 +3,7 @@
 :func:`register_scans` reads the LQ and HQ scans, registers the ×2-upscaled
 LQ crop onto HQ (:mod:`.spam_driver`), resamples the LQ scan with the
 recovered Φ (:mod:`.geometry`), builds the slice pairs (:func:`build_pairs`)
-and writes them with :func:`indi4d.pairs.save_pairs`.
+and writes them with :func:`indi4d.core.pairs.save_pairs`.
 """
 
 import time
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, pairs, preprocess
+from .. import __version__, runs
+from ..core import pairs, preprocess
 from ..files import file_sha256, read_json
 from ..io import read_volume, volume_sha256
 from ..presets import resolve
@@ -172,7 +173,7 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
         The LQ (e.g. 100 nm) and HQ (50 nm) scans, (Z, Y, X) volumes.
     out_dir : str or Path
         The ``pairs`` folder to write: ``pairs.npz``, ``phi.json``,
-        ``normalisation.json``, ``pairs.json`` (see :mod:`indi4d.pairs`).
+        ``normalisation.json``, ``pairs.json`` (see :mod:`indi4d.core.pairs`).
         Checked before any work: it may not be, contain or lie inside an input.
     meta_path : str or Path, optional
         ``meta.json`` of a simulated data set (``hq_region_in_lq``; its
@@ -294,3 +295,45 @@ def register_scans(lq_path, hq_path, out_dir, meta_path=None, preset="default", 
     steps.update()
     steps.close()
     return report
+
+
+def register_run(run_dir, preset="default", seed=0, normalisation=None, progress=False):
+    """Register a run folder's scans into its pairs folder: chapter 02's one call.
+
+    Reads ``RUN_DIR/data/`` (chapter 01: ``lq.tif``, ``hq.tif``, ``meta.json``,
+    and the HQ halves ``hq_half_a.tif`` / ``hq_half_b.tif`` when the data set
+    has them) and writes ``RUN_DIR/pairs/`` with :func:`register_scans`. The
+    ``tiny`` preset's toy volumes are too small for spam to converge on, so
+    their pairs are written anyway (with a warning); every other preset
+    refuses an unconverged registration.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    preset : str
+        Key of :data:`PRESETS`.
+    seed : int
+        Seed of the train/val/test split.
+    normalisation : dict, optional
+        A fixed ``{"lq": params, "hq": params}`` (a published network's,
+        :func:`indi4d.pretrained.normalisation_for`); None fits it to these scans.
+    progress : bool
+        Show a progress bar over the steps.
+
+    Returns
+    -------
+    dict
+        The registration report (the content of ``phi.json``).
+
+    Raises
+    ------
+    indi4d.runs.MissingArtifactError
+        ``RUN_DIR/data`` lacks a scan or ``meta.json``, naming chapter 01.
+    """
+    scans = {k: runs.require_artifact(run_dir, "data", k) for k in ("lq", "hq", "meta")}
+    halves = tuple(runs.artifact(run_dir, "data", k) for k in ("hq_half_a", "hq_half_b"))
+    return register_scans(scans["lq"], scans["hq"], runs.stage_dir(run_dir, "pairs", create=True),
+                          meta_path=scans["meta"], preset=preset, seed=seed,
+                          hq_halves=halves if all(h.exists() for h in halves) else None,
+                          allow_unconverged=preset == "tiny", progress=progress, normalisation=normalisation)

@@ -7,11 +7,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from ..phases import PHASE_NAMES
-from ..plotting import add_scale_bar
+from ..plotting import PHASE_COLOURS, add_scale_bar
 from .settings import DESCRIPTORS
 
-#: One colour per phase (pore, binder, particle, dense).
-PHASE_COLOURS = ("#1f3b73", "#9a9a9a", "#f0a030", "#d62728")
+#: The phase colours shared with every figure of labels (:data:`indi4d.plotting.PHASE_COLOURS`).
 PHASE_CMAP = ListedColormap(PHASE_COLOURS)
 #: Line colours of the methods and of the truth.
 METHOD_COLOURS = {"lq": "tab:blue", "indi": "tab:orange", "ideal": "tab:green", "truth": "black"}

@@ -6,7 +6,7 @@ attenuation (1/µm, through the beamline's fixed grey mapping, as in chapter
 (:func:`to_network_scale`). No image is fitted to another, so a network sees
 the same physical contrast whichever image it segments.
 
-* ``lq``: the LQ scan, x2 cubic-spline upscaled (:func:`indi4d.preprocess.upscale`);
+* ``lq``: the LQ scan, x2 cubic-spline upscaled (:func:`indi4d.core.preprocess.upscale`);
 * ``indi``: chapter 06's enhanced volume (``RUN_DIR/insitu/enhanced/<indi_method>_t<k>.tif``);
 * ``ideal``: the upper bound. The in situ series was scanned with the LQ
   setting only, so there is no HQ scan of it, let alone an ideal one. What an
@@ -75,7 +75,7 @@ def method_attenuation(method, series, i, run_dir, indi_method="indi_xy"):
     indi4d.runs.MissingArtifactError
         ``indi``: chapter 06's volume is missing.
     """
-    from .. import preprocess
+    from ..core import preprocess
     from ..insitu import enhanced_path, grey_to_attenuation, read_enhanced
 
     if method == "lq":

@@ -30,6 +30,7 @@ Modules
 ``calibration``    what a scan resolves: edge FWHM, noise, CNR, rings, the measured PSF (:func:`measured_psf`)
 ``real_volumes``   real CT volumes from ``spam.datasets`` through the same scans
 ``beamline``       :func:`simulate_beamline`, the files of chapter 01
+``figures``, ``tables``  what chapter 01 shows (matplotlib is imported only when a figure is drawn)
 
 Everything public is importable from ``indi4d.simulate`` itself. Phase labels
 are those of :mod:`indi4d.phases` (re-exported here).
@@ -43,8 +44,11 @@ from .calibration import (acquisition_characteristics, calibration_disc, disc_ed
                           ring_index)
 from .phantom import Phantom, add_insitu_features, build_phantom, insitu_state, lognormal_radii, random_rotations
 from .presets import ATTENUATION_PER_UM, PRESETS
+from .figures import (central_slices, common_grey_range, hq_region_um, plot_hq_vs_truth, plot_insitu_series,
+                      plot_lq_with_hq_fov, plot_orthogonal_views, plot_real_volume)
 from .rasterisation import attenuation_of, block_mean, block_mode, phase_fractions, rasterise
 from .real_volumes import REAL_VOLUMES, acquire_real_volume, segment_real_volume
+from .tables import PAPER_FWHM_NM, calibration_table, field_of_view_um, files_table, insitu_table, scan_table
 
 #: By topic, in the order of the modules above.
 __all__ = [
@@ -57,4 +61,7 @@ __all__ = [
     "ATTENUATION_PER_UM", "PRESETS",
     "rasterise", "attenuation_of", "phase_fractions", "block_mode", "block_mean",
     "REAL_VOLUMES", "segment_real_volume", "acquire_real_volume",
+    "hq_region_um", "central_slices", "common_grey_range", "plot_lq_with_hq_fov", "plot_hq_vs_truth",
+    "plot_orthogonal_views", "plot_insitu_series", "plot_real_volume",
+    "PAPER_FWHM_NM", "field_of_view_um", "scan_table", "calibration_table", "insitu_table", "files_table",
 ]

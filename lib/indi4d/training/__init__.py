@@ -1,8 +1,8 @@
 """Training (chapter 04): one loop for InDI, the CNN and the GAN, resumable and bounded by steps.
 
 :func:`train_indi` is what ``indi4d train PAIRS_DIR MODEL_DIR`` runs: it reads
-the registered pairs of chapter 02, builds the U-Net of :mod:`indi4d.model`
-and fits it with the InDI objective of :mod:`indi4d.indi` under a one-cycle
+the registered pairs of chapter 02, builds the U-Net of :mod:`indi4d.core.model`
+and fits it with the InDI objective of :mod:`indi4d.core.indi` under a one-cycle
 cosine learning-rate schedule. The baselines of chapter 05 are trained by the
 same loop with their own step functions (:mod:`indi4d.baselines`).
 
@@ -20,7 +20,10 @@ Modules:
 - :mod:`~indi4d.training.single_network`: the single-network step of InDI and the CNN, and :func:`fit`;
 - :mod:`~indi4d.training.data`: the crops of a pairs folder (shared, so every
   method sees the same batches);
-- :mod:`~indi4d.training.indi_run`: :data:`PRESETS` and :func:`train_indi`.
+- :mod:`~indi4d.training.indi_run`: :data:`PRESETS`, :func:`train_indi`, and a run's networks
+  (:func:`indi_model`, :func:`indi_deconv_model`: the published one installed, or trained);
+- :mod:`~indi4d.training.notes`: what chapter 04 says of a training, in Markdown;
+- :mod:`~indi4d.training.figures`: what chapter 04 shows of a training (the path, the curves, the restorations).
 
 The model folder (a contract, see CONTRIBUTING.md; files owned by
 :mod:`indi4d.model_folder`)::
@@ -51,7 +54,10 @@ _OWNERS = {
     **{name: (".checkpoints", name) for name in ("Part", "averaged_weights", "load_checkpoint", "save_checkpoint")},
     **{name: (".data", name) for name in ("SEED_STRIDE", "validation_batches")},
     **{name: (".single_network", name) for name in ("adam", "fit", "objective_method", "start_run")},
-    **{name: (".indi_run", name) for name in ("indi_deconv_model", "train_indi")},
+    **{name: (".indi_run", name) for name in ("indi_deconv_model", "indi_model", "train_indi")},
+    **{name: (".figures", name) for name in ("plot_edge_profiles", "plot_loss_curves", "plot_sampler_path",
+                                             "plot_sharpness_vs_steps", "plot_t_sampling", "plot_validation_slices")},
+    "notes": (".notes", None),  # the module itself
     "PRESETS": (".recipes", "PRESETS"),
     **{name: (".loop", name) for name in ("STOP_RULES", "Method", "budget_spent", "epoch_batches", "run_loop")},
     **{name: (".schedule", name) for name in ("OneCycleCosine", "one_cycle_cosine")},
@@ -64,7 +70,8 @@ def __getattr__(name):
     if name not in _OWNERS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attr = _OWNERS[name]
-    value = getattr(importlib.import_module(module, __name__), attr)
+    value = importlib.import_module(module, __name__)
+    value = value if attr is None else getattr(value, attr)
     globals()[name] = value  # looked up once
     return value
 

@@ -2,7 +2,7 @@
 
 The targets (:data:`TARGETS`) are the HQ scan, the two Noise2Inverse HQ halves
 (two channels, Noise2Noise), or those halves deconvolved by the HQ
-point-spread function (:mod:`indi4d.deconvolution`).
+point-spread function (:mod:`indi4d.core.deconvolution`).
 
 InDI and both baselines take their batches from here, so with the same seed
 they see the very same crops in the same order.
@@ -14,7 +14,7 @@ import numpy as np
 
 SEED_STRIDE = 1_000_003  # epoch e of seed s draws its batches with seed s * stride + e
 
-#: Default deconvolution of the ``"halves_deconv"`` targets (:func:`indi4d.deconvolution.deconvolve`).
+#: Default deconvolution of the ``"halves_deconv"`` targets (:func:`indi4d.core.deconvolution.deconvolve`).
 DECONVOLUTION = {"method": "wiener", "nsr": 1e-2, "num_iter": 20}
 
 
@@ -35,7 +35,7 @@ def resolve_target(target, pairs_dir):
     targets whenever the data allow them (chapter 04's ablation), the paper's
     HQ targets for a user with one HQ reconstruction. Other values pass through.
     """
-    from .. import pairs
+    from ..core import pairs
 
     if target != "auto":
         return target
@@ -56,7 +56,7 @@ def hq_psf(pairs_dir, psf_sigma_nm=None, info=None):
     ValueError
         No PSF anywhere: the message names ``pairs.json`` and says to pass ``psf_sigma_nm``.
     """
-    from .. import pairs
+    from ..core import pairs
     from ..files import read_json
 
     if psf_sigma_nm is not None:
@@ -76,7 +76,7 @@ def hq_psf(pairs_dir, psf_sigma_nm=None, info=None):
             return {"sigma_nm": float(psf["sigma_nm"]), "source": f"{meta['path']}: psf.hq"}
     raise ValueError(f"{where}: no HQ point-spread function recorded (neither in the pairs' provenance nor in a "
                      "meta.json with psf.hq); pass psf_sigma_nm (the HQ PSF's Gaussian std in nm, e.g. from "
-                     "indi4d.deconvolution.sigma_from_edge on a measured edge profile)")
+                     "indi4d.core.deconvolution.sigma_from_edge on a measured edge profile)")
 
 
 def _hq_voxel_nm(info, where):
@@ -89,8 +89,8 @@ def _hq_voxel_nm(info, where):
 
 def _targets(pairs_dir, split, hq, target, info, psf, deconvolution):
     """HQ targets of one split: ``hq`` (n, H, W), or the two halves stacked (n, H, W, 2), deconvolved or not."""
-    from .. import deconvolution as deconv
-    from .. import pairs
+    from ..core import deconvolution as deconv
+    from ..core import pairs
 
     if target == "hq":
         return hq
@@ -125,7 +125,7 @@ def load_training_slices(pairs_dir, crop, target=DEFAULT_TARGET, psf_sigma_nm=No
         one recorded with the data (``meta.json``'s ``psf.hq`` via the pairs'
         provenance); without either, a ValueError says to pass one.
     deconvolution : dict, optional
-        Keywords of :func:`indi4d.deconvolution.deconvolve`: ``method``
+        Keywords of :func:`indi4d.core.deconvolution.deconvolve`: ``method``
         (``"wiener"`` or ``"richardson_lucy"``), ``nsr``, ``num_iter``;
         default :data:`DECONVOLUTION`.
 
@@ -145,7 +145,7 @@ def load_training_slices(pairs_dir, crop, target=DEFAULT_TARGET, psf_sigma_nm=No
         than ``crop``, no HQ halves for a halves target (the message says to
         register with ``--hq-halves``), or no PSF; the message names the file.
     """
-    from .. import pairs
+    from ..core import pairs
 
     if target not in TARGET_CHOICES:
         raise ValueError(f"load_training_slices: unknown target {target!r}; expected one of {TARGET_CHOICES}")
@@ -178,11 +178,11 @@ def load_training_slices(pairs_dir, crop, target=DEFAULT_TARGET, psf_sigma_nm=No
 def epoch_batch_source(slices, crop, batch_size, steps_per_epoch, seed, min_inside):
     """``train_batches(epoch)``: the seeded random crops of one epoch (``steps_per_epoch`` batches).
 
-    Epoch ``e`` uses :func:`indi4d.pipeline.training_dataset` seeded
+    Epoch ``e`` uses :func:`indi4d.core.pipeline.training_dataset` seeded
     ``seed * SEED_STRIDE + e``, so every epoch is reproducible on its own (a
     resumed run replays it).
     """
-    from .. import pipeline
+    from ..core import pipeline
 
     def train_batches(epoch):
         ds = pipeline.training_dataset(slices["lq_tr"], slices["hq_tr"], int(crop), int(batch_size),

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import keras
 
-from .. import model_folder, pairs
+from .. import model_folder
+from ..core import pairs
 from ..domain import record_from_slices
 from ..files import file_sha256
 from ..presets import resolve
@@ -15,8 +16,8 @@ from .loop import run_loop
 from .recipes import PRESETS
 
 def network_params(params):
-    """Build arguments of :func:`indi4d.model.build_unet` and the network's size factor 2**depth."""
-    from .. import model
+    """Build arguments of :func:`indi4d.core.model.build_unet` and the network's size factor 2**depth."""
+    from ..core import model
 
     net = params["network"]
     net = resolve(model.PRESETS, net) if isinstance(net, str) else dict(net)
@@ -26,7 +27,7 @@ def network_params(params):
 
 def check_options(params):
     """Refuse unknown option values before anything is written; return the extra :func:`build_unet` arguments."""
-    from .. import indi, model
+    from ..core import indi, model
     from .data import TARGET_CHOICES
 
     choices = {"target": TARGET_CHOICES, "parametrisation": model.PARAMETRISATIONS, "head": model.HEADS,
@@ -104,7 +105,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         session's options ``{"parametrisation": "residual", "head": "linear",
         "loss_weighting": "min_snr", "ema": 0.999, "eps": 0.01, "p_one": 1/3,
         "target": "halves"}``, see :data:`PRESETS`); a ``"network"`` entry may
-        be a preset name or a dict of :func:`indi4d.model.build_unet` arguments.
+        be a preset name or a dict of :func:`indi4d.core.model.build_unet` arguments.
         Unknown keys or values are refused before anything is written.
     restart : bool
         When ``model_dir`` holds a run with other parameters or other pairs
@@ -121,7 +122,7 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
         ``n_params``, ``n_train``, ``n_val`` and ``preset``; also written as
         ``summary.json``.
     """
-    from .. import indi, model
+    from ..core import indi, model
 
     params = resolve(PRESETS, preset, **{**dict(overrides or {}), **({} if epochs is None else {"epochs": epochs})})
     if max_minutes is not None:
@@ -169,6 +170,52 @@ def train_indi(pairs_dir, model_dir, preset="default", epochs=None, max_minutes=
     return summary
 
 
+def _install(name, folder):
+    """A published network installed into ``folder``, as :func:`indi_model` and :func:`indi_deconv_model` report it."""
+    from .. import pretrained
+
+    record = pretrained.install_model(name, folder)
+    return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
+            "trained": record["trained"]}
+
+
+def indi_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
+    """The InDI network of a run (``RUN_DIR/model``): the published reference installed, or trained here.
+
+    A preset with a published network (:func:`indi4d.pretrained.names_for`)
+    installs it unless ``retrain``; otherwise the whole run is trained on the
+    run's pairs with the preset's recipe (:func:`train_indi`, ``restart=True``).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder (``RUN_DIR/pairs`` from chapter 02).
+    preset : str
+        Key of :data:`PRESETS` (and of the published networks).
+    seed : int
+        Seed of the training.
+    retrain : bool
+        Train even where a published network exists (``make book TRAIN=1``).
+    progress : bool
+        Show the training's progress bar.
+
+    Returns
+    -------
+    dict
+        ``how`` ("installed" or "trained"), ``model_dir``, ``trained`` (the
+        training summary), and ``name``/``sha256`` when installed.
+    """
+    from .. import pretrained, runs
+
+    pairs_dir = runs.require_artifact(run_dir, "pairs", "pairs").parent
+    folder = runs.stage_dir(run_dir, "model", create=True)
+    published = pretrained.names_for(preset, retrain).get("indi")
+    if published:
+        return _install(published, folder)
+    summary = train_indi(pairs_dir, folder, preset=preset, seed=seed, restart=True, progress=progress)
+    return {"how": "trained", "model_dir": str(folder), "trained": summary}
+
+
 def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress=True):
     """The indi-deconv network of a run (``RUN_DIR/indi_deconv``): installed, trained, or skipped with why.
 
@@ -190,9 +237,7 @@ def indi_deconv_model(run_dir, preset="default", seed=0, retrain=False, progress
     folder = runs.stage_dir(run_dir, "indi_deconv")
     published = pretrained.names_for(preset, retrain).get("indi_deconv")
     if published:
-        record = pretrained.install_model(published, folder)
-        return {"how": "installed", "model_dir": str(folder), "name": record["name"], "sha256": record["sha256"],
-                "trained": record["trained"]}
+        return _install(published, folder)
     if not pairs.has_hq_halves(pairs_dir):
         return {"how": "skipped", "model_dir": str(folder),
                 "why": "the pairs hold no HQ halves to deconvolve (register with --hq-halves)"}

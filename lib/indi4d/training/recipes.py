@@ -9,7 +9,7 @@ heavier than :mod:`indi4d.training.data`'s target names.
 from ..presets import preset_entry
 from .data import DEFAULT_TARGET
 
-#: ``network``: :data:`indi4d.model.PRESETS` keys. ``crop``/``batch_size``: the
+#: ``network``: :data:`indi4d.core.model.PRESETS` keys. ``crop``/``batch_size``: the
 #: random training crops; ``steps_per_epoch`` None = one pass over the training
 #: slices' area in crops. ``epochs`` x ``steps_per_epoch`` is the run's length:
 #: the bound of the training and the one-cycle schedule's length. Crops lie at
@@ -22,20 +22,20 @@ from .data import DEFAULT_TARGET
 #: when it fires the run
 #: stops cleanly, says so, and records ``stopped_by = "wall_time_budget"``.
 #: ``val_crop``/``val_max_slices``: the fixed validation set (centre crops).
-#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.indi`);
+#: ``p_one``/``eps``/``threshold``: the InDI objective (:mod:`indi4d.core.indi`);
 #: ``eps`` is also the default noise of sampling (``config.json``).
 #: The training options below (all recorded in ``config.json["training"]``, so a
 #: resume with other values is refused) default to the original behaviour
 #: except ``target`` ("auto") and ``p_one`` (1/3): the two changes that won
-#: chapter 04's ablation (:mod:`indi4d.ablation`, whose baseline is the original).
+#: chapter 04's ablation (:mod:`indi4d.evaluation.ablation`, whose baseline is the original).
 #: ``target`` "auto" | "hq" | "halves" | "halves_deconv" and ``psf_sigma_nm``
 #: (None = the measured one): what the network learns to produce
 #: (:func:`indi4d.training.data.load_training_slices`; "auto", the presets'
 #: choice, is "halves" when the pairs hold the HQ halves, else "hq", and the
 #: resolved target is what ``config.json`` records); ``parametrisation``
-#: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.model.build_unet`);
-#: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.indi.loss_scale`);
-#: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.indi.noise_std`, the
+#: "x" | "residual" and ``head`` "tanh" | "linear" (:func:`indi4d.core.model.build_unet`);
+#: ``loss_weighting`` "none" | "min_snr" (:func:`indi4d.core.indi.loss_scale`);
+#: ``noise_schedule`` "linear" | "brownian" (:func:`indi4d.core.indi.noise_std`, the
 #: sampler reads it from the folder); ``ema`` 0 (off) or the decay of an
 #: exponential moving average of the weights, used for validation and saved
 #: in ``model.keras``. ``crop`` may equal the slice size (whole slices; lower

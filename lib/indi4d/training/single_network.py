@@ -36,7 +36,7 @@ def objective_method(network, objective, optimizer, desc="training"):
     network : keras.Model
     objective : callable
         ``objective(network, lq, hq, seed, training)`` -> scalar loss tensor
-        (:func:`indi4d.indi.indi_objective` for InDI,
+        (:func:`indi4d.core.indi.indi_objective` for InDI,
         :func:`indi4d.baselines.regression_objective` for the CNN).
     optimizer : keras.optimizers.Optimizer
     desc : str

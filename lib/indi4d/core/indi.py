@@ -31,14 +31,14 @@ Options of this session (defaults keep the original behaviour):
 
 The functions here work on ``(B, H, W, 1)`` float32 arrays; the network is any
 callable ``network([x_t, t], training=False)`` with ``x_t`` (B, H, W, 1) and
-``t`` (B,), e.g. a model from :func:`indi4d.model.build_unet`.
+``t`` (B,), e.g. a model from :func:`indi4d.core.model.build_unet`.
 """
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .model_folder import check_steps
+from .steps import check_steps
 
 #: Objective defaults: ``p_one`` is the share of samples with t = 1 exactly
 #: (the first sampling step, the one that must work from the raw LQ); ``eps``
@@ -284,7 +284,7 @@ def _sampler_settings(network, noise_schedule, clip):
     ``noise_schedule`` None: the model folder's training schedule when the
     network carries its ``config`` (an :class:`indi4d.inference.Enhancer`),
     else ``"linear"``. ``clip`` None: clip unless the underlying Keras model's
-    output is bounded (:func:`indi4d.model.output_is_bounded`); a plain
+    output is bounded (:func:`indi4d.core.model.output_is_bounded`); a plain
     callable is not clipped.
     """
     from .model import output_is_bounded

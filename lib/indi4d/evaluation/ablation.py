@@ -15,7 +15,7 @@ Written into ``RUN_DIR/ablation/``: one model folder per variant and
 
 import time
 
-from .evaluation.settings import ABLATION_STEP_COUNTS
+from .settings import ABLATION_STEP_COUNTS
 
 #: The original InDI training every variant starts from (the presets' values
 #: before this ablation chose "auto" targets and p_one 1/3), so that each row
@@ -103,7 +103,7 @@ def variant_overrides(name, whole_crop, total_steps=3000):
 
 def whole_slice_crop(pairs_dir, factor):
     """The largest crop that fits a pair slice and is a multiple of the network's ``factor``."""
-    from . import pairs
+    from ..core import pairs
 
     shape = pairs.load_pairs_info(pairs_dir)["mask"].shape
     return int(min(shape) // factor * factor)
@@ -146,14 +146,16 @@ def run_ablation(run_dir, names=None, *, preset="default", seed=0, epochs=None, 
         ``reference``, ``complete``; written to ``RUN_DIR/ablation/ablation.json``
         after every variant (``complete`` is true only once all have run).
     """
-    from . import runs
-    from .evaluation import load_test_set, select_steps, step_sweep
-    from .evaluation.settings import PRESETS as EVAL_PRESETS
-    from .files import write_json
-    from .inference import load_enhancer
-    from .presets import resolve
-    from .training import train_indi
-    from .training.indi_run import PRESETS as TRAIN_PRESETS, network_params
+    from .. import runs
+    from ..files import write_json
+    from ..inference import load_enhancer
+    from ..presets import resolve
+    from ..training import train_indi
+    from ..training.indi_run import PRESETS as TRAIN_PRESETS
+    from ..training.indi_run import network_params
+    from .settings import PRESETS as EVAL_PRESETS
+    from .sweep import select_steps, step_sweep
+    from .testset import load_test_set
 
     eval_preset = eval_preset or preset
     ev = resolve(EVAL_PRESETS, eval_preset)

@@ -96,7 +96,7 @@ def training_dataset(lq, hq, crop, batch_size, seed, mask=None, min_inside=1.0):
     Parameters
     ----------
     lq : ndarray, float32, shape (n, H, W)
-        LQ slices in [-1, 1] (:func:`indi4d.pairs.load_pairs`).
+        LQ slices in [-1, 1] (:func:`indi4d.core.pairs.load_pairs`).
     hq : ndarray, float32, shape (n, H, W) or (n, H, W, 2)
         Their HQ targets; with two channels (two independent HQ halves) the
         channels are swapped at random per sample (seeded).

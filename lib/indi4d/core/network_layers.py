@@ -1,7 +1,7 @@
-"""The custom Keras layers and initialiser of the InDI U-Net (:mod:`indi4d.model`).
+"""The custom Keras layers and initialiser of the InDI U-Net (:mod:`indi4d.core.model`).
 
 All are registered with Keras (package ``indi4d``), so a ``model.keras`` that
-holds them loads once this module is imported (:mod:`indi4d.model` imports it).
+holds them loads once this module is imported (:mod:`indi4d.core.model` imports it).
 """
 
 import math

@@ -3,7 +3,7 @@
 The steps, in the order :func:`indi4d.registration.register_scans` runs them:
 
 1. :func:`upscale` -- cubic-spline ×2 upscaling of the LQ crop onto the HQ grid
-   (in :mod:`indi4d.upscaling`, re-exported here).
+   (in :mod:`indi4d.core.upscaling`, re-exported here).
 2. :func:`disc_mask` / :func:`estimate_disc_radius` -- the reconstruction disc of
    every xy slice; outside it a filtered back-projection has no data.
 3. :func:`fit_normalisation` / :func:`normalise` / :func:`denormalise` --
@@ -14,7 +14,7 @@ The steps, in the order :func:`indi4d.registration.register_scans` runs them:
 4. :func:`split_slices` -- train/val/test split by contiguous blocks of z slices.
 
 The ``pairs`` folder itself (:func:`save_pairs`, :func:`load_pairs`,
-:func:`load_pairs_info`, :data:`SPLITS`) lives in :mod:`indi4d.pairs`; the
+:func:`load_pairs_info`, :data:`SPLITS`) lives in :mod:`indi4d.core.pairs`; the
 names are re-exported here because chapters and training code import them
 from this module.
 

@@ -2,7 +2,7 @@
 
 ``make book`` writes one build's times into its run folder only
 (``RUN_DIR/book_timings.json``, :func:`run_timings`), so a build leaves the
-checkout clean. ``make timings`` (``python -m indi4d.book_timings --run-dir RUN_DIR``,
+checkout clean. ``make timings`` (``python -m indi4d.book.timings --run-dir RUN_DIR``,
 a maintainer's step) merges them into the committed ``BOOK/timings.json``
 (:func:`record_timings`) and rewrites the README's table (:func:`update_readme_timings`).
 The book reads the committed file (:func:`read_timings`) and renders one chapter's
@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .files import atomic_path, read_json, write_json
+from ..files import atomic_path, read_json, write_json
 
 #: The chapters' measured times, per preset, in the book folder (committed with the book).
 TIMINGS_FILE = "timings.json"
@@ -150,7 +150,7 @@ def time_page(timings, stem):
     ----------
     timings : dict
         ``{preset: {chapter_stem: seconds, "date": ..., "machine": cores, ...}}``
-        (:func:`indi4d.book.merge_timings`).
+        (:func:`indi4d.book.timings.merge_timings`).
     stem : str
         The chapter, e.g. ``"01_data_retrieval"``.
 
@@ -260,8 +260,9 @@ def record_run(run_dir, book_dir, readme_path):
 
 
 def main(argv=None):
-    """``python -m indi4d.book_timings --run-dir RUN_DIR``: what ``make timings`` runs."""
-    parser = argparse.ArgumentParser(description="copy a book build's chapter times (RUN_DIR/book_timings.json) "
+    """``python -m indi4d.book.timings --run-dir RUN_DIR``: what ``make timings`` runs."""
+    parser = argparse.ArgumentParser(prog="python -m indi4d.book.timings",
+                                     description="copy a book build's chapter times (RUN_DIR/book_timings.json) "
                                                  "into the committed book/timings.json and the README's table")
     parser.add_argument("--root", default=".", help="the repository root (holding book/ and README.md)")
     parser.add_argument("--run-dir", required=True, help="the run folder of the build, e.g. runs/default")

@@ -9,13 +9,13 @@
 * ``discussion_numbers.md``: the measured numbers the discussion rests on,
   from chapters 5 and 6 (:func:`discussion_numbers`);
 * ``time_<chapter>.md``: each chapter's measured time per preset, from
-  ``BOOK/timings.json`` (:func:`indi4d.book_timings.time_page`), included by
+  ``BOOK/timings.json`` (:func:`indi4d.book.timings.time_page`), included by
   the chapter's "Time to run" section;
 * ``provenance.md``: which preset and seed built the chapters of this copy of
   the book, and when, from the executed notebooks' papermill metadata
   (:func:`provenance_page`), included by the landing page;
 * ``timings.md``: the table of every chapter's time per preset
-  (:func:`indi4d.book_timings.timings_table`), included by the rerun page
+  (:func:`indi4d.book.timings.timings_table`), included by the rerun page
   and copied into the README.
 
 Pages include them with ``{include}``, so a number on them is always the
@@ -24,8 +24,8 @@ number of the run the book was built from.
 
 from pathlib import Path
 
-from .book_timings import duration, read_timings, time_page, timings_table
-from .files import atomic_path, read_json
+from ..files import atomic_path, read_json
+from .timings import duration, read_timings, time_page, timings_table
 
 
 def chapter_paths(notebooks_dir):
@@ -110,7 +110,7 @@ KEY_FIGURE = "05_comparison.png"
 
 def _run_results(run_dir, stage, what):
     """A stage's ``metrics.json``/``meta.json`` of the run as a dict, or None when there is no such file."""
-    from . import runs
+    from .. import runs
 
     key = "meta" if stage == "data" else "metrics"
     path = None if run_dir is None else runs.artifact(run_dir, stage, key)
@@ -132,7 +132,7 @@ def headline_page(run_dir, figure=None):
     -------
     str
     """
-    from .evaluation import truth_table
+    from ..evaluation import truth_table
 
     results = _run_results(run_dir, "eval", "chapter 5's results")
     if results is None:
@@ -142,8 +142,8 @@ def headline_page(run_dir, figure=None):
     if figure:
         lines += [f"```{{figure}} {figure}", ":width: 100%", "",
                   "One held-out test slice as every method restores it (InDI at its chosen "
-                  f"N = {results['steps']}), beside the HQ scans and the true attenuation; the lower row enlarges "
-                  "the region with the most phase boundaries (chapter 5).", "```", ""]
+                  f"N = {results['steps']}), beside the HQ scans and the true attenuation, in two rows; below "
+                  "each slice, the region with the most phase boundaries enlarged (chapter 5).", "```", ""]
     lines += [f"Against the truth on the {len(results.get('test_slices') or [])} held-out test slices of this "
               f"build (preset `{results['preset']}`, seed {results['seed']}; table generated from "
               "chapter 5's results):", "",
@@ -263,7 +263,7 @@ def provenance_page(chapters_dir):
     ----------
     chapters_dir : str or Path
         The book's executed chapters (``BOOK/chapters/*.ipynb``, written by
-        :func:`indi4d.book.execute_chapter`, which records papermill's metadata).
+        :func:`indi4d.book.build.execute_chapter`, which records papermill's metadata).
 
     Returns
     -------
@@ -310,7 +310,7 @@ def write_generated_pages(book_dir, notebooks_dir, run_dir=None):
     """
     import shutil
 
-    from . import runs
+    from .. import runs
 
     folder = Path(book_dir) / "_generated"
     folder.mkdir(exist_ok=True)

@@ -11,9 +11,9 @@ library's source) in its metadata, so ``make book`` re-runs only what changed.
 
 Every build records the chapters' measured times in the run folder
 (``RUN_DIR/book_timings.json``) and nothing in the checkout; ``make timings``
-(:mod:`indi4d.book_timings`) copies them into the committed ``book/timings.json``
+(:mod:`indi4d.book.timings`) copies them into the committed ``book/timings.json``
 and the README, from which each chapter's "Time to run" section is generated
-(:mod:`indi4d.book_pages`).
+(:mod:`indi4d.book.pages`).
 """
 
 import argparse
@@ -26,11 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-from .book_pages import chapter_paths, write_generated_pages
-from .book_timings import RUN_TIMINGS_FILE, run_timings
-from .files import atomic_path, write_json
+from ..files import atomic_path, write_json
+from .pages import chapter_paths, write_generated_pages
+from .timings import RUN_TIMINGS_FILE, run_timings
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+#: The ``indi4d`` package folder, whose every source file enters a chapter's fingerprint.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def _fingerprint(md_path, parameters):
@@ -134,7 +135,7 @@ def execute_chapters(notebooks_dir, out_dir, parameters, only=None, force=False)
 def build_html(book_dir, notebooks_dir=None, run_dir=None):
     """Write the generated pages and build a book folder's HTML; return ``_build/html/index.html``.
 
-    The generated pages (:func:`indi4d.book_pages.write_generated_pages`, from ``notebooks_dir``,
+    The generated pages (:func:`indi4d.book.pages.write_generated_pages`, from ``notebooks_dir``,
     default the ``notebooks/`` folder beside the book, and from the chapters'
     ``run_dir``) are written first, then :func:`run_jupyter_book` builds (any
     warning fails the build: :class:`BookBuildError`).
@@ -224,14 +225,14 @@ def build_book(root, preset="default", seed=0, run_dir=None, only=None, force=Fa
     timings = execute_chapters(root / "notebooks", root / "book" / "chapters", parameters, only=only, force=force)
     index = build_html(root / "book", root / "notebooks", run_dir)
     # only the run folder: the committed book/timings.json and README table are a maintainer's
-    # `make timings` (indi4d.book_timings), so a build leaves the checkout as it was
+    # `make timings` (indi4d.book.timings), so a build leaves the checkout as it was
     write_json(run_dir / RUN_TIMINGS_FILE, run_timings(preset, dict(timings), time.perf_counter() - t0))
     return index
 
 
 def main(argv=None):
     """``python -m indi4d.book``: what ``make book`` runs."""
-    parser = argparse.ArgumentParser(description="execute the chapters and build the book")
+    parser = argparse.ArgumentParser(prog="python -m indi4d.book", description="execute the chapters and build the book")
     parser.add_argument("--root", default=".")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seed", type=int, default=0)

@@ -10,7 +10,7 @@ Files (names from :data:`indi4d.runs.FILES` ``["pairs"]``):
   HQ's mask and normalisation;
 - ``phi.json``: the registration report (:func:`indi4d.registration.register_volumes`);
 - ``normalisation.json``: ``{"lq": params, "hq": params}`` for
-  :func:`indi4d.preprocess.normalise` / :func:`indi4d.preprocess.denormalise`;
+  :func:`indi4d.core.preprocess.normalise` / :func:`indi4d.core.preprocess.denormalise`;
 - ``pairs.json``: provenance (inputs and their sha256, Φ, mask, split).
 
 ``pairs.json`` is written last, after the files of an earlier run have been
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runs
-from .files import atomic_path, read_json, write_json
+from .. import runs
+from ..files import atomic_path, read_json, write_json
 
 #: Names of the splits stored in ``pairs.npz``.
 SPLITS = ("train", "val", "test")
@@ -258,6 +258,20 @@ def load_hq_halves(pairs_dir, split):
         return data["hq_a"][keep].astype(np.float32), data["hq_b"][keep].astype(np.float32)
 
 
+def _scan_input(pairs_dir, which):
+    """``inputs.<which>`` of the pairs' provenance (a dict) and its checked voxel size (float or None, nm)."""
+    provenance = read_pairs_json(pairs_dir, "provenance")
+    scan = (provenance.get("inputs") or {}).get(which) or {}
+    path = pairs_file(pairs_dir, "provenance")
+    if not isinstance(scan, dict):
+        raise ValueError(f"{path}: 'inputs.{which}' must be an object; {_REDO}")
+    voxel = scan.get("voxel_size_nm")
+    if voxel is not None and (not isinstance(voxel, (int, float)) or not math.isfinite(voxel) or voxel <= 0):
+        raise ValueError(f"{path}: 'inputs.{which}.voxel_size_nm' must be a positive number, "
+                         f"got {voxel!r:.40}; {_REDO}")
+    return scan, None if voxel is None else float(voxel)
+
+
 def lq_scan_record(pairs_dir):
     """What a model must remember of the LQ scan it was trained on, from the pairs' provenance.
 
@@ -269,17 +283,25 @@ def lq_scan_record(pairs_dir):
         a new scan against them without the pairs folder
         (:func:`indi4d.inference.checks.model_lq_record`).
     """
-    provenance = read_pairs_json(pairs_dir, "provenance")
-    lq = (provenance.get("inputs") or {}).get("lq") or {}
-    path = pairs_file(pairs_dir, "provenance")
-    if not isinstance(lq, dict):
-        raise ValueError(f"{path}: 'inputs.lq' must be an object; {_REDO}")
-    voxel, dtype = lq.get("voxel_size_nm"), lq.get("dtype")
-    if voxel is not None and (not isinstance(voxel, (int, float)) or not math.isfinite(voxel) or voxel <= 0):
-        raise ValueError(f"{path}: 'inputs.lq.voxel_size_nm' must be a positive number, got {voxel!r:.40}; {_REDO}")
+    scan, voxel = _scan_input(pairs_dir, "lq")
+    dtype = scan.get("dtype")
     if dtype is not None and not isinstance(dtype, str):
-        raise ValueError(f"{path}: 'inputs.lq.dtype' must be a dtype name, got {dtype!r:.40}; {_REDO}")
-    return {"lq_voxel_size_nm": None if voxel is None else float(voxel), "lq_dtype": dtype}
+        raise ValueError(f"{pairs_file(pairs_dir, 'provenance')}: 'inputs.lq.dtype' must be a dtype name, "
+                         f"got {dtype!r:.40}; {_REDO}")
+    return {"lq_voxel_size_nm": voxel, "lq_dtype": dtype}
+
+
+def pixel_size_nm(pairs_dir):
+    """The pairs' pixel size: the voxel size of the HQ scan whose grid they lie on.
+
+    The one reader of it (chapters 02-04 and their figures' scale bars), from ``pairs.json``.
+
+    Returns
+    -------
+    float or None
+        nm; None when the HQ scan carried no voxel size.
+    """
+    return _scan_input(pairs_dir, "hq")[1]
 
 
 #: What to do about a damaged pairs folder, for messages.
