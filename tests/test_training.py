@@ -192,7 +192,11 @@ def test_bad_inputs_raise(pairs, tmp_path):
     with pytest.raises(ValueError, match="unknown parameter"):
         train_indi(pairs, tmp_path / "m", preset="tiny", overrides={"learning_rate": 1.0})
     assert not (tmp_path / "m").exists()
-    assert set(PRESETS) == {"tiny", "workshop", "default", "paper"}
+    assert set(PRESETS) == {"tiny", "quick", "workshop", "default", "paper"}
+    # quick: the short run for trying the commands, 1500 steps of the book's network
+    assert PRESETS["quick"]["epochs"] * PRESETS["quick"]["steps_per_epoch"] == 1500
+    assert {k: v for k, v in PRESETS["quick"].items() if k not in ("epochs", "steps_per_epoch")} == \
+        {k: v for k, v in PRESETS["default"].items() if k not in ("epochs", "steps_per_epoch")}
     # the workshop installs the default run's network: only the crops its chapter shows differ
     uncropped = lambda p: {k: v for k, v in PRESETS[p].items() if "crop" not in k}  # noqa: E731
     assert uncropped("workshop") == uncropped("default")
