@@ -1,38 +1,43 @@
-"""Volumes at scale: throughput with 1 and 2 dask workers, peak memory against volume size, a 2048^3 estimate.
+"""Volumes at scale: 1 and 2 single-core workers at the stored N and N = 10, where the time goes, memory, estimates.
 
-Run from the repository root::
+Run from the repository root (the HTML reports need bokeh: ``pip install -e ".[bench]"``)::
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/scale.py [--model MODEL_DIR] [--steps N] ...
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/scale.py --model runs/default/model --preset default
 
 Every measurement runs in a fresh subprocess (``--child``), so peak RSS
-(``resource.getrusage`` in the child) is that run's alone. The enhancement is
-the library's chunked path (:func:`indi4d.inference.enhance_lazy` written by
-:func:`indi4d.inference.write_lazy`, zarr in and out), i.e. what
-``indi4d enhance`` runs.
+(``resource.getrusage`` in the child) is that run's alone, and the timed call
+is :func:`indi4d.inference.enhance_chunked` (zarr in, zarr out), what
+``indi4d enhance`` runs, with its input checks done before the clock.
 
-* Throughput: one volume enhanced with 1 worker (the local threaded
-  scheduler) and with a LocalCluster of 2 worker processes, each given one
-  core (TensorFlow's thread pools set to one thread); each child first
-  enhances one small chunk to load TensorFlow and the model in every worker,
-  then times the volume. Goal: ratio >= 1.8, i.e. a second worker on a
-  second core nearly doubles the throughput. The 1-worker run with every
-  core (what ``indi4d enhance`` does by default) is timed too: on a machine
-  with as many cores as workers it is the practical comparison, and no
-  worker count can beat it by much there.
-* Peak RSS for two volumes 8x apart in z (same slices, same chunks). Goal:
-  within 1.3x of each other (memory bounded by the chunk, not the volume).
-  The in-memory :func:`indi4d.inference.enhance_volume` of the larger volume
-  is measured beside it for comparison.
-* The time of a 512^3 LQ volume at the model's stored N, extrapolated from the
-  1-worker throughput (time per LQ voxel per step), and of a 2048^3 one (64x).
+* Throughput, at the model's stored N and at N = 10, on one volume of many
+  slabs per worker, each run after a warm-up that loads TensorFlow and the
+  network in every process and traces it:
+
+  - ``in_process``: ``--workers 1`` (no dask.distributed), the process pinned to
+    one core and TensorFlow to one thread;
+  - ``cluster_1``, ``cluster_2``: a LocalCluster of 1 or 2 worker processes,
+    each pinned to its own core with one TensorFlow thread, driven through
+    ``enhance_chunked(scheduler=ADDRESS)``. These two runs record dask's
+    ``performance_report`` (HTML, ``--reports``) and the task stream, from which
+    the time is split into compute per task kind, transfers between workers,
+    and idle worker time (scheduling, waiting on dependencies, the imbalance
+    at the end); start-up (cluster, model load and trace) is timed apart.
+
+  Goal: ``cluster_2`` >= 1.8x ``in_process`` (the stricter baseline: one
+  process without dask.distributed's costs) at both N.
+* Peak RSS for two volumes 8x apart in z with the default slabs, one process
+  on every core. Goal: within 1.3x of each other.
+* Hours for 512^3 and 2048^3 LQ volumes at each N, from the measured seconds
+  per LQ voxel of ``cluster_2`` (2 cores) and of one worker (each added worker
+  adds one worker's throughput times the measured 2-worker efficiency).
 
 Without ``--model`` a tiny random-weight network is built in a temporary
-folder (the plumbing's cost, not the real network's): pass a trained model
-folder (e.g. ``runs/default/model``) for real numbers. Writes
-``benchmarks/results/scale.json`` (atomically).
+folder (the plumbing's cost only). Writes ``benchmarks/results/scale.json``
+(atomically; ``--section`` writes one key of it, keeping the others).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,6 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
 def tiny_model(folder):
@@ -66,13 +72,63 @@ def tiny_model(folder):
 
 
 def write_scan(path, shape, seed=0):
+    """A uint16 scan of grey values in the training range, (Z, Y, X), as a zarr store."""
     import numpy as np
 
     from indi4d.io import write_volume
 
-    vol = np.random.default_rng(seed).integers(1000, 50000, shape).astype(np.uint16)
+    vol = np.random.default_rng(seed).integers(15000, 33000, shape).astype(np.uint16)
     write_volume(path, vol, voxel_size_nm=100)
     return path
+
+
+def pin_this_process(cores):
+    """Pin every thread of this process to ``cores`` (threads started later inherit it): a one-core worker."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cores)
+
+
+def time_budget(records, t0, t1, workers):
+    """Where the worker time of a timed run went, from dask's task stream.
+
+    Parameters
+    ----------
+    records : list of dict
+        ``get_task_stream(...).data``: one entry per task with ``key`` and
+        ``startstops`` (``action`` in compute / transfer / disk-*, ``start``,
+        ``stop`` in seconds since the epoch).
+    t0, t1 : float
+        The timed call's start and end (``time.time()``).
+    workers : int
+
+    Returns
+    -------
+    dict
+        Seconds of compute per task kind, of transfers, of idle worker time
+        (``workers * (t1 - t0)`` minus busy time: scheduling, waiting on
+        dependencies, imbalance), and the client's time before the first and
+        after the last task.
+    """
+    from dask.utils import key_split
+
+    compute, other, edges = {}, {}, []
+    for rec in records:
+        for ss in rec["startstops"]:
+            seconds = ss["stop"] - ss["start"]
+            edges += [ss["start"], ss["stop"]]
+            if ss["action"] == "compute":
+                kind = key_split(rec["key"])
+                compute[kind] = compute.get(kind, 0.0) + seconds
+            else:
+                other[ss["action"]] = other.get(ss["action"], 0.0) + seconds
+    worker_s = workers * (t1 - t0)
+    busy = sum(compute.values()) + sum(other.values())
+    return {"worker_seconds": worker_s, "compute_s": sum(compute.values()), "compute_by_task_s": compute,
+            "transfer_s": other.get("transfer", 0.0), "other_actions_s": other, "idle_s": worker_s - busy,
+            "idle_fraction": (worker_s - busy) / worker_s, "tasks": len(records),
+            "client_before_first_task_s": (min(edges) - t0) if edges else None,
+            "client_after_last_task_s": (t1 - max(edges)) if edges else None}
 
 
 def child(spec):
@@ -81,129 +137,179 @@ def child(spec):
 
     import numpy as np
 
-    from indi4d.inference import dask_scheduler, enhance_lazy, enhance_volume, load_enhancer, write_lazy
-    from indi4d.inference.chunked import ModelRef, preload_model
-    from indi4d.io import open_volume_lazy, read_volume
+    if spec.get("cores"):
+        pin_this_process(sorted(os.sched_getaffinity(0))[: spec["cores"]])
+    from indi4d.inference import check_enhance_input, enhance_chunked, enhance_volume, load_enhancer
+    from indi4d.io import read_volume
 
-    out = Path(spec["out"])
-    result = {}
+    result, out = {}, Path(spec["out"])
+    # force: the random test scan is far from the training scan's domain, which is not what is measured
+    options = {"preset": spec["preset"], "chunk_slices": spec.get("chunk_slices"), "progress": False, "force": True}
     if spec["mode"] == "in-memory":
         volume, _ = read_volume(spec["input"])
         start = time.perf_counter()
         enhance_volume(volume, load_enhancer(spec["model"], preset=spec["preset"]), spec["steps"], progress=False)
         result["seconds"] = time.perf_counter() - start
-    else:
-        with dask_scheduler(spec["workers"], processes=True) as client:
-            volume, _ = open_volume_lazy(spec["input"])
-            ref = ModelRef(spec["model"], spec["preset"])
-            if spec.get("warm_up"):
-                # every worker loads TensorFlow and the model, then traces the network on one chunk, before the clock
-                preload_model(client, ref)
-                warm = enhance_lazy(volume[: spec["chunk_slices"] * spec["workers"]], ref, 1,
-                                    preset=spec["preset"], chunk_slices=spec["chunk_slices"], dtype=volume.dtype)
-                write_lazy(out.with_name("warm.zarr"), warm, 50.0, {}, client=client, progress=False)
+    elif spec["mode"] == "in-process":
+        if spec.get("warm"):
             start = time.perf_counter()
-            lazy = enhance_lazy(volume, ref, spec["steps"], preset=spec["preset"],
-                                chunk_slices=spec["chunk_slices"], dtype=volume.dtype)
-            write_lazy(out, lazy, 50.0, {}, client=client, progress=False)
-            result["seconds"] = time.perf_counter() - start
+            enhance_chunked(spec["warm"], out.with_name(out.stem + "-warm.zarr"), spec["model"], steps=spec["steps"],
+                            **options)
+            result["start_up_s"] = time.perf_counter() - start
+        job = check_enhance_input(spec["input"], out, spec["model"], steps=spec["steps"], force=True)
+        start = time.perf_counter()
+        enhance_chunked(spec["input"], out, spec["model"], steps=spec["steps"], job=job, **options)
+        result["seconds"] = time.perf_counter() - start
+    else:
+        result.update(cluster_run(spec, out, options))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["lq_voxels"] = int(np.prod(spec["shape"]))
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def cluster_run(spec, out, options):
+    """A LocalCluster of one-core workers: start-up, then the timed run with its report and task stream."""
+    from distributed import Client, LocalCluster, get_task_stream, performance_report
+
+    from indi4d.inference import check_enhance_input, enhance_chunked
+
+    workers, result = spec["workers"], {}
+    start = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env=ONE_THREAD) as cluster, Client(cluster) as client:
+        cores = sorted(os.sched_getaffinity(0))
+        for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
+            client.run(pin_this_process, [cores[i % len(cores)]], workers=[address])
+        result["cluster_start_s"] = time.perf_counter() - start
+        options = dict(options, scheduler=cluster.scheduler_address)
+        start = time.perf_counter()  # every worker imports TensorFlow, loads the network and traces it
+        enhance_chunked(spec["warm"], out.with_name(out.stem + "-warm.zarr"), spec["model"], steps=spec["steps"],
+                        **options)
+        result["warm_up_s"] = time.perf_counter() - start
+        job = check_enhance_input(spec["input"], out, spec["model"], steps=spec["steps"], force=True)
+        report = performance_report(filename=spec["report"]) if spec.get("report") else contextlib.nullcontext()
+        with report, get_task_stream(client) as stream:
+            t0 = time.time()
+            enhance_chunked(spec["input"], out, spec["model"], steps=spec["steps"], job=job, **options)
+            t1 = time.time()
+        result["seconds"] = t1 - t0
+        result["time_budget"] = time_budget(stream.data, t0, t1, workers)
+    return result
+
+
 def measure(spec, work):
     """Run :func:`child` in a fresh interpreter; returns its result dict."""
-    threads = spec.get("threads")
-    spec = dict(spec, out=str(work / f"out_{spec['mode']}_{spec['workers']}_{threads}_{spec['shape'][0]}.zarr"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if threads:  # the cores one worker may use (a LocalCluster's workers get their share from the library)
-        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=str(threads))
+    name = f"out_{spec['mode']}_{spec.get('workers', 1)}_{spec['steps']}_{spec['shape'][0]}.zarr"
+    spec = dict(spec, out=str(work / name))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(ONE_THREAD if spec.get("cores") == 1 else {}))
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                           env=env, cwd=ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"measurement {spec} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(lines[-1][7:]), **{k: spec[k] for k in ("mode", "workers", "shape", "steps")})
+    return dict(json.loads(lines[-1][7:]), **{k: spec.get(k) for k in ("mode", "workers", "shape", "steps")})
+
+
+def throughput(run):
+    """Seconds and voxel rates of one timed run."""
+    return {"seconds": run["seconds"], "lq_voxels_per_s": run["lq_voxels"] / run["seconds"],
+            "output_voxels_per_s": 8 * run["lq_voxels"] / run["seconds"],
+            **{k: run[k] for k in ("time_budget", "cluster_start_s", "warm_up_s", "start_up_s") if k in run}}
+
+
+def throughput_at(steps, base, scan, warm, work, reports, tag):
+    """The three throughput runs at ``steps``; their speed-ups and the goal."""
+    runs = {"in_process": measure(dict(base, mode="in-process", cores=1, steps=steps, input=str(scan),
+                                       warm=str(warm)), work)}
+    for workers in (1, 2):
+        report = str(reports / f"scale-report-{tag}{workers}w-n{steps}.html") if reports else None
+        runs[f"cluster_{workers}"] = measure(dict(base, mode="cluster", workers=workers, steps=steps, input=str(scan),
+                                                  warm=str(warm), report=report), work)
+    for key, run in runs.items():
+        print(f"N = {steps}, {key}: {run['seconds']:.1f} s", file=sys.stderr)
+    ratio = runs["in_process"]["seconds"] / runs["cluster_2"]["seconds"]
+    return {"steps": steps, **{k: throughput(v) for k, v in runs.items()},
+            "ratio_2_workers_over_in_process": ratio,
+            "ratio_2_workers_over_1_worker_cluster": runs["cluster_1"]["seconds"] / runs["cluster_2"]["seconds"],
+            "goal": ">= 1.8 (cluster_2 over in_process, one core each)", "met": ratio >= 1.8}
+
+
+def extrapolate(entry):
+    """Hours for 512^3 and 2048^3 LQ voxels at this N: on 2 cores, and what each added worker brings."""
+    per_voxel_2 = 1.0 / entry["cluster_2"]["lq_voxels_per_s"]
+    one = entry["in_process"]["lq_voxels_per_s"]
+    efficiency = entry["ratio_2_workers_over_in_process"] / 2
+    out = {"steps": entry["steps"], "lq_voxels_per_s_one_worker": one, "efficiency_per_worker": efficiency}
+    for side in (512, 2048):
+        voxels = side**3
+        out[f"lq_{side}_cubed_hours_2_cores"] = voxels * per_voxel_2 / 3600
+        out[f"lq_{side}_cubed_hours_by_workers"] = {w: voxels / (one * (1 if w == 1 else w * efficiency)) / 3600
+                                                    for w in (1, 2, 4, 8, 16)}
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder (default: a tiny random network)")
     parser.add_argument("--preset", default="tiny", help="tiling preset of load_enhancer")
-    parser.add_argument("--steps", type=int, default=2, help="InDI steps of the timed runs")
-    parser.add_argument("--throughput-shape", type=int, nargs=3, default=[32, 96, 96], metavar=("Z", "Y", "X"))
-    parser.add_argument("--memory-slices", type=int, nargs=2, default=[8, 64], metavar=("Z1", "Z2"),
-                        help="z sizes of the two memory runs (8x apart by default)")
+    parser.add_argument("--steps", type=int, nargs="+", default=None, help="N of the timed runs (default: stored, 10)")
+    parser.add_argument("--throughput-shape", type=int, nargs=3, default=[48, 128, 128], metavar=("Z", "Y", "X"))
+    parser.add_argument("--chunk-slices", type=int, default=None, help="LQ slices per slab (default: the library's)")
+    parser.add_argument("--memory-slices", type=int, nargs=2, default=[8, 64], metavar=("Z1", "Z2"))
     parser.add_argument("--memory-xy", type=int, default=128, help="slice side of the memory runs")
-    parser.add_argument("--chunk-slices", type=int, default=8)
-    parser.add_argument("--no-in-memory", action="store_true", help="skip the in-memory comparison")
-    parser.add_argument("--note", default="", help="a note stored in the JSON (e.g. the machine was loaded)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    parser.add_argument("--reports", default=str(RESULTS.parent), help="folder of the HTML reports ('' for none)")
+    parser.add_argument("--tag", default="", help="prefix of the report names, e.g. 'before-'")
+    parser.add_argument("--section", default=None, help="write only this key of the JSON (e.g. 'before')")
+    parser.add_argument("--note", default="", help="what else ran on the machine")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(json.loads(args.child))
 
-    from indi4d.files import write_json
+    from indi4d.files import read_json, write_json
     from indi4d.model_folder import default_steps
 
     started = time.time()
+    reports = Path(args.reports) if args.reports else None
     with tempfile.TemporaryDirectory(prefix="indi4d-scale-") as tmp:
         work = Path(tmp)
         model = Path(args.model) if args.model else tiny_model(work / "model")
-        base = {"model": str(model), "preset": args.preset, "steps": args.steps, "chunk_slices": args.chunk_slices}
+        stored_n = default_steps(model)
+        steps_list = args.steps or sorted({stored_n, 10})
+        base = {"model": str(model), "preset": args.preset, "chunk_slices": args.chunk_slices}
         shape = list(args.throughput_shape)
         scan = write_scan(work / "throughput.zarr", shape)
-        runs = {}
-        for key, workers, threads in (("1_core", 1, 1), (2, 2, None), (1, 1, None)):
-            runs[key] = measure(dict(base, mode="chunked", workers=workers, threads=threads, shape=shape,
-                                     input=str(scan), warm_up=True), work)
-            cores = threads or ("its share of the" if workers > 1 else "all")
-            print(f"{workers} worker(s), {cores} core(s) each: {runs[key]['seconds']:.1f} s", file=sys.stderr)
+        warm = write_scan(work / "warm.zarr", [min(shape[0], 8)] + shape[1:], seed=2)
+        runs = [throughput_at(n, dict(base, shape=shape), scan, warm, work, reports, args.tag) for n in steps_list]
         memory = []
-        for z in args.memory_slices:
+        for z in [] if args.no_memory else args.memory_slices:
             mshape = [z, args.memory_xy, args.memory_xy]
             mscan = write_scan(work / f"memory_{z}.zarr", mshape, seed=1)
-            memory.append(measure(dict(base, mode="chunked", workers=1, shape=mshape, input=str(mscan), steps=1),
-                                  work))
+            memory.append(measure(dict(base, mode="in-process", shape=mshape, input=str(mscan), steps=stored_n,
+                                       chunk_slices=None), work))
             print(f"memory {mshape}: {memory[-1]['peak_rss_mib']:.0f} MiB", file=sys.stderr)
-        in_memory = None
-        if not args.no_in_memory:
-            in_memory = measure(dict(base, mode="in-memory", workers=1, shape=memory[-1]["shape"], steps=1,
-                                     input=str(work / f"memory_{args.memory_slices[-1]}.zarr")), work)
-        stored_n = default_steps(model)
-
-    def throughput(run):
-        return {"seconds": run["seconds"], "lq_voxels_per_s": run["lq_voxels"] / run["seconds"],
-                "output_voxels_per_s": 8 * run["lq_voxels"] / run["seconds"]}
-
-    ratio = runs["1_core"]["seconds"] / runs[2]["seconds"]  # one core per worker: how the work scales
-    rss_ratio = memory[1]["peak_rss_mib"] / memory[0]["peak_rss_mib"]
-    per_voxel_step = runs[1]["seconds"] / (runs[1]["lq_voxels"] * args.steps)
-    t512 = per_voxel_step * 512**3 * stored_n
     results = {
-        "benchmark": "scale", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds_total": time.time() - started,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "note": args.note,
-        "model": str(args.model) if args.model else "tiny random-weight network (PRESETS['tiny']): plumbing cost only",
-        "preset": args.preset, "steps": args.steps, "chunk_slices": args.chunk_slices,
-        "throughput": {"shape": shape, "workers_1": throughput(runs["1_core"]), "workers_2": throughput(runs[2]),
-                       "ratio_2_over_1": ratio, "goal": ">= 1.8", "met": ratio >= 1.8,
-                       "cores_per_worker": 1,
-                       "workers_1_all_cores": throughput(runs[1]),
-                       "ratio_2_workers_over_1_worker_all_cores": runs[1]["seconds"] / runs[2]["seconds"]},
-        "memory": {"runs": [{"shape": m["shape"], "peak_rss_mib": m["peak_rss_mib"], "seconds": m["seconds"]}
-                            for m in memory],
-                   "size_ratio": memory[1]["lq_voxels"] / memory[0]["lq_voxels"],
-                   "rss_ratio": rss_ratio, "goal": "<= 1.3", "met": rss_ratio <= 1.3,
-                   "in_memory_enhance_volume": None if in_memory is None else
-                   {"shape": in_memory["shape"], "peak_rss_mib": in_memory["peak_rss_mib"]}},
-        "extrapolation": {"stored_n": stored_n, "seconds_per_lq_voxel_per_step_1_worker": per_voxel_step,
-                          "lq_512_cubed_hours": t512 / 3600, "lq_2048_cubed_hours": 64 * t512 / 3600,
-                          "how": "1-worker time per LQ voxel per step x voxels x stored N (linear in both)"},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds_total": time.time() - started,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine()},
+        "note": args.note, "model": str(args.model) if args.model else "tiny random-weight network: plumbing only",
+        "preset": args.preset, "stored_n": stored_n, "chunk_slices": args.chunk_slices or "library default",
+        "throughput_shape": shape, "throughput": {f"n_{r['steps']}": r for r in runs},
+        "goal_speed_up_met_at_every_n": all(r["met"] for r in runs),
+        "reports": sorted(p.name for p in reports.glob(f"scale-report-{args.tag}*.html")) if reports else [],
+        "extrapolation": {f"n_{r['steps']}": extrapolate(r) for r in runs},
     }
-    write_json(args.out, results)
+    if memory:
+        rss_ratio = memory[1]["peak_rss_mib"] / memory[0]["peak_rss_mib"]
+        results["memory"] = {"runs": [{k: m[k] for k in ("shape", "peak_rss_mib", "seconds")} for m in memory],
+                             "size_ratio": memory[1]["lq_voxels"] / memory[0]["lq_voxels"], "rss_ratio": rss_ratio,
+                             "goal": "<= 1.3", "met": rss_ratio <= 1.3}
+    if args.section:
+        whole = read_json(args.out) if Path(args.out).exists() else {}
+        results = dict(whole, **{args.section: results})
+    write_json(args.out, dict(results, benchmark="scale") if not args.section else results)
     print(json.dumps(results, indent=2))
     return 0
 

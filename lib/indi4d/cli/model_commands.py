@@ -92,7 +92,7 @@ def _cmd_enhance(args):
         print(f"indi4d enhance: domain check: score {job.domain['score']:.2f}, below the warning level "
               f"{job.domain['warn']:.2f} ({job.domain['record']})", file=sys.stderr)
     from ..evaluation.sanity import output_sanity, sanity_line
-    from ..inference.chunked import ModelRef
+    from ..inference.slabs import ModelRef
 
     # the sanity check enhances one slice per slab exactly as the chunks will (same function, same seeds)
     sanity = output_sanity(ModelRef(args.model).get(), job.volume, steps, seed=args.seed,
