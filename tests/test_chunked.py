@@ -73,7 +73,11 @@ def test_a_slab_reads_the_slabs_within_the_halo_and_no_others():
     assert plan[0].needs == (0, 1, 2) and plan[3].needs == (1, 2, 3, 4, 5) and plan[-1].needs == (4, 5, 6)
     assert [s.needs for s in slabs.plan_slabs(5, 2, 0)] == [(0,), (1,), (2,)]
     assert slabs.default_chunk_slices((4096, 128, 128)) == round(slabs.CHUNK_VOXELS / 128**2)
-    assert slabs.default_chunk_slices((10, 4096, 4096)) == 1 and slabs.default_chunk_slices((3, 8, 8)) == 3
+    assert slabs.default_chunk_slices((100, 4096, 4096)) == slabs.MIN_SLAB_SLICES  # the halo's cost stays small
+    assert slabs.default_chunk_slices((3, 8, 8)) == 3
+    # output chunks divide a slab's region and stay under the limit: 16 slices of 32 MiB -> chunks of 2
+    assert slabs.out_chunk_slices(16, 32 * 2**20) == 2 and slabs.out_chunk_slices(16, 1) == 16
+    assert slabs.out_chunk_slices(6, 10**9) == 1
 
 
 def test_two_worker_processes_equal_one_process_bit_for_bit(model, tmp_path, capsys):

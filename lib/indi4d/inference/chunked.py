@@ -44,22 +44,26 @@ def scratch_store(beside):
         discard_temp(tmp)
 
 
-def fill_store(store, work, chunk_slices, meta, client, progress):
-    """Enhance ``work``'s volume into a new zarr array at ``store`` (its metadata written last)."""
+def fill_store(store, scratch, work, chunk_slices, meta, client, progress):
+    """Enhance ``work``'s volume into a new zarr array at ``store`` (its metadata written last).
+
+    ``scratch``: a new folder for the enhanced xy slices (float32), the z step's input.
+    """
     from ..volume_paths import MARKER
 
     slabs = plan_slabs(work.shape[0], chunk_slices, work.halo if work.z_upscale else 0)
-    with scratch_store(store) as scratch:
-        work = replace(work, scratch=str(scratch / "xy.zarr"), out=str(store))
-        target = create_stores(work, chunk_slices)
-        run_slabs(work, slabs, client, progress)
+    work = replace(work, scratch=str(scratch), out=str(store))
+    target = create_stores(work, chunk_slices)
+    run_slabs(work, slabs, client, progress)
     target.attrs.update({**meta, **MARKER})
 
 
 def write_enhanced(out_path, work, chunk_slices, voxel_size_nm, extra, client=None, progress=True):
     """Enhance and write ``work``'s volume, atomically: zarr natively, TIFF/HDF5 through a scratch zarr.
 
-    Returns the output path.
+    The scratch stores live in one temp folder beside the output, recorded
+    under the output's name, so the next write of that output removes what a
+    killed run left. Returns the output path.
     """
     import dask.array as da
 
@@ -71,14 +75,14 @@ def write_enhanced(out_path, work, chunk_slices, voxel_size_nm, extra, client=No
 
     meta = write_meta(voxel_size_nm, extra)
     if volume_format(out_path) == "zarr":
-        with replace_store(Path(out_path)) as tmp:
-            fill_store(tmp, work, chunk_slices, meta, client, progress)
+        with replace_store(Path(out_path)) as tmp, scratch_store(Path(out_path)) as scratch:
+            fill_store(tmp, scratch / "xy.zarr", work, chunk_slices, meta, client, progress)
         return Path(out_path)
     file, _ = split_hdf5(out_path, None)
     file.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(file)
     with scratch_store(file) as scratch:
-        fill_store(scratch / "out.zarr", work, chunk_slices, {}, client, progress)
+        fill_store(scratch / "out.zarr", scratch / "xy.zarr", work, chunk_slices, {}, client, progress)
         meta = dict(meta)
         voxel = meta.pop("voxel_size_nm", None)
         write_volume(out_path, da.from_zarr(str(scratch / "out.zarr")), voxel_size_nm=voxel, extra=meta,

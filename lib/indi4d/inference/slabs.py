@@ -27,18 +27,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import preprocess
+from ..upscaling import upscale_part
 from .checks import map_grey_range
 from .volumes import enhance_grey_slice
 
 #: Enhanced slices of each neighbouring slab used for the z-spline (0.268^12 < 1e-6).
 Z_HALO = 12
 
-#: LQ voxels of one slab by default: one slab is a task of seconds on one core at N = 1
-#: (benchmarks/scale.py measured 5.5e-6 s per LQ voxel and step for the default network
-#: on one core: about 1.4 s a task, well above dask's few ms of overhead per task, and
-#: small enough that a volume of 256^3 LQ voxels makes 64 slabs to balance among workers).
-CHUNK_VOXELS = 2**18
+#: LQ voxels of one slab by default: a task of seconds on one core at N = 1. benchmarks/scale.py
+#: measured about 6e-6 s per LQ voxel and step for the default network on one core (2^19 voxels:
+#: about 3 s a task, against dask's few ms per task), and no transfers or idle workers to amortise.
+CHUNK_VOXELS = 2**19
+
+#: The fewest LQ slices of a default slab: the z step re-reads and re-filters Z_HALO slices on each
+#: side of its slab, (S + 2 Z_HALO) / S times the slab's own; at S = 8 that is 4x, about 5 % of the
+#: xy step at N = 1 (benchmarks/scale.py's slab sweep: 20 % at S = 1), whatever the slice size.
+MIN_SLAB_SLICES = 8
+
+#: Bytes of one chunk of the output store at most (a slab's region is written as whole chunks).
+OUT_CHUNK_BYTES = 64 * 2**20
 
 #: Bytes of float64 working memory of the z step, per strip of rows (the spline runs per column).
 Z_STRIP_BYTES = 64 * 2**20
@@ -100,10 +107,30 @@ class Slab:
     needs: tuple
 
 
-def default_chunk_slices(shape, target_voxels=CHUNK_VOXELS):
-    """LQ slices per slab so that one slab holds about ``target_voxels`` LQ voxels (at least 1)."""
+def default_chunk_slices(shape, target_voxels=CHUNK_VOXELS, min_slices=MIN_SLAB_SLICES):
+    """LQ slices per slab: about ``target_voxels`` LQ voxels, at least ``min_slices``, at most the stack.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (Z, Y, X) of the LQ volume.
+
+    Returns
+    -------
+    int
+        Slices per slab; the same for any worker count, so the output is too.
+    """
     per_slice = int(shape[-1]) * int(shape[-2])
-    return int(max(1, min(int(shape[0]), round(target_voxels / per_slice))))
+    return int(max(1, min(int(shape[0]), max(int(min_slices), round(target_voxels / per_slice)))))
+
+
+def out_chunk_slices(per_slab, slice_bytes, limit=OUT_CHUNK_BYTES):
+    """Output slices per zarr chunk: the largest divisor of ``per_slab`` whose chunk fits ``limit`` bytes (>= 1).
+
+    A divisor, so that every slab's region is whole chunks: no two tasks write one chunk.
+    """
+    fits = [d for d in range(1, per_slab + 1) if per_slab % d == 0 and d * slice_bytes <= limit]
+    return max(fits, default=1)
 
 
 def plan_slabs(nz, chunk_slices, halo):
@@ -206,7 +233,7 @@ class SlabWork:
         for y0 in range(0, ny2, rows):
             window = scratch[lo:hi, y0:y0 + rows]
             if self.z_upscale:
-                window = preprocess.upscale(window, 2, axes=(0,))[2 * (slab.start - lo): 2 * (slab.stop - lo)]
+                window = upscale_part(window, 2, 0, slab.start - lo, slab.stop - lo)
             out[:, y0:y0 + rows] = finish(window, (hq["lo"], hq["hi"]), self.input_range, out.dtype)
         target = zarr.open_array(self.out, mode="r+")
         if self.flat:
@@ -222,7 +249,7 @@ class SlabWork:
 
 
 def create_stores(work, chunk_slices):
-    """Create the scratch (float32, a chunk per slice) and output (a chunk per slab) zarr arrays of ``work``."""
+    """Create the scratch (float32, a chunk per slice) and output (whole chunks per slab) zarr arrays of ``work``."""
     import zarr
 
     nz, ny, nx = work.shape
@@ -230,6 +257,8 @@ def create_stores(work, chunk_slices):
                       zarr_format=3, overwrite=True, compressors=None)  # transient: no time spent compressing
     per_slab = (2 if work.z_upscale else 1) * chunk_slices
     out_shape = work.out_shape()
-    chunks = out_shape if work.flat else (min(per_slab, out_shape[0]),) + out_shape[1:]
+    slice_bytes = np.dtype(work.dtype).itemsize * 4 * ny * nx
+    chunks = out_shape if work.flat else \
+        (min(out_chunk_slices(per_slab, slice_bytes), out_shape[0]),) + out_shape[1:]
     return zarr.create_array(store=work.out, shape=out_shape, dtype=np.dtype(work.dtype), chunks=chunks,
                              zarr_format=3, overwrite=True)
