@@ -31,6 +31,11 @@ is :func:`indi4d.inference.enhance_chunked` (zarr in, zarr out), what
   per LQ voxel of ``cluster_2`` (2 cores) and of one worker (each added worker
   adds one worker's throughput times the measured 2-worker efficiency).
 
+On a shared machine, ``--pause-pgid PGID`` stops a long background job
+(e.g. a training study) during each measurement only, and ``--wait-quiet S``
+first waits up to S s for other processes to go idle; each result records the
+wait and the CPU time other processes still used while it was timed.
+
 Without ``--model`` a tiny random-weight network is built in a temporary
 folder (the plumbing's cost only). Writes ``benchmarks/results/scale.json``
 (atomically; ``--section`` writes one key of it, keeping the others).
@@ -41,6 +46,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,6 +95,14 @@ def pin_this_process(cores):
             os.sched_setaffinity(int(tid), cores)
 
 
+def busy_cpu_s():
+    """CPU seconds the whole machine has been busy since boot (every process, niced ones too)."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq
+
+
 @contextlib.contextmanager
 def other_load(record):
     """Record in ``record`` the CPU time that processes outside this one and its children used meanwhile.
@@ -106,13 +120,9 @@ def other_load(record):
                 total += times.user + times.system
         return total
 
-    def busy():
-        times = psutil.cpu_times()
-        return times.user + times.nice + times.system + times.irq + times.softirq
-
-    b0, c0, w0 = busy(), tree_cpu(), time.perf_counter()
+    b0, c0, w0 = busy_cpu_s(), tree_cpu(), time.perf_counter()
     yield record
-    other = max(0.0, (busy() - b0) - (tree_cpu() - c0))
+    other = max(0.0, (busy_cpu_s() - b0) - (tree_cpu() - c0))
     record.update(other_processes_cpu_s=other, other_processes_cores=other / (time.perf_counter() - w0))
 
 
@@ -181,7 +191,7 @@ def child(spec):
         if spec.get("warm"):
             start = time.perf_counter()
             enhance_chunked(spec["warm"], out.with_name(out.stem + "-warm.zarr"), spec["model"], steps=spec["steps"],
-                            **options)
+                            **dict(options, chunk_slices=1))
             result["start_up_s"] = time.perf_counter() - start
         job = check_enhance_input(spec["input"], out, spec["model"], steps=spec["steps"], force=True)
         with other_load(result):
@@ -212,7 +222,7 @@ def cluster_run(spec, out, options):
         options = dict(options, scheduler=cluster.scheduler_address)
         start = time.perf_counter()  # every worker imports TensorFlow, loads the network and traces it
         enhance_chunked(spec["warm"], out.with_name(out.stem + "-warm.zarr"), spec["model"], steps=spec["steps"],
-                        **options)
+                        **dict(options, chunk_slices=1))
         result["warm_up_s"] = time.perf_counter() - start
         job = check_enhance_input(spec["input"], out, spec["model"], steps=spec["steps"], force=True)
         report = performance_report(filename=spec["report"]) if spec.get("report") else contextlib.nullcontext()
@@ -244,17 +254,58 @@ def chunk_run(spec, out, options, job, client):
             "compute_by_task_s": budget["compute_by_task_s"], "idle_s": budget["idle_s"]}
 
 
-def measure(spec, work):
-    """Run :func:`child` in a fresh interpreter; returns its result dict."""
+@contextlib.contextmanager
+def paused(pgid):
+    """The process group ``pgid`` (a long background job) stopped for the duration, always resumed."""
+    if pgid:
+        os.killpg(pgid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if pgid:
+            os.killpg(pgid, signal.SIGCONT)
+
+
+def busy_cores(seconds):
+    """Cores the whole machine kept busy over ``seconds`` (this process sleeping meanwhile)."""
+    b0, t0 = busy_cpu_s(), time.perf_counter()
+    time.sleep(seconds)
+    return (busy_cpu_s() - b0) / (time.perf_counter() - t0)
+
+
+def wait_for_quiet(pgid, limit_s, threshold=0.25):
+    """Wait until the machine, ``pgid`` paused, is idle (< ``threshold`` busy cores), at most ``limit_s``.
+
+    Returns ``(seconds waited, busy cores at the last look)``: a measurement
+    taken while others still ran says so in its result.
+    """
+    start = time.perf_counter()
+    while True:
+        with paused(pgid):
+            load = busy_cores(3.0)
+        waited = time.perf_counter() - start
+        if load < threshold or waited >= limit_s:
+            return waited, load
+        time.sleep(15.0)  # the paused job runs meanwhile
+
+
+def measure(spec, work, pgid=None, quiet_s=0.0):
+    """Run :func:`child` in a fresh interpreter, ``pgid`` paused; returns its result dict.
+
+    With ``quiet_s`` it first waits (up to that long) for other processes to go idle.
+    """
     name = f"out_{spec['mode']}_{spec.get('workers', 1)}_{spec['steps']}_{spec['shape'][0]}.zarr"
     spec = dict(spec, out=str(work / name))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(ONE_THREAD if spec.get("cores") == 1 else {}))
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          env=env, cwd=ROOT)
+    waited, load = wait_for_quiet(pgid, quiet_s) if quiet_s else (0.0, None)
+    with paused(pgid):
+        proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
+                              text=True, env=env, cwd=ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"measurement {spec} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(lines[-1][7:]), **{k: spec.get(k) for k in ("mode", "workers", "shape", "steps")})
+    return dict(json.loads(lines[-1][7:]), waited_for_quiet_s=waited, busy_cores_before=load,
+                **{k: spec.get(k) for k in ("mode", "workers", "shape", "steps")})
 
 
 def throughput(run):
@@ -262,22 +313,24 @@ def throughput(run):
     return {"seconds": run["seconds"], "lq_voxels_per_s": run["lq_voxels"] / run["seconds"],
             "output_voxels_per_s": 8 * run["lq_voxels"] / run["seconds"],
             **{k: run[k] for k in ("time_budget", "cluster_start_s", "warm_up_s", "start_up_s", "other_processes_cpu_s",
-                                   "other_processes_cores") if k in run}}
+                                   "other_processes_cores", "waited_for_quiet_s", "busy_cores_before") if k in run}}
 
 
-def throughput_at(steps, base, scan, warm, work, reports, tag, sweep=(), cluster_1=True):
+def throughput_at(steps, base, scan, warm, work, reports, tag, sweep=(), cluster_1=True, quiet=None):
     """The throughput runs at ``steps`` (and the slab-size sweep on 2 workers); speed-ups and the goal.
 
     ``cluster_1`` False skips the 1-worker cluster (it only splits dask's own
     cost from the in-process run, and at N = 10 it would double the time).
+    ``quiet``: keyword arguments of :func:`measure` (the job to pause, the wait for quiet).
     """
+    quiet = quiet or {}
     runs = {"in_process": measure(dict(base, mode="in-process", cores=1, steps=steps, input=str(scan),
-                                       warm=str(warm)), work)}
+                                       warm=str(warm)), work, **quiet)}
     for workers in (1, 2) if cluster_1 else (2,):
         report = str(reports / f"scale-report-{tag}{workers}w-n{steps}.html") if reports else None
         runs[f"cluster_{workers}"] = measure(dict(base, mode="cluster", workers=workers, steps=steps, input=str(scan),
                                                   warm=str(warm), report=report,
-                                                  sweep=list(sweep) if workers == 2 else []), work)
+                                                  sweep=list(sweep) if workers == 2 else []), work, **quiet)
     for key, run in runs.items():
         print(f"N = {steps}, {key}: {run['seconds']:.1f} s", file=sys.stderr)
     sweep_runs = runs["cluster_2"].pop("chunk_sweep", [])
@@ -309,10 +362,10 @@ def main(argv=None):
     parser.add_argument("--model", default=None, help="model folder (default: a tiny random network)")
     parser.add_argument("--preset", default="tiny", help="tiling preset of load_enhancer")
     parser.add_argument("--steps", type=int, nargs="+", default=None, help="N of the timed runs (default: stored, 10)")
-    parser.add_argument("--throughput-shape", type=int, nargs=3, default=[64, 256, 256], metavar=("Z", "Y", "X"),
+    parser.add_argument("--throughput-shape", type=int, nargs=3, default=[128, 256, 256], metavar=("Z", "Y", "X"),
                         help="volume of the runs at the stored N")
-    parser.add_argument("--n10-slices", type=int, default=24, help="z size of the volume of the N = 10 runs")
-    parser.add_argument("--sweep", type=int, nargs="*", default=[2, 8, 16],
+    parser.add_argument("--n10-slices", type=int, default=32, help="z size of the volume of the N = 10 runs")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[2, 4, 16],
                         help="slab sizes (LQ slices) also timed on 2 workers at the stored N")
     parser.add_argument("--chunk-slices", type=int, default=None, help="LQ slices per slab (default: the library's)")
     parser.add_argument("--memory-slices", type=int, nargs=2, default=[8, 64], metavar=("Z1", "Z2"))
@@ -322,6 +375,10 @@ def main(argv=None):
     parser.add_argument("--tag", default="", help="prefix of the report names, e.g. 'before-'")
     parser.add_argument("--section", default=None, help="write only this key of the JSON (e.g. 'before')")
     parser.add_argument("--note", default="", help="what else ran on the machine")
+    parser.add_argument("--pause-pgid", type=int, default=None,
+                        help="process group of a long background job to stop during each measurement (resumed after)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                        help="before each measurement, wait up to S s for other processes to go idle")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -338,19 +395,22 @@ def main(argv=None):
         stored_n = default_steps(model)
         base = {"model": str(model), "preset": args.preset, "chunk_slices": args.chunk_slices}
         found = {"stored_n": stored_n, "runs": [], "memory": []}
+        quiet = {"pgid": args.pause_pgid, "quiet_s": args.wait_quiet}
         for z in [] if args.no_memory else args.memory_slices:
             mshape = [z, args.memory_xy, args.memory_xy]
             mscan = write_scan(work / f"memory_{z}.zarr", mshape, seed=1)
             found["memory"].append(measure(dict(base, mode="in-process", shape=mshape, input=str(mscan),
-                                                steps=stored_n, chunk_slices=None), work))
+                                                steps=stored_n, chunk_slices=None), work, **quiet))
             print(f"memory {mshape}: {found['memory'][-1]['peak_rss_mib']:.0f} MiB", file=sys.stderr)
         shape = list(args.throughput_shape)
-        warm = write_scan(work / "warm.zarr", [min(shape[0], 8)] + shape[1:], seed=2)
+        # two one-slice slabs: every worker loads TensorFlow and traces the network on this slice shape
+        warm = write_scan(work / "warm.zarr", [2] + shape[1:], seed=2)
         for n in args.steps or sorted({stored_n, 10}):  # N = 10 on a shorter volume: the same slabs, fewer
             n_shape = shape if n == stored_n else [min(shape[0], args.n10_slices)] + shape[1:]
             scan = write_scan(work / f"throughput_{n_shape[0]}.zarr", n_shape)
             found["runs"].append(throughput_at(n, dict(base, shape=n_shape), scan, warm, work, reports, args.tag,
-                                               sweep=args.sweep if n == stored_n else (), cluster_1=n == stored_n))
+                                               sweep=args.sweep if n == stored_n else (), cluster_1=n == stored_n,
+                                               quiet=quiet))
             save(args, started, found, reports)  # what is measured so far survives a run cut short
     print(json.dumps(save(args, started, found, reports), indent=2))
     return 0
