@@ -200,7 +200,11 @@ class SlabWork:
         return np.asarray(block)
 
     def xy(self, slab):
-        """Enhance the slab's LQ slices and write them, float32 (n, 2Y, 2X), into the scratch store."""
+        """Enhance the slab's LQ slices into the scratch store, float32 (2Y, 2X) each, slice by slice.
+
+        Each slice is written as soon as it is enhanced (one zarr chunk a
+        slice), so a task holds one enhanced slice, not its slab.
+        """
         import zarr
 
         block = self.read(slab.start, slab.stop)
@@ -208,13 +212,13 @@ class SlabWork:
         enhancer = self.ref.get()
         norm = enhancer.normalisation
         lq_range = (norm["lq"]["lo"], norm["lq"]["hi"])
-        out = np.empty((block.shape[0], 2 * block.shape[1], 2 * block.shape[2]), np.float32)
+        scratch = zarr.open_array(self.scratch, mode="r+")
         for i, image in enumerate(block):
             if self.input_range is not None:
                 image = map_grey_range(image, self.input_range, lq_range)
             seed = None if self.seed is None else (int(self.seed), slab.start + i)
-            out[i] = enhance_grey_slice(enhancer, norm, image, self.steps, self.eps, seed, self.stochastic)
-        zarr.open_array(self.scratch, mode="r+")[slab.start:slab.stop] = out
+            scratch[slab.start + i] = enhance_grey_slice(enhancer, norm, image, self.steps, self.eps, seed,
+                                                         self.stochastic)
         return slab.index
 
     def z(self, slab):
