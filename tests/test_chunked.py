@@ -1,4 +1,5 @@
-"""Volumes at scale: chunked dask enhancement == in-memory, a 2-worker cluster == one process, bad inputs refused first."""
+"""Volumes at scale: slab-by-slab enhancement == in-memory, 2 worker processes == one process bit for bit,
+bad inputs refused first, nothing complete-looking after a failure."""
 
 import json
 
@@ -7,15 +8,8 @@ import pytest
 import tifffile
 
 from indi4d.cli import main
-from indi4d.inference import (
-    EnhanceInputError,
-    check_enhance_input,
-    enhance_chunked,
-    enhance_lazy,
-    enhance_volume,
-    load_enhancer,
-)
-from indi4d.inference import chunked
+from indi4d.inference import EnhanceInputError, check_enhance_input, enhance_chunked, enhance_volume, load_enhancer
+from indi4d.inference import chunked, execution, slabs
 from indi4d.io import read_volume, write_volume
 from indi4d.core.model import PRESETS, build_unet
 from synthetic import write_model_folder
@@ -48,53 +42,86 @@ def _rel(a, b):
     return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
-def test_chunked_equals_in_memory_and_would_show_seams(model, monkeypatch):
-    import dask
+def _slab_run(tmp_path, vol, enh, chunk_slices, **options):
+    """The slab tasks in this process on an in-memory volume, float32 out, returned as an array."""
+    work = slabs.SlabWork(vol, slabs.ModelRef(enh), scratch=str(tmp_path / "xy.zarr"), out=str(tmp_path / "o.zarr"),
+                          steps=2, **options)
+    slabs.create_stores(work, chunk_slices)
+    plan = slabs.plan_slabs(vol.shape[0], chunk_slices, work.halo if work.z_upscale else 0)
+    execution.run_slabs(work, plan, client=None, progress=False)
+    import zarr
 
+    return zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[...]
+
+
+def test_slabs_equal_in_memory_and_would_show_seams(model, tmp_path):
     enh = load_enhancer(model, preset="tiny")
     vol = _scan()
     whole = enhance_volume(vol, enh, steps=2, progress=False)
-    with dask.config.set(scheduler="threads", num_workers=1):
-        lazy = enhance_lazy(vol, enh, steps=2, chunk_slices=3)  # 7 z-chunks
-        assert lazy.numblocks[0] == 7
-        out = lazy.compute()
-        assert out.shape == whole.shape == (40, 48, 40)
-        assert _rel(out, whole) < 1e-5
-        flat = enhance_lazy(vol, enh, steps=2, chunk_slices=3, z_upscale=False).compute()
-        assert _rel(flat, enhance_volume(vol, enh, steps=2, z_upscale=False, progress=False)) < 1e-5
-        # Without the z halo the chunk seams are visible: the comparison above would catch them.
-        monkeypatch.setattr(chunked, "Z_HALO", 0)
-        assert _rel(enhance_lazy(vol, enh, steps=2, chunk_slices=3).compute(), whole) > 1e-4
+    out = _slab_run(tmp_path, vol, enh, 3)  # 7 slabs, each z step reading up to Z_HALO slices of its neighbours
+    assert out.shape == whole.shape == (40, 48, 40)
+    assert _rel(out, whole) < 1e-5
+    flat = _slab_run(tmp_path, vol, enh, 3, z_upscale=False)
+    assert _rel(flat, enhance_volume(vol, enh, steps=2, z_upscale=False, progress=False)) < 1e-5
+    # Without the z halo the slab seams are visible: the comparison above would catch them.
+    assert _rel(_slab_run(tmp_path, vol, enh, 3, halo=0), whole) > 1e-4
 
 
-def test_two_worker_cluster_equals_one_process_in_every_format(model, tmp_path):
+def test_a_slab_reads_the_slabs_within_the_halo_and_no_others():
+    plan = slabs.plan_slabs(20, 3, 4)
+    assert [(s.start, s.stop) for s in plan] == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 15), (15, 18), (18, 20)]
+    assert plan[0].needs == (0, 1, 2) and plan[3].needs == (1, 2, 3, 4, 5) and plan[-1].needs == (4, 5, 6)
+    assert [s.needs for s in slabs.plan_slabs(5, 2, 0)] == [(0,), (1,), (2,)]
+    assert slabs.default_chunk_slices((4096, 128, 128)) == round(slabs.CHUNK_VOXELS / 128**2)
+    assert slabs.default_chunk_slices((100, 4096, 4096)) == slabs.MIN_SLAB_SLICES  # the halo's cost stays small
+    assert slabs.default_chunk_slices((3, 8, 8)) == 3
+    # output chunks divide a slab's region and stay under the limit: 16 slices of 32 MiB -> chunks of 2
+    assert slabs.out_chunk_slices(16, 32 * 2**20) == 2 and slabs.out_chunk_slices(16, 1) == 16
+    assert slabs.out_chunk_slices(6, 10**9) == 1
+
+
+def test_two_worker_processes_equal_one_process_bit_for_bit(model, tmp_path, capsys):
+    """A LocalCluster of 2 single-threaded worker processes writes the bytes one process writes, any format."""
     vol = _scan((9, 16, 16), seed=1)
     write_volume(tmp_path / "lq.zarr", vol, voxel_size_nm=100)
     one = enhance_chunked(tmp_path / "lq.zarr", tmp_path / "one.zarr", model, steps=1, chunk_slices=2,
-                          preset="tiny", progress=False)
+                          preset="tiny", progress=True)
+    assert "2.30k/2.30k" in capsys.readouterr().err  # 9 x 16 x 16 LQ voxels, counted slab by slab
     two = enhance_chunked(tmp_path / "lq.zarr", tmp_path / "two.h5:/x", model, steps=1, chunk_slices=2,
-                          preset="tiny", workers=2, processes=False, progress=False)
+                          preset="tiny", workers=2, processes=True, progress=True)
+    assert "2.30k/2.30k" in capsys.readouterr().err
     a, meta = read_volume(one)
     b, meta_b = read_volume(two)
     assert a.shape == (18, 32, 32) and a.dtype == np.uint16
     np.testing.assert_array_equal(a, b)
     assert meta["voxel_size_nm"] == meta_b["voxel_size_nm"] == 50.0 and meta["indi4d_enhance"]["chunked"]
-    enhance_chunked(tmp_path / "lq.zarr", tmp_path / "three.tif", model, steps=1, chunk_slices=4, preset="tiny",
+    enhance_chunked(tmp_path / "lq.zarr", tmp_path / "three.tif", model, steps=1, chunk_slices=2, preset="tiny",
                     progress=False)
     np.testing.assert_array_equal(read_volume(tmp_path / "three.tif")[0], a)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lq.zarr", "one.zarr", "three.tif", "two.h5"]
 
 
-def _cached_models():
-    return sorted(key[0] for key in chunked._CACHE)
+def _tensorflow_threads():
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
 
 
-def test_every_worker_process_holds_the_model_before_the_first_chunk(model):
-    with chunked.dask_scheduler(2, processes=True) as client:
-        assert all(v == [] for v in client.run(_cached_models).values())  # fresh processes: nothing loaded
-        chunked.preload_model(client, chunked.ModelRef(model, "tiny"))
-        loaded = client.run(_cached_models)
+def test_every_worker_process_is_pinned_and_holds_the_model_before_the_first_slab(model):
+    import os
+
+    with execution.dask_scheduler(2, processes=True) as client:
+        assert all(v == [] for v in client.run(slabs.cached_models).values())  # fresh processes: nothing loaded
+        execution.prepare_workers(client, slabs.ModelRef(model, "tiny"), own_cluster=True)
+        loaded = client.run(slabs.cached_models)
+        cores = client.run(os.sched_getaffinity, 0)
+        threads = client.run(_tensorflow_threads)
     assert len(loaded) == 2 and all(v == [str(model.resolve())] for v in loaded.values())
+    shares = sorted(map(sorted, cores.values()))
+    assert shares == sorted(map(sorted, execution.core_shares(2)))
+    if len(os.sched_getaffinity(0)) >= 2:  # each worker on cores of its own, TensorFlow sized to them
+        assert not set(shares[0]) & set(shares[1])
+    assert sorted(threads.values()) == sorted((len(c), 1) for c in cores.values())
 
 
 def test_input_range_maps_a_float_scan_and_back(model, tmp_path):
@@ -140,8 +167,8 @@ def test_bad_inputs_are_refused_before_any_work(model, tmp_path, monkeypatch, ca
     def no_work(*args, **kwargs):
         raise AssertionError("computation started")
 
-    monkeypatch.setattr(chunked, "enhance_lazy", no_work)
-    monkeypatch.setattr(chunked.ModelRef, "get", no_work)
+    monkeypatch.setattr(chunked, "write_enhanced", no_work)
+    monkeypatch.setattr(slabs.ModelRef, "get", no_work)
     cases = _bad_inputs(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     for name, (src, extra, words) in cases.items():
@@ -183,15 +210,15 @@ def test_a_scan_on_another_grey_scale_is_refused_unless_its_range_is_stated(tmp_
 @pytest.mark.parametrize("suffix", ["zarr", "tif"])
 def test_a_failed_run_leaves_no_complete_looking_output(model, tmp_path, monkeypatch, suffix):
     write_volume(tmp_path / "lq.tif", _scan((6, 16, 16)), voxel_size_nm=100)
-    finish, calls = chunked._finish, []
+    finish, calls = slabs.finish, []
 
-    def dies_on_the_second_chunk(block, *args):
+    def dies_on_the_second_slab(block, *args):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("killed")
         return finish(block, *args)
 
-    monkeypatch.setattr(chunked, "_finish", dies_on_the_second_chunk)
+    monkeypatch.setattr(slabs, "finish", dies_on_the_second_slab)
     out = tmp_path / f"out.{suffix}"
     with pytest.raises(RuntimeError, match="killed"):
         enhance_chunked(tmp_path / "lq.tif", out, model, steps=1, chunk_slices=2, preset="tiny", progress=False)

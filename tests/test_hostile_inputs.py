@@ -489,13 +489,13 @@ def test_a_registry_name_that_is_no_file_name_is_refused(tmp_path, capsys, monke
     assert not (tmp_path / "cache").exists()
 
 
-def test_workers_beyond_the_cores_are_capped_with_a_note(capsys):
+def test_workers_beyond_the_cores_are_capped_with_a_warning(capsys):
     from indi4d.cli.main import build_parser
     from indi4d.cli.model_commands import _capped_workers, available_cores
 
     args = build_parser().parse_args(["enhance", "a.tif", "b.tif", "--model", "m", "--workers", "999"])
     assert _capped_workers(args) == available_cores()
-    assert "--workers 999" in capsys.readouterr().err
+    assert "warning: --workers 999" in capsys.readouterr().err
     args.scheduler = "tcp://somewhere:8786"  # a cluster's workers are not this machine's cores
     assert _capped_workers(args) == 999
 

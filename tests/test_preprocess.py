@@ -34,6 +34,17 @@ def test_upscale_selected_axes_and_bad_factor():
         P.upscale(a, 1.5)
 
 
+@pytest.mark.parametrize("start, stop", [(0, 9), (3, 5), (0, 1), (8, 9)])
+def test_upscale_part_is_the_crop_of_the_whole_bit_for_bit(start, stop):
+    from indi4d.core.upscaling import upscale_part
+
+    a = np.random.default_rng(0).normal(size=(9, 5, 4)).astype(np.float32)
+    whole = P.upscale(a, 2, axes=(0,))
+    np.testing.assert_array_equal(upscale_part(a, 2, 0, start, stop), whole[2 * start: 2 * stop])
+    with pytest.raises(ValueError, match="start < stop"):
+        upscale_part(a, 2, 0, 4, 4)
+
+
 # --------------------------------------------------------------------------- masks
 
 

@@ -72,7 +72,7 @@ def _cmd_train(args):
 
 
 def _capped_workers(args):
-    """``--workers``, capped at the available cores with a note (a running ``--scheduler`` is not capped).
+    """``--workers``, capped at the available cores with a warning (a running ``--scheduler`` is not capped).
 
     More local worker processes than cores each load the network and fight
     for the cores: more memory and slower, never faster.
@@ -80,7 +80,7 @@ def _capped_workers(args):
     cores = available_cores()
     if args.scheduler or args.workers <= cores:
         return args.workers
-    print(f"indi4d enhance: note: --workers {args.workers} is more than the {cores} CPU cores available here; "
+    print(f"indi4d enhance: warning: --workers {args.workers} is more than the {cores} CPU cores available here; "
           f"using {cores} (each worker loads the network and they would share the cores)", file=sys.stderr)
     return cores
 
@@ -99,7 +99,7 @@ def _cmd_enhance(args):
         print(f"indi4d enhance: domain check: score {job.domain['score']:.2f}, below the warning level "
               f"{job.domain['warn']:.2f} ({job.domain['record']})", file=sys.stderr)
     from ..evaluation.sanity import output_sanity, sanity_line
-    from ..inference.chunked import ModelRef
+    from ..inference.slabs import ModelRef
 
     # the sanity check enhances one slice per slab exactly as the chunks will (same function, same seeds)
     sanity = output_sanity(ModelRef(args.model).get(), job.volume, steps, seed=args.seed,
@@ -107,7 +107,7 @@ def _cmd_enhance(args):
     flag = " WARNING" if sanity["verdict"] == "warn" else ""
     print(f"indi4d enhance: sanity check of one output slice per z-slab{flag}: {sanity_line(sanity)}", file=sys.stderr)
     where = (f"the dask scheduler at {args.scheduler}" if args.scheduler else
-             f"a LocalCluster of {workers} workers" if workers > 1 else "one local worker")
+             f"a LocalCluster of {workers} worker processes" if workers > 1 else "this process")
     print(f"indi4d enhance: {args.input} -> {args.output}, {steps} InDI steps ({source}); "
           f"enhancing slices of a {tuple(job.volume.shape)} {job.volume.dtype} volume on {where}", file=sys.stderr)
     from ..inference.chunked import enhance_chunked
@@ -133,9 +133,13 @@ Reads TIFF (a multi-page file or a folder of slices), HDF5 (file.h5:/dataset) an
 (store.zarr); writes TIFF, HDF5 or zarr, the format following OUTPUT's suffix
 (e.g. out.tif, out.h5:/entry/data, out.zarr). The output is written atomically and may not
 be the input, any dataset of an input HDF5 file, or inside the model folder.
-The volume is read lazily and enhanced chunk by chunk along z on dask (memory bounded by
-the chunk size): one local worker by default, a LocalCluster with --workers N, or a running
-cluster with --scheduler ADDRESS (e.g. dask-jobqueue's SLURMCluster(...).scheduler_address).
+The volume is enhanced in z-slabs, each read from the input and written to its own region of
+the output (memory bounded by the slab size), with a progress bar per slab (voxels per second,
+time left): in this process by default, on a LocalCluster of N worker processes each pinned to
+its share of the cores with --workers N (at most the cores available), or on a running cluster
+with --scheduler ADDRESS (e.g. dask-jobqueue's SLURMCluster(...).scheduler_address; the input,
+the output's folder and the model on a file system every worker sees). The output is the same
+whatever the workers.
 Checked before any computation: the input is 2D/3D grey values of the training dtype
 (uint16; other dtypes need --input-range LO HI) on the training scan's grey scale (the middle
 slice is read; another scale needs --input-range too), its voxel size equals the model's LQ
@@ -185,9 +189,11 @@ def add_parsers(sub):
     p.add_argument("--sanity-samples", type=int, default=3, metavar="K",
                    help="stochastic samples per slab in the sanity check (0: contrast only)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                   help="dask workers: 1 = the local threaded scheduler, N > 1 = a LocalCluster of N processes")
+                   help="1 = this process; N > 1 = a LocalCluster of N worker processes, each on its share of "
+                        "the cores (capped at the cores available, with a warning)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running dask.distributed scheduler (e.g. tcp://host:8786); overrides --workers")
     p.add_argument("--chunk-slices", type=_positive_int, default=None, metavar="K",
-                   help="LQ z-slices per chunk (default: about 64 MiB of output per chunk)")
+                   help="LQ z-slices per slab, the unit of work and of progress (default: "
+                        "indi4d.inference.slabs.CHUNK_VOXELS LQ voxels a slab, seconds of work on one core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

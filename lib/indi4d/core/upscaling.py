@@ -58,23 +58,46 @@ def _cubic_bspline(x):
     return 2 / 3 - x**2 + x**3 / 2 if x < 1 else (2 - x) ** 3 / 6 if x < 2 else 0.0
 
 
-def _cubic_upscale_axis(array, factor, axis):
+def _cubic_upscale_axis(array, factor, axis, keep=None):
     """``ndi.zoom(order=3, mode="reflect", grid_mode=True)`` along one axis, as a 4-tap filter per output phase.
 
     Output sample ``factor * i + r`` lies at ``i + d_r`` on the input grid,
     ``d_r = (r + 0.5) / factor - 0.5``: it is ``sum_k c[i + k] β3(d_r - k)`` over
     the four ``k`` around ``d_r``, with ``c`` the spline coefficients of the
     half-sample symmetric extension (what ndimage's "reflect" mode uses).
-    Equal to ndimage's result to float32 rounding (tested).
+    Equal to ndimage's result to float32 rounding (tested). ``keep=(a, b)``:
+    only the output samples of input positions ``a:b`` (the coefficients still
+    come from the whole axis), the same numbers as cropping the whole result.
     """
     a = np.moveaxis(np.asarray(array, np.float64), axis, 0)
     n = a.shape[0]
+    start, stop = (0, n) if keep is None else keep
     coef = ndi.spline_filter1d(a, 3, axis=0, mode="reflect")
     pad = 3
     coef = np.pad(coef, [(pad, pad)] + [(0, 0)] * (a.ndim - 1), mode="symmetric")  # half-sample symmetric
-    out = np.empty((factor * n,) + a.shape[1:], np.float32)
+    out = np.empty((factor * (stop - start),) + a.shape[1:], np.float32)
     for r in range(factor):
         d = (r + 0.5) / factor - 0.5
         first = int(np.floor(d)) - 1
-        out[r::factor] = sum(_cubic_bspline(d - k) * coef[pad + k: pad + k + n] for k in range(first, first + 4))
+        out[r::factor] = sum(_cubic_bspline(d - k) * coef[pad + k + start: pad + k + stop]
+                             for k in range(first, first + 4))
     return np.ascontiguousarray(np.moveaxis(out, 0, axis))  # C order, as ndimage returns (spam's C code needs it)
+
+
+def upscale_part(array, factor, axis, start, stop):
+    """The cubic x``factor`` upscaling along ``axis`` of ``array``, only for its input positions ``start:stop``.
+
+    Equal to ``upscale(array, factor, axes=(axis,))`` cropped to
+    ``factor * start : factor * stop`` along ``axis``, bit for bit, without
+    computing the samples cropped away (the recursive spline prefilter still
+    sees the whole axis). Used by the slab z step, whose window is mostly halo.
+
+    Returns
+    -------
+    ndarray, float32, shape ``factor * (stop - start)`` along ``axis``
+    """
+    array = np.asarray(array)
+    axis = axis % array.ndim
+    if not 0 <= start < stop <= array.shape[axis]:
+        raise ValueError(f"upscale_part: need 0 <= start < stop <= {array.shape[axis]}, got {start}, {stop}")
+    return _cubic_upscale_axis(array.astype(np.float32), int(factor), axis, keep=(int(start), int(stop)))

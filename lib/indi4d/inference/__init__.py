@@ -10,9 +10,12 @@
 * :mod:`~indi4d.inference.checks` -- an enhancement job checked before any
   computation (:func:`check_enhance_input`), including the domain check
   (:func:`check_domain` against :func:`model_domain_record`);
-* :mod:`~indi4d.inference.chunked` -- volumes of any size, lazily in z-chunks on
-  dask (:func:`enhance_lazy`, :func:`enhance_chunked`, ``indi4d enhance``), and
-  the library's one path for files (:func:`enhance_file`).
+* :mod:`~indi4d.inference.chunked` -- volume files of any size, slab by slab
+  (:func:`enhance_chunked`, ``indi4d enhance``), and the library's one path
+  for files (:func:`enhance_file`); the two tasks of one slab are in
+  :mod:`~indi4d.inference.slabs`, where they run (this process or
+  dask.distributed, :func:`dask_scheduler`) and the progress bar in
+  :mod:`~indi4d.inference.execution`.
 
 An enhancer is itself a network callable ``enhancer([x_t, t], training=False)``
 that evaluates the U-Net tile by tile, so :func:`indi4d.core.indi.indi_sample` runs
@@ -34,12 +37,13 @@ from .tiling import (
 )
 from .checks import (MAX_STEPS, EnhanceInputError, EnhanceJob, check_domain, check_enhance_input, model_domain_record,
                      model_lq_record)
-from .chunked import dask_scheduler, enhance_chunked, enhance_file, enhance_lazy, write_lazy
+from .chunked import enhance_chunked, enhance_file
+from .execution import dask_scheduler
 from .volumes import enhance_grey_slice, enhance_image, enhance_slices, enhance_volume
 
 __all__ = [
     "MAX_STEPS", "EnhanceInputError", "EnhanceJob", "check_domain", "check_enhance_input", "model_domain_record", "dask_scheduler", "enhance_chunked",
-    "enhance_grey_slice", "enhance_lazy", "model_lq_record", "write_lazy",
+    "enhance_grey_slice", "model_lq_record",
     "PRESETS", "Enhancer", "TiledNetwork", "check_network", "crop_back", "enhance_file", "enhance_image",
     "enhance_slices", "enhance_volume", "exact_margin", "expects_time_input", "load_enhancer", "load_network",
     "pad_to_multiple", "predict_slices", "round_up", "size_factor", "tile_starts", "tile_weights",

@@ -136,7 +136,7 @@ def enhance_grey_slice(enhancer, norm, image, steps, eps, seed, stochastic):
 
     x2 cubic upscale, LQ normalisation, InDI, HQ grey values back: the one
     per-slice path of :func:`enhance_volume` and of the chunked
-    :func:`indi4d.inference.chunked.enhance_lazy`. ``seed`` is the slice's own
+    :meth:`indi4d.inference.slabs.SlabWork.xy`. ``seed`` is the slice's own
     seed, e.g. ``(seed, z)``.
     """
     u = preprocess.normalise(preprocess.upscale(image, 2), norm["lq"])
