@@ -6,7 +6,7 @@ import numpy as np
 
 from ..book.timings import duration
 from .figures import base_point, points_on_axis
-from .points import AXES, ORACLES, ORDER
+from .points import AXES, BASE, ORACLES, ORDER
 
 #: The axes a user can change (the oracle targets exist only in simulation).
 USER_AXES = ("steps", "network", "data_fraction")
@@ -119,7 +119,8 @@ def conclusions(results):
     lines = []
     g = gap_budget(results)
     if g["indi"] is not None and g["ceiling"] is not None:
-        lines.append(f"The book's InDI scores **{_fmt(g['indi'], ' dB')}** against the truth at its most faithful N "
+        lines.append(f"At the base recipe ({BASE['steps']} steps), InDI scores **{_fmt(g['indi'], ' dB')}** against "
+                     "the truth at its most faithful N "
                      f"(the CNN at the same budget {_fmt(g['cnn'], ' dB')}); the HQ scan "
                      f"{_fmt(g['hq'], ' dB')} and the ideal HQ scan, the ceiling of any estimator trained on HQ-like "
                      f"targets, {_fmt(g['ceiling'], ' dB')}: a gap of **{_fmt(g['gap'], ' dB')}**.")
@@ -150,8 +151,14 @@ def conclusions(results):
         lines.append(text)
     ref = results.get("reference_recipe")
     if ref:
+        picked = next((p for p in results["points"] if p["id"] == ref["id"]), {})
+        at = picked.get("indi_rule") or {}
+        cnn = picked.get("cnn") or {}
         lines.append(f"By the rule stated before the study ({ref['rule']}), the reference recipe is **{ref['id']}**"
-                     + ("" if ref["met"] else " (no point met both tolerances; the fallback applied)") + ".")
+                     + ("" if ref["met"] else " (no point met both tolerances; the fallback applied)")
+                     + f": InDI {_fmt(at.get('psnr'), ' dB')} / {_fmt(at.get('fwhm_nm'), ' nm', digits=0)} at the "
+                     f"rule's N = {picked.get('chosen_steps')}, the CNN at the same budget {_fmt(cnn.get('psnr'), ' dB')} / "
+                     f"{_fmt(cnn.get('fwhm_nm'), ' nm', digits=0)}.")
     missing = [pid for pid in ORDER if pid not in {p["id"] for p in results["points"]}]
     if missing:
         lines.append(f"Not measured yet: {', '.join(missing)}.")
