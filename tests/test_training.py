@@ -315,3 +315,13 @@ def test_batches_drawn_ahead_are_the_same_batches_in_the_same_order(monkeypatch)
     assert resumed == [205, 206, 207, 208]  # the used batches are drawn again and dropped
     with pytest.raises(ValueError, match="gave only 10 of 12 batches"):
         list(loop.epoch_batches(source, {"epoch": 0, "step_in_epoch": 0}, 12))
+
+
+def test_a_finished_run_asked_again_keeps_its_training_record(tmp_path):
+    """The no-op call of a finished run (0 steps) does not overwrite the seconds of the training that made it."""
+    pairs = make_pairs(tmp_path / "pairs")
+    first = train_indi(pairs, tmp_path / "m", preset="tiny", seed=0, progress=False)
+    again = train_indi(pairs, tmp_path / "m", preset="tiny", seed=0, progress=False)
+    assert again["resumed_from"] == again["global_step"] == first["global_step"]
+    kept = model_folder.read_summary(tmp_path / "m")
+    assert kept["seconds"] == first["seconds"] and kept["resumed_from"] is None and "machine" in kept

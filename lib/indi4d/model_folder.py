@@ -224,8 +224,23 @@ def read_summary(model_dir):
 
 
 def write_summary(model_dir, summary):
-    """Write ``summary.json`` (dict), atomically."""
-    return write_json(model_path(model_dir, "summary"), summary)
+    """Write ``summary.json`` (dict), atomically; a call that trained no step keeps the run's record.
+
+    A finished run asked again (the book rebuilt, ``indi4d train`` rerun)
+    resumes at its last step and trains nothing: its seconds, machine and
+    commit would overwrite those of the training that made the network, which
+    a published network's card reports. Such a call leaves a summary of the
+    same step count in place.
+    """
+    path = model_path(model_dir, "summary")
+    if summary.get("resumed_from") is not None and summary.get("resumed_from") == summary.get("global_step"):
+        try:
+            old = read_summary(model_dir)
+        except ValueError:  # damaged: replaced below
+            old = None
+        if old and old.get("global_step") == summary.get("global_step"):
+            return path
+    return write_json(path, summary)
 
 
 def write_validation_metrics(model_dir, metrics):
