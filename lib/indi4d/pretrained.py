@@ -238,11 +238,8 @@ def install_if_config(name, model_dir, config, registry=None, cache_dir=None):
     differs : list of str
         The top-level keys of ``config.json`` that differ (empty on a match).
     """
-    import json
-
-    published = model_folder.read_config(fetch_model(name, registry=registry, cache_dir=cache_dir))
-    wanted = json.loads(json.dumps(config))  # tuples -> lists, as the file holds them
-    differs = sorted(k for k in set(wanted) | set(published) if wanted.get(k) != published.get(k))
+    # the comparison a resume makes (accept_config): the same keys, JSON-equal values
+    differs = model_folder.config_differences(fetch_model(name, registry=registry, cache_dir=cache_dir), config)
     if differs:
         return None, differs
     return install_model(name, model_dir, registry=registry, cache_dir=cache_dir), []
