@@ -92,8 +92,8 @@ def publish_run(run_dir, roles=None, archive_dir=PRETRAINED_DIR, registry=REGIST
     published = {}
     for role in roles:
         folder, name = SOURCES[role]
-        required = ("model.keras", "config.json") if role.startswith("segmentation_") else (
-            "model.keras", "config.json", "normalisation.json")
+        segmenter = model_folder.read_config(run_dir / folder).get("task") == "segmentation"
+        required = ("model.keras", "config.json") + (() if segmenter else ("normalisation.json",))  # U-Nets have none
         sha = pretrained.pack_model(run_dir / folder, Path(archive_dir) / name, required=required)
         published[role] = {"name": name, "sha256": sha, "steps": summaries[role].get("global_step"),
                            "seconds": summaries[role].get("seconds")}
