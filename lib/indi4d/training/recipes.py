@@ -44,8 +44,8 @@ _OPTIONS = {"target": DEFAULT_TARGET, "psf_sigma_nm": None, "parametrisation": "
             "loss_weighting": "none", "noise_schedule": "linear", "ema": 0.0}
 #: The book's run (the reference recipe); ``quick`` and ``workshop`` are it with a change.
 _BOOK_RUN = {
-    "network": "default", "crop": 96, "batch_size": 4, "epochs": 15, "steps_per_epoch": 100,
-    "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 60.0,
+    "network": "default", "crop": 96, "batch_size": 4, "epochs": 15, "steps_per_epoch": 800,
+    "max_lr": 1e-3, "pct_start": 0.2, "val_crop": 96, "val_max_slices": 8, "max_minutes": 180.0,
     "p_one": 1 / 3, "eps": 0.0, "threshold": 0.5, "jit_compile": False, "min_inside": 0.9,
     **_OPTIONS,
 }
