@@ -263,3 +263,29 @@ def test_the_orchestrator_stores_the_chosen_steps_in_the_model_folder(tmp_path):
     by_hand.choose_steps()
     stored = model_folder.read_chosen_steps(run / "model")
     assert stored["steps"] == 3 and "by hand" in stored["rule"]
+
+
+def test_project_goals_read_their_numbers_from_the_files_that_hold_them(tmp_path):
+    # chapter 07's results: mean Dice LQ 0.5, InDI 0.75, ideal 1.0 -> half the gap closed (exact in floats)
+    from indi4d import runs
+
+    def step(d):
+        return {"mean": {"dice": d}}
+    seg = {"scores": {"lq": [step(0.5)], "indi": [step(0.75)], "ideal": [step(1.0)]}}
+    path = runs.artifact(tmp_path / "run", "segmentation", "metrics")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(seg))
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "speed.json").write_text(json.dumps({"loop": {"ratio_in_epochs": 1.4}}))
+    scored = {"indi_n1": {"psnr": 1.0}, "indi_rule": {"psnr": 1.0}}
+    (results / "limits.json").write_text(json.dumps({"points": [scored] * 12 + [{"indi_n1": None}]}))
+    numbers = evaluation.project_numbers(tmp_path / "run", results, tmp_path / "no_book")
+    assert numbers["dice_gap_closed"] == 0.5 and numbers["loop_ratio"] == 1.4
+    assert numbers["limits_points"] == 12 and "workshop_book_minutes" not in numbers
+    rows = evaluation.check_goals({}, goals=evaluation.PROJECT_GOALS, project=numbers)
+    goals = {goal["metric"]: row for goal, row in zip(evaluation.PROJECT_GOALS, rows)}
+    assert goals["dice_gap_closed"]["passed"] is True  # 0.5 >= 0.5
+    assert goals["loop_ratio"]["passed"] is False  # 1.4 > 1.3
+    assert goals["limits_points"]["passed"] is True
+    assert goals["workshop_book_minutes"]["passed"] is None and "no workshop build" in goals["workshop_book_minutes"]["why"]

@@ -1,6 +1,7 @@
 """The limits study: its points stated in advance, oracle pairs equal to the truth, a point trained, scored and reused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,16 @@ def test_a_missed_goal_is_read_on_the_curves_with_a_known_slope():
     assert "4.0 more doublings: about 48,000 steps, 6.7 h at this machine's 0.50 s a step" in lines[0]
     assert "data_fraction trend (+0.000 dB per doubling) does not lead there" in lines[0]
     assert "2.0 more doublings: about 12,000 steps" in lines[1]
+
+
+def test_the_default_preset_is_the_recipe_the_committed_study_picked():
+    # the reference networks are trained with the default preset; the study's rule chose that recipe
+    from indi4d.training.recipes import PRESETS, preset_steps
+    from indi4d.core.model import PRESETS as NETWORKS
+    committed = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "limits.json"
+    study = json.loads(committed.read_text())
+    picked = study["reference_recipe"]["recipe"]
+    default = PRESETS["default"]
+    assert preset_steps("default") == picked["steps"]
+    assert NETWORKS[default["network"]] == NETWORKS[picked["network"]]
+    assert default["target"] in ("auto", picked["target"]) and picked["data_fraction"] == 1.0

@@ -63,7 +63,8 @@ from .run import Evaluation, evaluate_run, save_results
 from .scores import (REFERENCES, TRUTH_EXTRA_KEYS, no_reference, score, score_methods, scoring_conventions,
                      truth_extras, value)
 from .spectra import method_spectra, plot_power_spectra
-from .settings import GOALS, METHODS, PAPER_RESULTS, PRESETS
+from .project import project_numbers
+from .settings import GOALS, METHODS, PAPER_RESULTS, PRESETS, PROJECT_GOALS
 from .sweep import select_steps, step_sweep
 from .tables import budget_table, goals_table, hallucination_table, metrics_table, sweep_table, truth_table
 from .testset import load_split, load_test_set
@@ -74,7 +75,7 @@ from .validation import (restore_validation, validation_particles, validation_re
                          validation_table)
 
 __all__ = [
-    "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "Evaluation", "block_mean", "budget_table", "check_goals",
+    "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "PROJECT_GOALS", "project_numbers", "Evaluation", "block_mean", "budget_table", "check_goals",
     "comparison_panels", "evaluate_run", "findings", "goals_table", "hallucination_table", "indi_restore",
     "load_method", "load_test_set", "metrics_table", "no_reference", "pick_roi", "plot_comparison",
     "plot_hallucination", "plot_sweep", "plot_training_curves", "plot_uncertainty", "predict_methods",

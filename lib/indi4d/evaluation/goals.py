@@ -9,7 +9,8 @@ A goal is a dict (:data:`~indi4d.evaluation.settings.GOALS`):
   from the step sweep) with ``factor`` (target = factor x its value) or
   ``offset`` (target = its value + offset); or ``target``, a fixed number;
 * ``source``: "scores" (default), "uncertainty" (:func:`uncertainty`'s numbers)
-  or "budget" (a dict a caller passes, e.g. the book's timings);
+  "budget" (a dict a caller passes, e.g. the book's timings) or "project"
+  (numbers read from the project's other measurements, :mod:`~indi4d.evaluation.project`);
 * ``also``: more conditions of the same form (``method`` defaults to the
   goal's), all of which must hold too (e.g. "with overshoot <= HQ's + 0.03");
 * ``why_missing``: the reason given when the goal's method or number is absent.
@@ -71,7 +72,7 @@ def _check(cond, goal, scores, context):
     return {"metric": cond["metric"], "measured": measured, "target": target, "passed": bool(passed), "why": None}
 
 
-def check_goals(scores, goals=None, sweep=None, uncertainty=None, budget=None):
+def check_goals(scores, goals=None, sweep=None, uncertainty=None, budget=None, project=None):
     """The project's quality goals, measured.
 
     Parameters
@@ -87,6 +88,9 @@ def check_goals(scores, goals=None, sweep=None, uncertainty=None, budget=None):
     budget : dict, optional
         Numbers for the budget goals (``book_minutes``, ``max_training_minutes``):
         the hook through which the book's build reports them.
+    project : dict, optional
+        Numbers of the goals with ``source`` "project"
+        (:func:`~indi4d.evaluation.project.project_numbers`).
 
     Returns
     -------
@@ -99,7 +103,7 @@ def check_goals(scores, goals=None, sweep=None, uncertainty=None, budget=None):
 
     goals = GOALS if goals is None else goals
     scores = _with_sweep(scores, sweep)
-    context = {"uncertainty": uncertainty, "budget": budget}
+    context = {"uncertainty": uncertainty, "budget": budget, "project": project}
     out = []
     for g in goals:
         main = _check(g, g, scores, context)
