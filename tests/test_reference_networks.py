@@ -25,7 +25,7 @@ def test_a_card_holds_the_recipe_pairs_hash_and_loss_curve(tmp_path):
 
 @pytest.mark.slow
 def test_the_published_indi_network_retrains_to_its_card(tmp_path):
-    """The default data rebuilt from the simulator, 100 steps trained from the card: the stored losses to 1e-5."""
+    """The default data rebuilt from the simulator, its first epoch trained from the card: the stored losses to 1e-5."""
     folder = pretrained.fetch_model(pretrained.names_for("workshop")["indi"])
     card = reference.training_card(folder)
     pairs_dir = reference.simulated_pairs(tmp_path / "run", card["preset"], card["seed"])
