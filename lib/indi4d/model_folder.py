@@ -223,6 +223,21 @@ def read_summary(model_dir):
     return read_json(path, "the training summary") if path.exists() else None
 
 
+def run_seconds(summary, history=None):
+    """Seconds the whole run trained, over all its calls, from its records (None when unknown).
+
+    ``summary["seconds"]`` is the last call's time only: a run resumed from a
+    checkpoint spent more. ``run_seconds`` (recorded since it existed), else the
+    sum of ``history["seconds"]`` (each epoch's seconds), else the last call's.
+    """
+    summary = summary or {}
+    if summary.get("run_seconds") is not None:
+        return float(summary["run_seconds"])
+    if history and history.get("seconds"):
+        return float(sum(history["seconds"]))
+    return None if summary.get("seconds") is None else float(summary["seconds"])
+
+
 def write_summary(model_dir, summary):
     """Write ``summary.json`` (dict), atomically; a call that trained no step keeps the run's record.
 

@@ -96,7 +96,8 @@ def publish_run(run_dir, roles=None, archive_dir=PRETRAINED_DIR, registry=REGIST
         required = ("model.keras", "config.json") + (() if segmenter else ("normalisation.json",))  # U-Nets have none
         sha = pretrained.pack_model(run_dir / folder, Path(archive_dir) / name, required=required)
         published[role] = {"name": name, "sha256": sha, "steps": summaries[role].get("global_step"),
-                           "seconds": summaries[role].get("seconds")}
+                           "seconds": model_folder.run_seconds(summaries[role],
+                                                               model_folder.read_history(run_dir / folder))}
     replace_registry_lines(registry, {p["name"]: p["sha256"] for p in published.values()})
     return published
 

@@ -35,7 +35,9 @@ def training_card(model_dir):
         ``seed``, ``network``, ``training`` (the options ``config.json``
         recorded), ``pairs_sha256``, the :data:`SUMMARY_KEYS` of the run
         (``machine`` and ``commit`` are None when the run did not record them),
-        and ``loss`` / ``val_loss`` / ``steps`` / ``epoch_seconds`` per epoch.
+        ``loss`` / ``val_loss`` / ``steps`` / ``epoch_seconds`` per epoch, and
+        ``run_seconds`` (the whole run over all its calls,
+        :func:`indi4d.model_folder.run_seconds`; ``seconds`` is the last call's).
     """
     config = model_folder.read_config(model_dir)
     summary = model_folder.read_summary(model_dir) or {}
@@ -45,7 +47,7 @@ def training_card(model_dir):
             "training": config.get("training"), "pairs_sha256": config.get("pairs_sha256"),
             **{k: summary.get(k) for k in SUMMARY_KEYS},
             "loss": history.get("loss"), "val_loss": history.get("val_loss"), "steps": history.get("steps"),
-            "epoch_seconds": history.get("seconds")}
+            "epoch_seconds": history.get("seconds"), "run_seconds": model_folder.run_seconds(summary, history)}
 
 
 def check_pairs_match(card, pairs_dir):

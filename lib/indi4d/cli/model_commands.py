@@ -19,6 +19,7 @@ def train_times():
     times (``book/timings.json``).
     """
     from ..book.timings import duration
+    from ..model_folder import run_seconds
     from ..pretrained import REFERENCE, archived_json
     from ..training.recipes import preset_steps
 
@@ -26,11 +27,12 @@ def train_times():
         "tiny": "a toy network", "default": "the book's network",
         "paper": "the paper's network and crops, meant for a GPU"})
     record = archived_json(REFERENCE["indi"], "summary.json") or {}
+    seconds = run_seconds(record, archived_json(REFERENCE["indi"], "history.json"))  # all calls, resumes included
     quick = f"today's short run of the book's network, {preset_steps('quick')} steps"
-    if record.get("seconds") and record.get("global_step"):
-        per_step = record["seconds"] / record["global_step"]
+    if seconds and record.get("global_step"):
+        per_step = seconds / record["global_step"]
         times["default"] = (f"the reference recipe, {record['global_step']} steps: the reference network "
-                            f"({REFERENCE['indi']}) took {duration(record['seconds'])} on the machine that trained "
+                            f"({REFERENCE['indi']}) took {duration(seconds)} on the machine that trained "
                             f"it ({per_step:.2f} s a step)")
         quick += f": about {duration(per_step * preset_steps('quick'))} at that machine's speed"
     return {"tiny": times["tiny"], "quick": quick, **{k: v for k, v in times.items() if k != "tiny"}}

@@ -222,7 +222,8 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
         step bound: the schedule's length, or ``stop_at`` when smaller),
         ``stopped_by`` (:data:`STOP_RULES`), ``stopped`` (None when the run
         reached its steps, else ``stopped_by``), ``max_minutes``, ``loss`` /
-        ``val_loss`` (last epoch), ``seconds``, ``seconds_per_step``,
+        ``val_loss`` (last epoch), ``seconds`` and ``seconds_per_step`` (this
+        call), ``run_seconds`` (the run's epochs over all its calls),
         ``resumed_from`` (global step or None) and ``resumed_after_damaged``
         (names of damaged checkpoints skipped).
     """
@@ -288,6 +289,8 @@ def run_loop(method, train_batches, val_batches, model_dir, *, epochs, steps_per
         "val_loss": history["val_loss"][-1] if history["val_loss"] else None,
         "seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / steps_this_call, 4) if steps_this_call else None,
+        # the whole run's training time over all its calls (a resumed run's earlier epochs included)
+        "run_seconds": round(sum(history["seconds"]) + state["epoch_seconds"], 2),
         "resumed_from": resumed_from, "resumed_after_damaged": damaged,
         # where the seconds were measured and which code trained it: a published network's card shows both
         "machine": machine_record(), "commit": source_commit(PACKAGE_ROOT),

@@ -4,6 +4,8 @@ Every sentence is built from the model folder's records (the training summary,
 ``config.json``, the install record), so the chapter only displays them.
 """
 
+from ..model_folder import run_seconds
+
 
 def model_note(run):
     """The network the rest of the book uses, when it is a published one.
@@ -24,7 +26,7 @@ def model_note(run):
     summary = run["trained"]
     return (f"**The rest of the book uses the published reference network `{run['name']}`** "
             f"(SHA-256 `{run['sha256'][:16]}…`, checked against the data registry), trained once in "
-            f"{summary['global_step']} steps ({summary['seconds'] / 60:.0f} min on the machine that made it).")
+            f"{summary['global_step']} steps ({run_seconds(summary) / 60:.0f} min on the machine that made it).")
 
 
 def summary_list(summary):
@@ -52,8 +54,9 @@ def target_note(run, target, preset_target):
     summary = run["trained"]
     if summary.get("seconds_per_step"):
         where = "the machine that trained it" if run["how"] == "installed" else "this machine"
-        how = (f"{summary['global_step']} steps in {summary['seconds'] / 60:.1f} min "
-               f"({summary['seconds_per_step']:.2f} s a step on {where})")
+        seconds = run_seconds(summary)  # the whole run: a resumed run's earlier calls too
+        how = (f"{summary['global_step']} steps in {seconds / 60:.1f} min "
+               f"({seconds / summary['global_step']:.2f} s a step on {where})")
     else:  # the model folder already held this finished run: nothing was left to train
         how = f"{summary['global_step']} steps, all run before this execution of the chapter (reused)"
     return f"Training target: **{target}** (`{preset_target}` in the preset); {how}."
