@@ -234,7 +234,7 @@ def run_seconds(summary, history=None):
     if summary.get("run_seconds") is not None:
         return float(summary["run_seconds"])
     if history and history.get("seconds"):
-        return float(sum(history["seconds"]))
+        return round(float(sum(history["seconds"])), 2)
     return None if summary.get("seconds") is None else float(summary["seconds"])
 
 
