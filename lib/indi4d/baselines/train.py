@@ -27,7 +27,7 @@ PRESETS = {
     "tiny": {"cnn_loss": "mae", "l1_weight": 100.0, "disc_filters": 8, "disc_layers": 2, "disc_norm": "instance",
              "disc_lr_factor": 1.0, "beta_1": 0.5, "budget_factor": 1.0, "max_minutes": None},
     "default": {"cnn_loss": "mae", "l1_weight": 100.0, "disc_filters": 32, "disc_layers": 3, "disc_norm": "instance",
-                "disc_lr_factor": 1.0, "beta_1": 0.5, "budget_factor": 1.0, "max_minutes": 60.0},
+                "disc_lr_factor": 1.0, "beta_1": 0.5, "budget_factor": 1.0, "max_minutes": 180.0},
     "paper": {"cnn_loss": "mae", "l1_weight": 100.0, "disc_filters": 64, "disc_layers": 3, "disc_norm": "instance",
               "disc_lr_factor": 1.0, "beta_1": 0.5, "budget_factor": 1.0, "max_minutes": None},
 }
