@@ -79,6 +79,7 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
     from indi4d.book.timings import duration, read_timings
     from indi4d.cli.common import BOOK_DIR
 
+    from indi4d.model_folder import run_seconds
     from indi4d.pretrained import REFERENCE, archived_json
     from indi4d.training.recipes import preset_steps
 
@@ -94,12 +95,14 @@ def test_help_says_what_each_preset_costs_and_what_enhance_reads(capsys):
             assert f"took {duration(timings[preset][stem])} (2 CPU cores" in text, (name, preset, text)
         if name == "train":
             record = archived_json(REFERENCE["indi"], "summary.json")
+            # the whole run's time: a resumed run's earlier calls count too
+            seconds = run_seconds(record, archived_json(REFERENCE["indi"], "history.json"))
             assert (f"the reference recipe, {record['global_step']} steps: the reference network "
-                    f"({REFERENCE['indi']}) took {duration(record['seconds'])}") in text, text
+                    f"({REFERENCE['indi']}) took {duration(seconds)}") in text, text
             # quick: today's short run, its length read from the preset, its time from the same record's speed
             steps = preset_steps("quick")
             assert steps == 1500 and f"quick: today's short run of the book's network, {steps} steps: about " \
-                f"{duration(record['seconds'] / record['global_step'] * steps)}" in text, text
+                f"{duration(seconds / record['global_step'] * steps)}" in text, text
         if name == "simulate":  # the workshop's smaller sample is a simulation preset too
             assert "workshop: a smaller sample" in text and "{tiny,workshop,default,paper}" in text, text
         assert "not timed by the book" in text  # paper

@@ -90,7 +90,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(pairs, whole, 
     assert rest["run_seconds"] == pytest.approx(sum(split_history["seconds"]), abs=0.02)
     assert model_folder.run_seconds(rest) == rest["run_seconds"]
     older = {k: v for k, v in rest.items() if k != "run_seconds"}  # a record written before run_seconds existed
-    assert model_folder.run_seconds(older, split_history) == pytest.approx(sum(split_history["seconds"]))
+    assert model_folder.run_seconds(older, split_history) == pytest.approx(sum(split_history["seconds"]), abs=0.01)
     h1, h2 = _history(whole_dir), _history(tmp_path / "split")
     np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-4)
     np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-4)
