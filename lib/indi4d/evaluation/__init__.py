@@ -75,7 +75,8 @@ from .validation import (restore_validation, validation_particles, validation_re
                          validation_table)
 
 __all__ = [
-    "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "PROJECT_GOALS", "project_numbers", "Evaluation", "block_mean", "budget_table", "check_goals",
+    "GOALS", "METHODS", "PAPER_RESULTS", "PRESETS", "PROJECT_GOALS", "project_numbers",
+    "Evaluation", "block_mean", "budget_table", "check_goals",
     "comparison_panels", "evaluate_run", "findings", "goals_table", "hallucination_table", "indi_restore",
     "load_method", "load_test_set", "metrics_table", "no_reference", "pick_roi", "plot_comparison",
     "plot_hallucination", "plot_sweep", "plot_training_curves", "plot_uncertainty", "predict_methods",
